@@ -1,0 +1,191 @@
+//! Start-up configuration, read once from the environment into a typed struct. A missing or
+//! invalid variable is an error that names it.
+
+use crate::keys::KeySettings;
+
+pub const KEYS_TABLE_VAR: &str = "TRCKER_KEYS_TABLE";
+pub const PEPPER_SECRET_VAR: &str = "TRCKER_PEPPER_SECRET_ID";
+pub const INSECURE_DEV_PEPPER_VAR: &str = "TRCKER_INSECURE_DEV_PEPPER";
+pub const CACHE_TTL_VAR: &str = "TRCKER_KEY_CACHE_TTL_MS";
+pub const CACHE_CAPACITY_VAR: &str = "TRCKER_KEY_CACHE_CAPACITY";
+pub const LAST_USED_INTERVAL_VAR: &str = "TRCKER_LAST_USED_INTERVAL_MS";
+pub const STORE_TIMEOUT_VAR: &str = "TRCKER_STORE_TIMEOUT_MS";
+
+/// Every variable the shared crate reads, for the infrastructure contract test.
+pub const ALL_VARS: [&str; 7] = [
+    KEYS_TABLE_VAR,
+    PEPPER_SECRET_VAR,
+    INSECURE_DEV_PEPPER_VAR,
+    CACHE_TTL_VAR,
+    CACHE_CAPACITY_VAR,
+    LAST_USED_INTERVAL_VAR,
+    STORE_TIMEOUT_VAR,
+];
+
+/// Revocation must stay quick: a cache TTL above this is refused.
+pub const MAX_CACHE_TTL_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Where the HMAC pepper comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PepperSource {
+    SecretsManager { secret_id: String },
+    /// Local and test runs only; announced loudly at start.
+    InsecureDev,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    pub keys_table: String,
+    pub pepper: PepperSource,
+    pub key_settings: KeySettings,
+    /// Upper bound on one store operation, retries included.
+    pub store_timeout_ms: u64,
+}
+
+impl EdgeConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let keys_table = non_empty(KEYS_TABLE_VAR).ok_or(ConfigError::Missing(KEYS_TABLE_VAR))?;
+        let pepper = match (
+            non_empty(PEPPER_SECRET_VAR),
+            non_empty(INSECURE_DEV_PEPPER_VAR),
+        ) {
+            (Some(secret_id), _) => PepperSource::SecretsManager { secret_id },
+            (None, Some(flag)) if flag == "1" || flag == "true" => PepperSource::InsecureDev,
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: INSECURE_DEV_PEPPER_VAR,
+                    reason: "set it to 1 (local runs only) or unset it".into(),
+                });
+            }
+            (None, None) => return Err(ConfigError::Missing(PEPPER_SECRET_VAR)),
+        };
+        let defaults = KeySettings::default();
+        let cache_ttl_ms = parse_in_range(
+            &non_empty,
+            CACHE_TTL_VAR,
+            defaults.cache_ttl_ms,
+            0..=MAX_CACHE_TTL_MS,
+        )?;
+        let cache_capacity = parse_in_range(
+            &non_empty,
+            CACHE_CAPACITY_VAR,
+            defaults.cache_capacity as i64,
+            0..=1_000_000,
+        )? as usize;
+        let last_used_interval_ms = parse_in_range(
+            &non_empty,
+            LAST_USED_INTERVAL_VAR,
+            defaults.last_used_interval_ms,
+            1_000..=86_400_000,
+        )?;
+        let store_timeout_ms =
+            parse_in_range(&non_empty, STORE_TIMEOUT_VAR, 2_000, 100..=25_000)? as u64;
+        Ok(Self {
+            keys_table,
+            pepper,
+            key_settings: KeySettings {
+                cache_ttl_ms,
+                cache_capacity,
+                last_used_interval_ms,
+            },
+            store_timeout_ms,
+        })
+    }
+}
+
+fn parse_in_range(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ConfigError> {
+    let Some(raw) = lookup(name) else {
+        return Ok(default);
+    };
+    let value: i64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        name,
+        reason: format!("{raw:?} is not an integer"),
+    })?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!(
+                "{value} is outside {}..={}",
+                range.start(),
+                range.end()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<EdgeConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        EdgeConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_vars_are_set() {
+        let parsed = config(&[
+            (KEYS_TABLE_VAR, "trcker-keys"),
+            (PEPPER_SECRET_VAR, "arn:aws:secretsmanager:eu-west-1:1:secret:pepper"),
+        ])
+        .unwrap();
+        assert_eq!(parsed.key_settings, KeySettings::default());
+        assert_eq!(parsed.store_timeout_ms, 2_000);
+        assert!(matches!(parsed.pepper, PepperSource::SecretsManager { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        assert_eq!(config(&[]), Err(ConfigError::Missing(KEYS_TABLE_VAR)));
+        assert_eq!(
+            config(&[(KEYS_TABLE_VAR, "t")]),
+            Err(ConfigError::Missing(PEPPER_SECRET_VAR))
+        );
+        let invalid = config(&[
+            (KEYS_TABLE_VAR, "t"),
+            (INSECURE_DEV_PEPPER_VAR, "1"),
+            (CACHE_TTL_VAR, "soon"),
+        ])
+        .unwrap_err();
+        assert!(invalid.to_string().contains(CACHE_TTL_VAR));
+        let too_long = config(&[
+            (KEYS_TABLE_VAR, "t"),
+            (INSECURE_DEV_PEPPER_VAR, "1"),
+            (CACHE_TTL_VAR, "3600000"),
+        ])
+        .unwrap_err();
+        assert!(too_long.to_string().contains("outside"));
+    }
+
+    #[test]
+    fn dev_pepper_needs_an_explicit_flag() {
+        let parsed = config(&[(KEYS_TABLE_VAR, "t"), (INSECURE_DEV_PEPPER_VAR, "1")]).unwrap();
+        assert_eq!(parsed.pepper, PepperSource::InsecureDev);
+        assert!(config(&[(KEYS_TABLE_VAR, "t"), (INSECURE_DEV_PEPPER_VAR, "yes")]).is_err());
+    }
+}

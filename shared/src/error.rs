@@ -1,0 +1,119 @@
+//! The stable error codes every function returns, with their HTTP status, in one place. Clients
+//! match on `code`; `message` is for people.
+
+use serde::Serialize;
+
+/// A stable, machine-readable error code. Renaming one is a breaking change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    UnknownAction,
+    InvalidCursor,
+    /// No usable credentials: missing, malformed, unknown or revoked key.
+    Unauthorized,
+    ConflictingCredentials,
+    NotFound,
+    BrandNotFound,
+    AlreadyExists,
+    KeyLimitReached,
+    StoreUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::UnknownAction => "unknown_action",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::Unauthorized => "unauthorized",
+            Self::ConflictingCredentials => "conflicting_credentials",
+            Self::NotFound => "not_found",
+            Self::BrandNotFound => "brand_not_found",
+            Self::AlreadyExists => "already_exists",
+            Self::KeyLimitReached => "key_limit_reached",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the code travels with on HTTP surfaces.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidRequest | Self::UnknownAction | Self::InvalidCursor => 400,
+            Self::Unauthorized | Self::ConflictingCredentials => 401,
+            Self::NotFound | Self::BrandNotFound => 404,
+            Self::AlreadyExists | Self::KeyLimitReached => 409,
+            Self::StoreUnavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+}
+
+/// `{"error":{"code":…,"message":…}}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": { "code": self.error.code.as_str(), "message": self.error.message }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_and_as_str_agree() {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::UnknownAction,
+            ErrorCode::InvalidCursor,
+            ErrorCode::Unauthorized,
+            ErrorCode::ConflictingCredentials,
+            ErrorCode::NotFound,
+            ErrorCode::BrandNotFound,
+            ErrorCode::AlreadyExists,
+            ErrorCode::KeyLimitReached,
+            ErrorCode::StoreUnavailable,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::from(code.as_str())
+            );
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+
+    #[test]
+    fn body_shape() {
+        let body = ErrorBody::new(ErrorCode::NotFound, "no such key");
+        assert_eq!(
+            body.to_json(),
+            serde_json::json!({"error":{"code":"not_found","message":"no such key"}})
+        );
+        assert_eq!(serde_json::to_value(&body).unwrap(), body.to_json());
+    }
+}

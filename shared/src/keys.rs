@@ -1,0 +1,461 @@
+//! The key lifecycle every function shares: generate (shown once), list (metadata only), revoke
+//! (idempotent), and verify (offline checks, cached verdicts, one consistent read on a miss).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::cache::{CachedVerdict, VerifyCache};
+use crate::clock::{Clock, UnixMillis, format_rfc3339};
+use crate::cursor::{CursorCodec, InvalidCursor};
+use crate::error::{ErrorBody, ErrorCode};
+use crate::hashing::{Fingerprint, KeyHasher};
+use crate::ids::{BrandId, KeyId};
+use crate::store::{
+    BrandRecord, KeyRecord, KeyStore, MAX_LIVE_KEYS_PER_BRAND, RevokeOutcome, StoreError,
+};
+use crate::token::{PlaintextKey, RandomSourceError, TokenError, generate_key, parse_key};
+
+pub const DEFAULT_PAGE_LIMIT: u32 = 25;
+pub const MAX_PAGE_LIMIT: u32 = 100;
+
+/// Tunables, with the defaults documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySettings {
+    /// How long a verdict is trusted without re-reading the store: the revocation bound.
+    pub cache_ttl_ms: i64,
+    pub cache_capacity: usize,
+    /// `last_used_at` is written at most this often per key per container.
+    pub last_used_interval_ms: i64,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            cache_ttl_ms: 5_000,
+            cache_capacity: 10_000,
+            last_used_interval_ms: 60_000,
+        }
+    }
+}
+
+/// Who a verified request acts for. Always exactly one brand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub brand_id: BrandId,
+    pub key_id: KeyId,
+    pub fingerprint: Fingerprint,
+}
+
+/// Why a presented token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("malformed API key: {0}")]
+    Malformed(TokenError),
+    #[error("unknown API key")]
+    UnknownKey { fingerprint: Fingerprint },
+    /// Still attributable to its brand, so the attempt can be audited there.
+    #[error("revoked API key")]
+    Revoked(Principal),
+    #[error("key verification is temporarily unavailable")]
+    StoreUnavailable(StoreError),
+}
+
+impl Rejection {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::StoreUnavailable(_) => ErrorCode::StoreUnavailable,
+            _ => ErrorCode::Unauthorized,
+        }
+    }
+
+    /// The caller-facing message; never echoes the token.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Malformed(reason) => format!("the API key is malformed: {reason}"),
+            Self::UnknownKey { .. } => "the API key is not valid".into(),
+            Self::Revoked(_) => "the API key has been revoked".into(),
+            Self::StoreUnavailable(_) => {
+                "key verification is temporarily unavailable; retry shortly".into()
+            }
+        }
+    }
+}
+
+/// The one response that carries a plaintext key. `Debug` redacts it.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    pub key: PlaintextKey,
+    pub key_id: KeyId,
+    pub fingerprint: Fingerprint,
+    pub created_at: UnixMillis,
+}
+
+impl GeneratedKey {
+    pub fn to_response_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "key": self.key.expose_secret(),
+            "key_id": self.key_id,
+            "fingerprint": self.fingerprint,
+            "created_at": format_rfc3339(self.created_at),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+}
+
+/// Key metadata as operators see it. There is no hash and no plaintext in here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeySummary {
+    pub key_id: KeyId,
+    pub fingerprint: Fingerprint,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub status: KeyStatus,
+}
+
+impl From<&KeyRecord> for KeySummary {
+    fn from(record: &KeyRecord) -> Self {
+        Self {
+            key_id: record.key_id.clone(),
+            fingerprint: record.fingerprint.clone(),
+            label: record.label.clone(),
+            created_at: format_rfc3339(record.created_at),
+            last_used_at: record.last_used_at.map(format_rfc3339),
+            revoked_at: record.revoked_at.map(format_rfc3339),
+            status: if record.is_revoked() {
+                KeyStatus::Revoked
+            } else {
+                KeyStatus::Active
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyListing {
+    pub keys: Vec<KeySummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// Failures of the management operations, each with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("brand `{0}` does not exist")]
+    BrandNotFound(BrandId),
+    #[error("brand `{0}` already exists")]
+    BrandExists(BrandId),
+    #[error("no key `{key_id}` in brand `{brand_id}`")]
+    KeyNotFound { brand_id: BrandId, key_id: KeyId },
+    #[error(
+        "brand `{0}` already has {MAX_LIVE_KEYS_PER_BRAND} live keys (the current one and its replacement): revoke one first"
+    )]
+    KeyLimitReached(BrandId),
+    #[error(transparent)]
+    InvalidCursor(#[from] InvalidCursor),
+    #[error("the key store is temporarily unavailable; retry shortly")]
+    StoreUnavailable(StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl KeyError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::BrandNotFound(_) => ErrorCode::BrandNotFound,
+            Self::BrandExists(_) => ErrorCode::AlreadyExists,
+            Self::KeyNotFound { .. } => ErrorCode::NotFound,
+            Self::KeyLimitReached(_) => ErrorCode::KeyLimitReached,
+            Self::InvalidCursor(_) => ErrorCode::InvalidCursor,
+            Self::StoreUnavailable(_) => ErrorCode::StoreUnavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn to_body(&self) -> ErrorBody {
+        ErrorBody::new(self.code(), self.to_string())
+    }
+}
+
+impl From<StoreError> for KeyError {
+    fn from(error: StoreError) -> Self {
+        if error.is_transient() {
+            Self::StoreUnavailable(error)
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
+}
+
+impl From<RandomSourceError> for KeyError {
+    fn from(error: RandomSourceError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+pub struct KeyService {
+    store: Arc<dyn KeyStore>,
+    hasher: KeyHasher,
+    cursors: CursorCodec,
+    cache: VerifyCache,
+    clock: Arc<dyn Clock>,
+    settings: KeySettings,
+    last_use_written: Mutex<HashMap<KeyId, UnixMillis>>,
+}
+
+impl std::fmt::Debug for KeyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyService {
+    pub fn new(
+        store: Arc<dyn KeyStore>,
+        hasher: KeyHasher,
+        clock: Arc<dyn Clock>,
+        settings: KeySettings,
+    ) -> Self {
+        Self {
+            store,
+            cursors: CursorCodec::new(&hasher),
+            hasher,
+            cache: VerifyCache::new(settings.cache_ttl_ms, settings.cache_capacity),
+            clock,
+            settings,
+            last_use_written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> KeySettings {
+        self.settings
+    }
+
+    pub fn cursors(&self) -> &CursorCodec {
+        &self.cursors
+    }
+
+    pub fn now_ms(&self) -> UnixMillis {
+        self.clock.now_ms()
+    }
+
+    /// Registers a brand so keys can be generated for it.
+    pub async fn create_brand(&self, brand_id: &BrandId, name: &str) -> Result<(), KeyError> {
+        let record = BrandRecord {
+            brand_id: brand_id.clone(),
+            name: name.to_owned(),
+            created_at: self.clock.now_ms(),
+            live_keys: 0,
+        };
+        match self.store.create_brand(&record).await {
+            Ok(()) => {
+                tracing::info!(brand_id = %brand_id, "brand registered");
+                Ok(())
+            }
+            Err(StoreError::AlreadyExists) => Err(KeyError::BrandExists(brand_id.clone())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Makes a new key for the brand. The plaintext is in the result and nowhere else.
+    pub async fn generate(
+        &self,
+        brand_id: &BrandId,
+        label: Option<String>,
+    ) -> Result<GeneratedKey, KeyError> {
+        let key = generate_key()?;
+        let key_hash = self.hasher.hash(key.expose_secret());
+        let created_at = self.clock.now_ms();
+        let record = KeyRecord {
+            brand_id: brand_id.clone(),
+            key_id: KeyId::new(created_at)?,
+            fingerprint: key_hash.fingerprint(),
+            key_hash,
+            label,
+            created_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        match self
+            .store
+            .insert_key(&record, MAX_LIVE_KEYS_PER_BRAND)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(KeyError::BrandNotFound(brand_id.clone())),
+            Err(StoreError::LimitReached) => {
+                return Err(KeyError::KeyLimitReached(brand_id.clone()));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        tracing::info!(
+            brand_id = %brand_id,
+            key_id = %record.key_id,
+            fingerprint = %record.fingerprint,
+            "API key generated"
+        );
+        Ok(GeneratedKey {
+            key,
+            key_id: record.key_id,
+            fingerprint: record.fingerprint,
+            created_at,
+        })
+    }
+
+    /// The brand's keys, oldest first, metadata only.
+    pub async fn list(
+        &self,
+        brand_id: &BrandId,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<KeyListing, KeyError> {
+        let limit = page_limit(limit)?;
+        let after = cursor
+            .map(|cursor| self.cursors.decode(brand_id, cursor))
+            .transpose()?;
+        if self.store.get_brand(brand_id).await?.is_none() {
+            return Err(KeyError::BrandNotFound(brand_id.clone()));
+        }
+        let page = self
+            .store
+            .list_keys(brand_id, limit, after.as_deref())
+            .await?;
+        Ok(KeyListing {
+            keys: page.items.iter().map(KeySummary::from).collect(),
+            next_cursor: page
+                .next_position
+                .map(|position| self.cursors.encode(brand_id, &position)),
+        })
+    }
+
+    /// Revokes a key of this brand. Revoking twice returns the same revoked key.
+    pub async fn revoke(&self, brand_id: &BrandId, key_id: &KeyId) -> Result<KeySummary, KeyError> {
+        let outcome = match self
+            .store
+            .revoke_key(brand_id, key_id, self.clock.now_ms())
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(StoreError::NotFound) => {
+                return Err(KeyError::KeyNotFound {
+                    brand_id: brand_id.clone(),
+                    key_id: key_id.clone(),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let record = match outcome {
+            RevokeOutcome::Revoked(record) => {
+                tracing::info!(
+                    brand_id = %brand_id,
+                    key_id = %key_id,
+                    fingerprint = %record.fingerprint,
+                    "API key revoked"
+                );
+                record
+            }
+            RevokeOutcome::AlreadyRevoked(record) => record,
+        };
+        // This container stops accepting it at once; others within the cache TTL.
+        self.cache.remove(&record.key_hash);
+        Ok(KeySummary::from(&record))
+    }
+
+    /// Authenticates a presented token. Malformed tokens never reach the store; a cache miss costs
+    /// exactly one strongly consistent read.
+    pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
+        let key = parse_key(token).map_err(Rejection::Malformed)?;
+        let key_hash = self.hasher.hash(key.expose_secret());
+        let now = self.clock.now_ms();
+        let verdict = match self.cache.get(&key_hash, now) {
+            Some(verdict) => verdict,
+            None => {
+                let verdict = match self.store.find_key_by_hash(&key_hash).await {
+                    Ok(Some(lookup)) => CachedVerdict::Known(lookup),
+                    Ok(None) => CachedVerdict::Unknown,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "key lookup failed");
+                        return Err(Rejection::StoreUnavailable(error));
+                    }
+                };
+                self.cache.insert(key_hash, verdict.clone(), now);
+                verdict
+            }
+        };
+        let lookup = match verdict {
+            CachedVerdict::Unknown => {
+                return Err(Rejection::UnknownKey {
+                    fingerprint: key_hash.fingerprint(),
+                });
+            }
+            CachedVerdict::Known(lookup) => lookup,
+        };
+        let principal = Principal {
+            brand_id: lookup.brand_id,
+            key_id: lookup.key_id,
+            fingerprint: lookup.fingerprint,
+        };
+        if lookup.revoked_at.is_some() {
+            return Err(Rejection::Revoked(principal));
+        }
+        self.note_use(&principal, now).await;
+        Ok(principal)
+    }
+
+    /// Writes `last_used_at` at most once per interval per key in this container. Its failure is
+    /// logged and never fails the request it rides on.
+    async fn note_use(&self, principal: &Principal, now: UnixMillis) {
+        {
+            let mut written = self
+                .last_use_written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let due = written
+                .get(&principal.key_id)
+                .is_none_or(|&at| now.saturating_sub(at) >= self.settings.last_used_interval_ms);
+            if !due {
+                return;
+            }
+            if written.len() >= self.settings.cache_capacity.max(1) {
+                written.clear();
+            }
+            // Claim the slot before writing so concurrent requests do not all write.
+            written.insert(principal.key_id.clone(), now);
+        }
+        if let Err(error) = self
+            .store
+            .record_key_use(&principal.brand_id, &principal.key_id, now)
+            .await
+        {
+            tracing::warn!(
+                brand_id = %principal.brand_id,
+                key_id = %principal.key_id,
+                error = %error,
+                "could not record last_used_at; the request goes on"
+            );
+        }
+    }
+}
+
+fn page_limit(requested: Option<u32>) -> Result<u32, KeyError> {
+    match requested {
+        None => Ok(DEFAULT_PAGE_LIMIT),
+        Some(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => Ok(limit),
+        Some(_) => Err(KeyError::InvalidRequest(format!(
+            "limit must be between 1 and {MAX_PAGE_LIMIT}"
+        ))),
+    }
+}

@@ -1,0 +1,16 @@
+//! The crate every Trcker edge function shares: the brand API key format, its one-way hashing,
+//! verification against DynamoDB with a short per-container cache, and the key lifecycle.
+
+pub mod bootstrap;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod credentials;
+pub mod cursor;
+pub mod error;
+pub mod hashing;
+pub mod ids;
+pub mod keys;
+pub mod store;
+pub mod telemetry;
+pub mod token;

@@ -1,0 +1,181 @@
+//! In-memory [`KeyStore`] for unit tests and the zero-setup local mode. One mutex makes every
+//! operation atomic, which is exactly the guarantee the DynamoDB transactions give.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{BrandRecord, KeyLookup, KeyRecord, KeyStore, Page, RevokeOutcome, StoreError};
+use crate::clock::UnixMillis;
+use crate::hashing::KeyHash;
+use crate::ids::{BrandId, KeyId};
+
+#[derive(Debug, Default)]
+struct State {
+    brands: HashMap<BrandId, BrandRecord>,
+    keys: BTreeMap<(BrandId, KeyId), KeyRecord>,
+    key_by_hash: HashMap<KeyHash, (BrandId, KeyId)>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave half an operation behind (every operation
+        // checks before it mutates), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn create_brand(&self, brand: &BrandRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.brands.contains_key(&brand.brand_id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.brands.insert(brand.brand_id.clone(), brand.clone());
+        Ok(())
+    }
+
+    async fn get_brand(&self, brand_id: &BrandId) -> Result<Option<BrandRecord>, StoreError> {
+        Ok(self.lock().brands.get(brand_id).cloned())
+    }
+
+    async fn insert_key(&self, record: &KeyRecord, max_live_keys: u32) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let id = (record.brand_id.clone(), record.key_id.clone());
+        if state.keys.contains_key(&id) || state.key_by_hash.contains_key(&record.key_hash) {
+            return Err(StoreError::AlreadyExists);
+        }
+        let brand = state
+            .brands
+            .get_mut(&record.brand_id)
+            .ok_or(StoreError::NotFound)?;
+        if brand.live_keys >= max_live_keys {
+            return Err(StoreError::LimitReached);
+        }
+        brand.live_keys += 1;
+        state.key_by_hash.insert(record.key_hash, id.clone());
+        state.keys.insert(id, record.clone());
+        Ok(())
+    }
+
+    async fn find_key_by_hash(&self, key_hash: &KeyHash) -> Result<Option<KeyLookup>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .key_by_hash
+            .get(key_hash)
+            .and_then(|id| state.keys.get(id))
+            .map(|record| KeyLookup {
+                brand_id: record.brand_id.clone(),
+                key_id: record.key_id.clone(),
+                fingerprint: record.fingerprint.clone(),
+                revoked_at: record.revoked_at,
+            }))
+    }
+
+    async fn get_key(
+        &self,
+        brand_id: &BrandId,
+        key_id: &KeyId,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .keys
+            .get(&(brand_id.clone(), key_id.clone()))
+            .cloned())
+    }
+
+    async fn list_keys(
+        &self,
+        brand_id: &BrandId,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let state = self.lock();
+        let start = match after_position {
+            Some(position) => {
+                let after = KeyId::parse(position)
+                    .map_err(|_| StoreError::Corrupt("list position is not a key id".into()))?;
+                Bound::Excluded((brand_id.clone(), after))
+            }
+            None => Bound::Unbounded,
+        };
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut matching = state
+            .keys
+            .range((start, Bound::Unbounded))
+            .skip_while(|((brand, _), _)| brand < brand_id)
+            .take_while(|((brand, _), _)| brand == brand_id)
+            .map(|(_, record)| record.clone());
+        let items: Vec<KeyRecord> = matching.by_ref().take(limit).collect();
+        let next_position = match matching.next() {
+            Some(_) => items.last().map(|last| last.key_id.to_string()),
+            None => None,
+        };
+        Ok(Page {
+            items,
+            next_position,
+        })
+    }
+
+    async fn revoke_key(
+        &self,
+        brand_id: &BrandId,
+        key_id: &KeyId,
+        revoked_at: UnixMillis,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let mut state = self.lock();
+        let id = (brand_id.clone(), key_id.clone());
+        let record = state.keys.get(&id).ok_or(StoreError::NotFound)?.clone();
+        if record.is_revoked() {
+            return Ok(RevokeOutcome::AlreadyRevoked(record));
+        }
+        let brand = state.brands.get_mut(brand_id).ok_or_else(|| {
+            StoreError::Corrupt(format!("key {key_id} has no brand record {brand_id}"))
+        })?;
+        brand.live_keys = brand.live_keys.saturating_sub(1);
+        let revoked = KeyRecord {
+            revoked_at: Some(revoked_at),
+            ..record
+        };
+        state.keys.insert(id, revoked.clone());
+        Ok(RevokeOutcome::Revoked(revoked))
+    }
+
+    async fn record_key_use(
+        &self,
+        brand_id: &BrandId,
+        key_id: &KeyId,
+        used_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let record = state
+            .keys
+            .get_mut(&(brand_id.clone(), key_id.clone()))
+            .ok_or(StoreError::NotFound)?;
+        record.last_used_at = Some(used_at);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_store_passes_the_conformance_suite() {
+        conformance::run_all(std::sync::Arc::new(MemoryStore::new())).await;
+    }
+}
