@@ -24,16 +24,18 @@ pub enum StartupError {
 /// Loads the AWS configuration from the standard environment (region, credentials,
 /// `AWS_ENDPOINT_URL`), with timeouts so a dead store fails fast instead of hanging.
 pub async fn load_aws_config(store_timeout_ms: u64) -> aws_config::SdkConfig {
+    aws_config_loader(store_timeout_ms).load().await
+}
+
+/// The loader behind [`load_aws_config`], for callers that override region or endpoint.
+pub fn aws_config_loader(store_timeout_ms: u64) -> aws_config::ConfigLoader {
     let operation = Duration::from_millis(store_timeout_ms);
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(store_timeout_ms.min(1_000)))
         .operation_attempt_timeout(operation / 2)
         .operation_timeout(operation)
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts)
 }
 
 /// Obtains the pepper as configured; the insecure dev pepper is announced on stderr and in logs.

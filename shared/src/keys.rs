@@ -459,3 +459,285 @@ fn page_limit(requested: Option<u32>) -> Result<u32, KeyError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::hashing::Pepper;
+    use crate::store::counting::{CountingStore, StoreOperation};
+    use crate::store::faulty::FaultyStore;
+    use crate::store::memory::MemoryStore;
+
+    const START: UnixMillis = 1_795_000_000_000;
+
+    struct Harness {
+        store: Arc<CountingStore<FaultyStore<MemoryStore>>>,
+        clock: Arc<ManualClock>,
+        service: KeyService,
+    }
+
+    fn harness() -> Harness {
+        let store = Arc::new(CountingStore::new(FaultyStore::new(MemoryStore::new())));
+        let clock = Arc::new(ManualClock::starting_at(START));
+        let service = KeyService::new(
+            store.clone(),
+            KeyHasher::new(&Pepper::insecure_dev()),
+            clock.clone(),
+            KeySettings::default(),
+        );
+        Harness {
+            store,
+            clock,
+            service,
+        }
+    }
+
+    fn brand(id: &str) -> BrandId {
+        BrandId::parse(id).unwrap()
+    }
+
+    async fn brand_with_key(h: &Harness, id: &str) -> (BrandId, GeneratedKey) {
+        let brand_id = brand(id);
+        h.service.create_brand(&brand_id, "Acme").await.unwrap();
+        let key = h.service.generate(&brand_id, Some("ci".into())).await.unwrap();
+        (brand_id, key)
+    }
+
+    #[tokio::test]
+    async fn generated_key_verifies_as_its_brand() {
+        let h = harness();
+        let (brand_id, generated) = brand_with_key(&h, "acme").await;
+        let principal = h.service.verify(generated.key.expose_secret()).await.unwrap();
+        assert_eq!(principal.brand_id, brand_id);
+        assert_eq!(principal.key_id, generated.key_id);
+        assert_eq!(principal.fingerprint, generated.fingerprint);
+        let json = generated.to_response_json();
+        assert_eq!(json["key"], generated.key.expose_secret());
+        assert_eq!(json["created_at"], format_rfc3339(START));
+    }
+
+    #[tokio::test]
+    async fn a_miss_costs_one_read_and_a_hit_costs_none() {
+        let h = harness();
+        let (_, generated) = brand_with_key(&h, "acme").await;
+        h.store.reset();
+
+        h.service.verify(generated.key.expose_secret()).await.unwrap();
+        assert_eq!(h.store.calls(StoreOperation::FindKeyByHash), 1);
+        assert_eq!(h.store.calls(StoreOperation::RecordKeyUse), 1, "first use is recorded");
+        assert_eq!(h.store.total_calls(), 2);
+
+        h.store.reset();
+        for _ in 0..10 {
+            h.service.verify(generated.key.expose_secret()).await.unwrap();
+        }
+        assert_eq!(h.store.total_calls(), 0, "cache hits touch no store");
+    }
+
+    #[tokio::test]
+    async fn malformed_tokens_never_reach_the_store() {
+        let h = harness();
+        brand_with_key(&h, "acme").await;
+        h.store.reset();
+        let long = "a".repeat(10 * 1024);
+        for bad in ["", "tk_short", long.as_str(), "tk_ééééééééééééééééééééé", "Bearer tk_"] {
+            let rejection = h.service.verify(bad).await.unwrap_err();
+            assert!(matches!(rejection, Rejection::Malformed(_)), "{bad:?}: {rejection:?}");
+            assert_eq!(rejection.code(), ErrorCode::Unauthorized);
+        }
+        let valid = generate_key().unwrap();
+        let mut typo = valid.expose_secret().to_owned();
+        typo.replace_range(10..11, if &typo[10..11] == "a" { "b" } else { "a" });
+        assert_eq!(
+            h.service.verify(&typo).await.unwrap_err(),
+            Rejection::Malformed(TokenError::ChecksumMismatch)
+        );
+        assert_eq!(h.store.total_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_keys_are_cached_negatively() {
+        let h = harness();
+        let stranger = generate_key().unwrap();
+        for _ in 0..3 {
+            let rejection = h.service.verify(stranger.expose_secret()).await.unwrap_err();
+            assert!(matches!(rejection, Rejection::UnknownKey { .. }));
+        }
+        assert_eq!(h.store.calls(StoreOperation::FindKeyByHash), 1);
+        h.clock.advance_ms(5_000);
+        h.service.verify(stranger.expose_secret()).await.unwrap_err();
+        assert_eq!(h.store.calls(StoreOperation::FindKeyByHash), 2);
+    }
+
+    #[tokio::test]
+    async fn revocation_elsewhere_takes_effect_within_the_cache_ttl() {
+        let h = harness();
+        let (brand_id, generated) = brand_with_key(&h, "acme").await;
+        let token = generated.key.expose_secret();
+        h.service.verify(token).await.unwrap();
+
+        // Another container revokes: it shares the store, not this container's cache.
+        let operator = KeyService::new(
+            h.store.clone(),
+            KeyHasher::new(&Pepper::insecure_dev()),
+            h.clock.clone(),
+            KeySettings::default(),
+        );
+        operator.revoke(&brand_id, &generated.key_id).await.unwrap();
+
+        h.clock.advance_ms(4_999);
+        assert!(h.service.verify(token).await.is_ok(), "still cached");
+        h.clock.advance_ms(1);
+        let rejection = h.service.verify(token).await.unwrap_err();
+        let Rejection::Revoked(principal) = rejection else {
+            panic!("expected a revoked rejection, got {rejection:?}");
+        };
+        assert_eq!(principal.brand_id, brand_id, "attributable to its brand");
+        assert_eq!(principal.key_id, generated.key_id);
+    }
+
+    #[tokio::test]
+    async fn revocation_in_this_container_is_immediate() {
+        let h = harness();
+        let (brand_id, generated) = brand_with_key(&h, "acme").await;
+        h.service.verify(generated.key.expose_secret()).await.unwrap();
+        h.service.revoke(&brand_id, &generated.key_id).await.unwrap();
+        assert!(matches!(
+            h.service.verify(generated.key.expose_secret()).await,
+            Err(Rejection::Revoked(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn last_used_is_written_at_most_once_a_minute() {
+        let h = harness();
+        let (brand_id, generated) = brand_with_key(&h, "acme").await;
+        let token = generated.key.expose_secret();
+        h.store.reset();
+        for _ in 0..5 {
+            h.service.verify(token).await.unwrap();
+            h.clock.advance_ms(10_000);
+        }
+        assert_eq!(h.store.calls(StoreOperation::RecordKeyUse), 1);
+        h.clock.advance_ms(20_000);
+        h.service.verify(token).await.unwrap();
+        assert_eq!(h.store.calls(StoreOperation::RecordKeyUse), 2);
+        let listing = h.service.list(&brand_id, None, None).await.unwrap();
+        assert_eq!(
+            listing.keys[0].last_used_at.as_deref(),
+            Some(format_rfc3339(START + 70_000).as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_last_used_write_never_fails_the_request() {
+        let h = harness();
+        let (_, generated) = brand_with_key(&h, "acme").await;
+        h.store
+            .inner()
+            .fail_always(StoreOperation::RecordKeyUse, StoreError::Throttled);
+        assert!(h.service.verify(generated.key.expose_secret()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn store_outage_is_a_transient_rejection_and_is_not_cached() {
+        let h = harness();
+        let (_, generated) = brand_with_key(&h, "acme").await;
+        h.store.inner().fail_next(
+            StoreOperation::FindKeyByHash,
+            StoreError::Unavailable("connection refused".into()),
+            1,
+        );
+        let rejection = h.service.verify(generated.key.expose_secret()).await.unwrap_err();
+        assert_eq!(rejection.code(), ErrorCode::StoreUnavailable);
+        assert!(h.service.verify(generated.key.expose_secret()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn third_live_key_is_refused_until_one_is_revoked() {
+        let h = harness();
+        let (brand_id, first) = brand_with_key(&h, "acme").await;
+        h.service.generate(&brand_id, None).await.unwrap();
+        let refused = h.service.generate(&brand_id, None).await.unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::KeyLimitReached);
+        h.service.revoke(&brand_id, &first.key_id).await.unwrap();
+        h.service.generate(&brand_id, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn failed_generation_leaves_nothing_behind() {
+        let h = harness();
+        let brand_id = brand("acme");
+        h.service.create_brand(&brand_id, "Acme").await.unwrap();
+        h.store
+            .inner()
+            .fail_next(StoreOperation::InsertKey, StoreError::Throttled, 1);
+        let error = h.service.generate(&brand_id, None).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::StoreUnavailable);
+        assert!(h.service.list(&brand_id, None, None).await.unwrap().keys.is_empty());
+        assert_eq!(
+            h.store.inner().inner().get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_brands_and_foreign_keys_are_not_found() {
+        let h = harness();
+        let (acme, acme_key) = brand_with_key(&h, "acme").await;
+        let (globex, _) = brand_with_key(&h, "globex").await;
+        assert_eq!(
+            h.service.generate(&brand("nobody"), None).await.unwrap_err().code(),
+            ErrorCode::BrandNotFound
+        );
+        assert_eq!(
+            h.service.list(&brand("nobody"), None, None).await.unwrap_err().code(),
+            ErrorCode::BrandNotFound
+        );
+        let foreign = h.service.revoke(&globex, &acme_key.key_id).await.unwrap_err();
+        assert_eq!(foreign.code(), ErrorCode::NotFound);
+        assert!(h.service.verify(acme_key.key.expose_secret()).await.is_ok());
+        let again = h.service.create_brand(&acme, "Again").await.unwrap_err();
+        assert_eq!(again.code(), ErrorCode::AlreadyExists);
+    }
+
+    #[tokio::test]
+    async fn revoke_is_idempotent() {
+        let h = harness();
+        let (brand_id, generated) = brand_with_key(&h, "acme").await;
+        let first = h.service.revoke(&brand_id, &generated.key_id).await.unwrap();
+        h.clock.advance_ms(1_000);
+        let second = h.service.revoke(&brand_id, &generated.key_id).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.status, KeyStatus::Revoked);
+    }
+
+    #[tokio::test]
+    async fn listing_pages_with_brand_bound_cursors() {
+        let h = harness();
+        let (acme, first) = brand_with_key(&h, "acme").await;
+        let (globex, _) = brand_with_key(&h, "globex").await;
+        h.clock.advance_ms(1);
+        h.service.generate(&acme, Some("replacement".into())).await.unwrap();
+
+        let page = h.service.list(&acme, Some(1), None).await.unwrap();
+        assert_eq!(page.keys.len(), 1);
+        assert_eq!(page.keys[0].key_id, first.key_id);
+        let cursor = page.next_cursor.expect("second page");
+        let rest = h.service.list(&acme, Some(1), Some(&cursor)).await.unwrap();
+        assert_eq!(rest.keys[0].label.as_deref(), Some("replacement"));
+        assert_eq!(rest.next_cursor, None);
+
+        let foreign = h.service.list(&globex, Some(1), Some(&cursor)).await.unwrap_err();
+        assert_eq!(foreign.code(), ErrorCode::InvalidCursor);
+        for limit in [0, 101] {
+            assert_eq!(
+                h.service.list(&acme, Some(limit), None).await.unwrap_err().code(),
+                ErrorCode::InvalidRequest
+            );
+        }
+        let json = serde_json::to_string(&page.keys).unwrap();
+        assert!(!json.contains("hash"), "listings never carry the hash: {json}");
+    }
+}

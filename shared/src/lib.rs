@@ -13,4 +13,6 @@ pub mod ids;
 pub mod keys;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod token;

@@ -1,0 +1,140 @@
+//! Test harness pieces shared by every crate's tests: a DynamoDB/Secrets Manager client pointed at
+//! the moto server that `scripts/test` starts, fresh tables, and a capture of all log output.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::bootstrap::aws_config_loader;
+use crate::store::dynamo::DynamoStore;
+use crate::store::schema::{KEYS_TABLE, create_table};
+
+/// Set by `scripts/test` to the moto server it started.
+pub const MOTO_ENDPOINT_VAR: &str = "TRCKER_TEST_DYNAMODB_ENDPOINT";
+
+/// AWS configuration for moto only: a loopback endpoint and static fake credentials, so a test can
+/// never reach a real account.
+pub async fn moto_aws_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var(MOTO_ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{MOTO_ENDPOINT_VAR} is not set: these tests need the moto server that `scripts/test` \
+             installs and starts. Run `scripts/test`."
+        )
+    });
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "{MOTO_ENDPOINT_VAR} must be a loopback URL, got {endpoint}"
+    );
+    aws_config_loader(5_000)
+        .region("us-east-1")
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+/// A keys table of its own (random name) on moto, and a store over it.
+pub async fn fresh_dynamo_store() -> (aws_sdk_dynamodb::Client, DynamoStore) {
+    let config = moto_aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!(
+        "keys-test-{:016x}",
+        crate::token::random_u64().expect("randomness")
+    );
+    create_table(&client, &KEYS_TABLE, &table)
+        .await
+        .expect("create table on moto");
+    (client.clone(), DynamoStore::new(client, table))
+}
+
+/// Every item of a table, for tests that inspect raw storage. Production code never scans.
+pub async fn all_items_as_text(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan test table");
+        items.extend(page.items().iter().map(|item| format!("{item:?}")));
+        match page.last_evaluated_key() {
+            Some(key) => start = Some(key.clone()),
+            None => return items,
+        }
+    }
+}
+
+/// Collects everything the tracing subscriber writes, at every level, as text.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
+    /// Routes all of this process's tracing output (TRACE and up, JSON) here. Process-wide on
+    /// purpose: a thread-local subscriber misses events whose callsites another thread cached
+    /// as disabled. Give log-capturing tests their own test binary.
+    pub fn install_global() -> Self {
+        static GLOBAL: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let capture = Self::default();
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_max_level(tracing::Level::TRACE)
+                    .with_writer(capture.clone())
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in a log-capturing test binary");
+                capture
+            })
+            .clone()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Every `tk_` + 40 alphanumerics in `text`: anything that looks like a plaintext key.
+pub fn key_shaped_strings(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut start = 0;
+    while let Some(offset) = text[start..].find("tk_") {
+        let at = start + offset;
+        let body = &bytes[at + 3..];
+        let run = body.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+        if run >= 40 {
+            found.push(text[at..at + 43].to_owned());
+        }
+        start = at + 3;
+    }
+    found
+}

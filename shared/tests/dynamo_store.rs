@@ -1,0 +1,151 @@
+//! The DynamoDB backend against a real DynamoDB wire endpoint (moto, started by `scripts/test`):
+//! the shared conformance suite, the pepper read through Secrets Manager, and the revocation bound.
+
+use std::sync::Arc;
+
+use trcker_shared::bootstrap::load_pepper;
+use trcker_shared::clock::ManualClock;
+use trcker_shared::config::PepperSource;
+use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::ids::BrandId;
+use trcker_shared::keys::{KeyService, KeySettings, Rejection};
+use trcker_shared::store::conformance;
+use trcker_shared::store::schema::{KEYS_TABLE, create_table};
+use trcker_shared::store::StoreError;
+use trcker_shared::testing::{fresh_dynamo_store, moto_aws_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_store_passes_the_conformance_suite() {
+    let (_, store) = fresh_dynamo_store().await;
+    conformance::run_all(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn creating_an_existing_table_is_an_error_not_a_silent_success() {
+    let (client, store) = fresh_dynamo_store().await;
+    let again = create_table(&client, &KEYS_TABLE, store.table()).await;
+    assert!(matches!(again, Err(StoreError::Unavailable(_))), "{again:?}");
+}
+
+#[tokio::test]
+async fn the_pepper_is_read_from_secrets_manager() {
+    let config = moto_aws_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret_id = format!(
+        "trcker/pepper-{:x}",
+        trcker_shared::token::random_u64().unwrap()
+    );
+    let secret_value = "x".repeat(16) + &"0123456789abcdef".repeat(3);
+    secrets
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(&secret_value)
+        .send()
+        .await
+        .expect("create secret on moto");
+
+    let source = PepperSource::SecretsManager {
+        secret_id: secret_id.clone(),
+    };
+    let pepper = load_pepper(&source, &config).await.expect("pepper");
+    let expected = Pepper::from_bytes(secret_value.into_bytes()).unwrap();
+    assert_eq!(
+        KeyHasher::new(&pepper).hash("tk_probe"),
+        KeyHasher::new(&expected).hash("tk_probe")
+    );
+
+    let missing = PepperSource::SecretsManager {
+        secret_id: "trcker/does-not-exist".into(),
+    };
+    let error = load_pepper(&missing, &config).await.unwrap_err();
+    assert!(error.to_string().contains("trcker/does-not-exist"));
+
+    let short_id = format!("{secret_id}-short");
+    secrets
+        .create_secret()
+        .name(&short_id)
+        .secret_string("too-short")
+        .send()
+        .await
+        .unwrap();
+    let short = PepperSource::SecretsManager {
+        secret_id: short_id,
+    };
+    assert!(load_pepper(&short, &config).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_parallel_generates_leave_exactly_two_live_keys() {
+    let (_, store) = fresh_dynamo_store().await;
+    let service = Arc::new(KeyService::new(
+        Arc::new(store),
+        KeyHasher::new(&Pepper::insecure_dev()),
+        Arc::new(trcker_shared::clock::SystemClock),
+        KeySettings::default(),
+    ));
+    let brand_id = BrandId::parse("race").unwrap();
+    service.create_brand(&brand_id, "Race").await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let service = Arc::clone(&service);
+        let brand_id = brand_id.clone();
+        tasks.spawn(async move { service.generate(&brand_id, None).await });
+    }
+    let mut issued = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Ok(generated) => issued.push(generated),
+            Err(error) => assert!(
+                matches!(
+                    error.code(),
+                    trcker_shared::error::ErrorCode::KeyLimitReached
+                        | trcker_shared::error::ErrorCode::StoreUnavailable
+                ),
+                "{error:?}"
+            ),
+        }
+    }
+    assert_eq!(issued.len(), 2);
+    let listing = service.list(&brand_id, None, None).await.unwrap();
+    assert_eq!(listing.keys.len(), 2);
+    for generated in &issued {
+        service.verify(generated.key.expose_secret()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_key_fails_on_the_first_request_after_the_ttl() {
+    let (_, store) = fresh_dynamo_store().await;
+    let store = Arc::new(store);
+    let clock = Arc::new(ManualClock::starting_at(1_795_000_000_000));
+    let settings = KeySettings::default();
+    let edge = KeyService::new(
+        store.clone(),
+        KeyHasher::new(&Pepper::insecure_dev()),
+        clock.clone(),
+        settings,
+    );
+    let operator = KeyService::new(
+        store,
+        KeyHasher::new(&Pepper::insecure_dev()),
+        clock.clone(),
+        settings,
+    );
+    let brand_id = BrandId::parse("ttl").unwrap();
+    operator.create_brand(&brand_id, "TTL").await.unwrap();
+    let generated = operator.generate(&brand_id, None).await.unwrap();
+    let token = generated.key.expose_secret();
+    edge.verify(token).await.unwrap();
+
+    operator.revoke(&brand_id, &generated.key_id).await.unwrap();
+    clock.advance_ms(settings.cache_ttl_ms - 1);
+    assert!(edge.verify(token).await.is_ok(), "within the TTL the cache answers");
+    clock.advance_ms(1);
+    match edge.verify(token).await {
+        Err(Rejection::Revoked(principal)) => {
+            assert_eq!(principal.brand_id, brand_id);
+            assert_eq!(principal.key_id, generated.key_id);
+        }
+        other => panic!("expected a revoked rejection, got {other:?}"),
+    }
+}
