@@ -36,7 +36,9 @@ pub enum ConfigError {
 /// Where the HMAC pepper comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PepperSource {
-    SecretsManager { secret_id: String },
+    SecretsManager {
+        secret_id: String,
+    },
     /// Local and test runs only; announced loudly at start.
     InsecureDev,
 }
@@ -125,11 +127,7 @@ fn parse_in_range(
     } else {
         Err(ConfigError::Invalid {
             name,
-            reason: format!(
-                "{value} is outside {}..={}",
-                range.start(),
-                range.end()
-            ),
+            reason: format!("{value} is outside {}..={}", range.start(), range.end()),
         })
     }
 }
@@ -151,7 +149,10 @@ mod tests {
     fn defaults_apply_when_only_required_vars_are_set() {
         let parsed = config(&[
             (KEYS_TABLE_VAR, "trcker-keys"),
-            (PEPPER_SECRET_VAR, "arn:aws:secretsmanager:eu-west-1:1:secret:pepper"),
+            (
+                PEPPER_SECRET_VAR,
+                "arn:aws:secretsmanager:eu-west-1:1:secret:pepper",
+            ),
         ])
         .unwrap();
         assert_eq!(parsed.key_settings, KeySettings::default());

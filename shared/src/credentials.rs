@@ -104,7 +104,10 @@ mod tests {
             Err(CredentialsError::UnsupportedScheme)
         );
         assert_eq!(bearer_token(b"Bearer"), Err(CredentialsError::EmptyToken));
-        assert_eq!(bearer_token(b"Bearer   "), Err(CredentialsError::EmptyToken));
+        assert_eq!(
+            bearer_token(b"Bearer   "),
+            Err(CredentialsError::EmptyToken)
+        );
         assert_eq!(bearer_token(b""), Err(CredentialsError::Missing));
         assert_eq!(
             bearer_token(&[0x42, 0xff, 0x20]),
@@ -114,10 +117,7 @@ mod tests {
 
     #[test]
     fn either_header_works_and_conflicts_are_refused() {
-        assert_eq!(
-            presented_token(None, Some(b" tk_abc ")),
-            Ok("tk_abc")
-        );
+        assert_eq!(presented_token(None, Some(b" tk_abc ")), Ok("tk_abc"));
         assert_eq!(presented_token(Some(b"Bearer tk_abc"), None), Ok("tk_abc"));
         assert_eq!(
             presented_token(Some(b"Bearer tk_abc"), Some(b"tk_abc")),

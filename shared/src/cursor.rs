@@ -64,7 +64,9 @@ impl CursorCodec {
         let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
         let mut verifier = self.signing_key.clone();
         verifier.update(payload);
-        verifier.verify_truncated_left(tag).map_err(|_| InvalidCursor)?;
+        verifier
+            .verify_truncated_left(tag)
+            .map_err(|_| InvalidCursor)?;
         let [version, brand_len, rest @ ..] = payload else {
             return Err(InvalidCursor);
         };

@@ -248,7 +248,10 @@ mod tests {
         assert_eq!(fingerprint.as_str().len(), 15);
         assert_eq!(fingerprint, hash.fingerprint());
         assert!(!hash.to_hex().contains(&fingerprint.as_str()[3..]));
-        assert_eq!(Fingerprint::from_stored(fingerprint.as_str()), Some(fingerprint));
+        assert_eq!(
+            Fingerprint::from_stored(fingerprint.as_str()),
+            Some(fingerprint)
+        );
         assert_eq!(Fingerprint::from_stored("fp_nothex!!!!!!"), None);
     }
 

@@ -125,7 +125,15 @@ mod tests {
             assert!(BrandId::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "-acme", "_x", "Acme", "ac#me", "ac/me", "acmé", " acme", &"a".repeat(65),
+            "",
+            "-acme",
+            "_x",
+            "Acme",
+            "ac#me",
+            "ac/me",
+            "acmé",
+            " acme",
+            &"a".repeat(65),
         ] {
             assert_eq!(BrandId::parse(bad), Err(IdError::InvalidBrandId), "{bad}");
         }
@@ -137,7 +145,13 @@ mod tests {
         let second = KeyId::new(2_000).unwrap();
         assert!(first < second);
         assert_eq!(KeyId::parse(first.as_str()), Ok(first));
-        for bad in ["", "key_", "key_XYZ", "KEY_00000000000000000000", "key_0000000000000000000g"] {
+        for bad in [
+            "",
+            "key_",
+            "key_XYZ",
+            "KEY_00000000000000000000",
+            "key_0000000000000000000g",
+        ] {
             assert_eq!(KeyId::parse(bad), Err(IdError::InvalidKeyId), "{bad}");
         }
     }

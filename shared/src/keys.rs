@@ -500,7 +500,11 @@ mod tests {
     async fn brand_with_key(h: &Harness, id: &str) -> (BrandId, GeneratedKey) {
         let brand_id = brand(id);
         h.service.create_brand(&brand_id, "Acme").await.unwrap();
-        let key = h.service.generate(&brand_id, Some("ci".into())).await.unwrap();
+        let key = h
+            .service
+            .generate(&brand_id, Some("ci".into()))
+            .await
+            .unwrap();
         (brand_id, key)
     }
 
@@ -508,7 +512,11 @@ mod tests {
     async fn generated_key_verifies_as_its_brand() {
         let h = harness();
         let (brand_id, generated) = brand_with_key(&h, "acme").await;
-        let principal = h.service.verify(generated.key.expose_secret()).await.unwrap();
+        let principal = h
+            .service
+            .verify(generated.key.expose_secret())
+            .await
+            .unwrap();
         assert_eq!(principal.brand_id, brand_id);
         assert_eq!(principal.key_id, generated.key_id);
         assert_eq!(principal.fingerprint, generated.fingerprint);
@@ -523,14 +531,24 @@ mod tests {
         let (_, generated) = brand_with_key(&h, "acme").await;
         h.store.reset();
 
-        h.service.verify(generated.key.expose_secret()).await.unwrap();
+        h.service
+            .verify(generated.key.expose_secret())
+            .await
+            .unwrap();
         assert_eq!(h.store.calls(StoreOperation::FindKeyByHash), 1);
-        assert_eq!(h.store.calls(StoreOperation::RecordKeyUse), 1, "first use is recorded");
+        assert_eq!(
+            h.store.calls(StoreOperation::RecordKeyUse),
+            1,
+            "first use is recorded"
+        );
         assert_eq!(h.store.total_calls(), 2);
 
         h.store.reset();
         for _ in 0..10 {
-            h.service.verify(generated.key.expose_secret()).await.unwrap();
+            h.service
+                .verify(generated.key.expose_secret())
+                .await
+                .unwrap();
         }
         assert_eq!(h.store.total_calls(), 0, "cache hits touch no store");
     }
@@ -541,9 +559,18 @@ mod tests {
         brand_with_key(&h, "acme").await;
         h.store.reset();
         let long = "a".repeat(10 * 1024);
-        for bad in ["", "tk_short", long.as_str(), "tk_ééééééééééééééééééééé", "Bearer tk_"] {
+        for bad in [
+            "",
+            "tk_short",
+            long.as_str(),
+            "tk_ééééééééééééééééééééé",
+            "Bearer tk_",
+        ] {
             let rejection = h.service.verify(bad).await.unwrap_err();
-            assert!(matches!(rejection, Rejection::Malformed(_)), "{bad:?}: {rejection:?}");
+            assert!(
+                matches!(rejection, Rejection::Malformed(_)),
+                "{bad:?}: {rejection:?}"
+            );
             assert_eq!(rejection.code(), ErrorCode::Unauthorized);
         }
         let valid = generate_key().unwrap();
@@ -561,12 +588,19 @@ mod tests {
         let h = harness();
         let stranger = generate_key().unwrap();
         for _ in 0..3 {
-            let rejection = h.service.verify(stranger.expose_secret()).await.unwrap_err();
+            let rejection = h
+                .service
+                .verify(stranger.expose_secret())
+                .await
+                .unwrap_err();
             assert!(matches!(rejection, Rejection::UnknownKey { .. }));
         }
         assert_eq!(h.store.calls(StoreOperation::FindKeyByHash), 1);
         h.clock.advance_ms(5_000);
-        h.service.verify(stranger.expose_secret()).await.unwrap_err();
+        h.service
+            .verify(stranger.expose_secret())
+            .await
+            .unwrap_err();
         assert_eq!(h.store.calls(StoreOperation::FindKeyByHash), 2);
     }
 
@@ -601,8 +635,14 @@ mod tests {
     async fn revocation_in_this_container_is_immediate() {
         let h = harness();
         let (brand_id, generated) = brand_with_key(&h, "acme").await;
-        h.service.verify(generated.key.expose_secret()).await.unwrap();
-        h.service.revoke(&brand_id, &generated.key_id).await.unwrap();
+        h.service
+            .verify(generated.key.expose_secret())
+            .await
+            .unwrap();
+        h.service
+            .revoke(&brand_id, &generated.key_id)
+            .await
+            .unwrap();
         assert!(matches!(
             h.service.verify(generated.key.expose_secret()).await,
             Err(Rejection::Revoked(_))
@@ -637,7 +677,12 @@ mod tests {
         h.store
             .inner()
             .fail_always(StoreOperation::RecordKeyUse, StoreError::Throttled);
-        assert!(h.service.verify(generated.key.expose_secret()).await.is_ok());
+        assert!(
+            h.service
+                .verify(generated.key.expose_secret())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -649,9 +694,18 @@ mod tests {
             StoreError::Unavailable("connection refused".into()),
             1,
         );
-        let rejection = h.service.verify(generated.key.expose_secret()).await.unwrap_err();
+        let rejection = h
+            .service
+            .verify(generated.key.expose_secret())
+            .await
+            .unwrap_err();
         assert_eq!(rejection.code(), ErrorCode::StoreUnavailable);
-        assert!(h.service.verify(generated.key.expose_secret()).await.is_ok());
+        assert!(
+            h.service
+                .verify(generated.key.expose_secret())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -675,9 +729,23 @@ mod tests {
             .fail_next(StoreOperation::InsertKey, StoreError::Throttled, 1);
         let error = h.service.generate(&brand_id, None).await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::StoreUnavailable);
-        assert!(h.service.list(&brand_id, None, None).await.unwrap().keys.is_empty());
+        assert!(
+            h.service
+                .list(&brand_id, None, None)
+                .await
+                .unwrap()
+                .keys
+                .is_empty()
+        );
         assert_eq!(
-            h.store.inner().inner().get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+            h.store
+                .inner()
+                .inner()
+                .get_brand(&brand_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .live_keys,
             0
         );
     }
@@ -688,14 +756,26 @@ mod tests {
         let (acme, acme_key) = brand_with_key(&h, "acme").await;
         let (globex, _) = brand_with_key(&h, "globex").await;
         assert_eq!(
-            h.service.generate(&brand("nobody"), None).await.unwrap_err().code(),
+            h.service
+                .generate(&brand("nobody"), None)
+                .await
+                .unwrap_err()
+                .code(),
             ErrorCode::BrandNotFound
         );
         assert_eq!(
-            h.service.list(&brand("nobody"), None, None).await.unwrap_err().code(),
+            h.service
+                .list(&brand("nobody"), None, None)
+                .await
+                .unwrap_err()
+                .code(),
             ErrorCode::BrandNotFound
         );
-        let foreign = h.service.revoke(&globex, &acme_key.key_id).await.unwrap_err();
+        let foreign = h
+            .service
+            .revoke(&globex, &acme_key.key_id)
+            .await
+            .unwrap_err();
         assert_eq!(foreign.code(), ErrorCode::NotFound);
         assert!(h.service.verify(acme_key.key.expose_secret()).await.is_ok());
         let again = h.service.create_brand(&acme, "Again").await.unwrap_err();
@@ -706,9 +786,17 @@ mod tests {
     async fn revoke_is_idempotent() {
         let h = harness();
         let (brand_id, generated) = brand_with_key(&h, "acme").await;
-        let first = h.service.revoke(&brand_id, &generated.key_id).await.unwrap();
+        let first = h
+            .service
+            .revoke(&brand_id, &generated.key_id)
+            .await
+            .unwrap();
         h.clock.advance_ms(1_000);
-        let second = h.service.revoke(&brand_id, &generated.key_id).await.unwrap();
+        let second = h
+            .service
+            .revoke(&brand_id, &generated.key_id)
+            .await
+            .unwrap();
         assert_eq!(first, second);
         assert_eq!(first.status, KeyStatus::Revoked);
     }
@@ -719,7 +807,10 @@ mod tests {
         let (acme, first) = brand_with_key(&h, "acme").await;
         let (globex, _) = brand_with_key(&h, "globex").await;
         h.clock.advance_ms(1);
-        h.service.generate(&acme, Some("replacement".into())).await.unwrap();
+        h.service
+            .generate(&acme, Some("replacement".into()))
+            .await
+            .unwrap();
 
         let page = h.service.list(&acme, Some(1), None).await.unwrap();
         assert_eq!(page.keys.len(), 1);
@@ -729,15 +820,26 @@ mod tests {
         assert_eq!(rest.keys[0].label.as_deref(), Some("replacement"));
         assert_eq!(rest.next_cursor, None);
 
-        let foreign = h.service.list(&globex, Some(1), Some(&cursor)).await.unwrap_err();
+        let foreign = h
+            .service
+            .list(&globex, Some(1), Some(&cursor))
+            .await
+            .unwrap_err();
         assert_eq!(foreign.code(), ErrorCode::InvalidCursor);
         for limit in [0, 101] {
             assert_eq!(
-                h.service.list(&acme, Some(limit), None).await.unwrap_err().code(),
+                h.service
+                    .list(&acme, Some(limit), None)
+                    .await
+                    .unwrap_err()
+                    .code(),
                 ErrorCode::InvalidRequest
             );
         }
         let json = serde_json::to_string(&page.keys).unwrap();
-        assert!(!json.contains("hash"), "listings never carry the hash: {json}");
+        assert!(
+            !json.contains("hash"),
+            "listings never carry the hash: {json}"
+        );
     }
 }

@@ -130,7 +130,10 @@ pub fn key_shaped_strings(text: &str) -> Vec<String> {
     while let Some(offset) = text[start..].find("tk_") {
         let at = start + offset;
         let body = &bytes[at + 3..];
-        let run = body.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+        let run = body
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
         if run >= 40 {
             found.push(text[at..at + 43].to_owned());
         }

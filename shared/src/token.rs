@@ -185,7 +185,11 @@ mod tests {
         for _ in 0..500 {
             seen.extend(valid_key()[3..37].bytes());
         }
-        assert_eq!(seen.len(), 62, "the random part should use the whole alphabet");
+        assert_eq!(
+            seen.len(),
+            62,
+            "the random part should use the whole alphabet"
+        );
     }
 
     #[test]
@@ -256,7 +260,10 @@ mod tests {
         if bytes[a] != bytes[b] {
             bytes.swap(a, b);
             let swapped = String::from_utf8(bytes).unwrap();
-            assert_eq!(parse_key(&swapped).unwrap_err(), TokenError::ChecksumMismatch);
+            assert_eq!(
+                parse_key(&swapped).unwrap_err(),
+                TokenError::ChecksumMismatch
+            );
         }
     }
 

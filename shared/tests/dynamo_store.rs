@@ -9,9 +9,9 @@ use trcker_shared::config::PepperSource;
 use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::{KeyService, KeySettings, Rejection};
+use trcker_shared::store::StoreError;
 use trcker_shared::store::conformance;
 use trcker_shared::store::schema::{KEYS_TABLE, create_table};
-use trcker_shared::store::StoreError;
 use trcker_shared::testing::{fresh_dynamo_store, moto_aws_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -24,7 +24,10 @@ async fn dynamodb_store_passes_the_conformance_suite() {
 async fn creating_an_existing_table_is_an_error_not_a_silent_success() {
     let (client, store) = fresh_dynamo_store().await;
     let again = create_table(&client, &KEYS_TABLE, store.table()).await;
-    assert!(matches!(again, Err(StoreError::Unavailable(_))), "{again:?}");
+    assert!(
+        matches!(again, Err(StoreError::Unavailable(_))),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +142,10 @@ async fn a_revoked_key_fails_on_the_first_request_after_the_ttl() {
 
     operator.revoke(&brand_id, &generated.key_id).await.unwrap();
     clock.advance_ms(settings.cache_ttl_ms - 1);
-    assert!(edge.verify(token).await.is_ok(), "within the TTL the cache answers");
+    assert!(
+        edge.verify(token).await.is_ok(),
+        "within the TTL the cache answers"
+    );
     clock.advance_ms(1);
     match edge.verify(token).await {
         Err(Rejection::Revoked(principal)) => {

@@ -27,7 +27,10 @@ async fn exercise_lifecycle(store: Arc<dyn KeyStore>) -> String {
     ))
     .unwrap();
     service.create_brand(&brand_id, "Hygiene").await.unwrap();
-    let generated = service.generate(&brand_id, Some("ci".into())).await.unwrap();
+    let generated = service
+        .generate(&brand_id, Some("ci".into()))
+        .await
+        .unwrap();
     let token = generated.key.expose_secret().to_owned();
     assert!(!format!("{generated:?}").contains(&token[3..]));
 
@@ -43,7 +46,10 @@ async fn exercise_lifecycle(store: Arc<dyn KeyStore>) -> String {
 }
 
 fn assert_no_plaintext(haystack: &str, token: &str, what: &str) {
-    assert!(!haystack.contains(token), "{what} contains the plaintext key");
+    assert!(
+        !haystack.contains(token),
+        "{what} contains the plaintext key"
+    );
     assert!(
         !haystack.contains(&token[3..23]),
         "{what} contains part of the key"
@@ -64,7 +70,11 @@ async fn no_plaintext_in_logs_or_items_memory_and_dynamodb() {
     let table = store.table().to_owned();
     let dynamo_token = exercise_lifecycle(Arc::new(store)).await;
     let items = all_items_as_text(&client, &table).await;
-    assert_eq!(items.len(), 3, "brand, key and hash lookup items: {items:#?}");
+    assert_eq!(
+        items.len(),
+        3,
+        "brand, key and hash lookup items: {items:#?}"
+    );
     let items = items.join("\n");
     assert!(items.contains("fp_"), "items were read: {items}");
     assert_no_plaintext(&items, &dynamo_token, "a stored DynamoDB item");

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{
-    BrandRecord, KeyRecord, KeyStore, MAX_LIVE_KEYS_PER_BRAND, RevokeOutcome, StoreError,
-};
+use super::{BrandRecord, KeyRecord, KeyStore, MAX_LIVE_KEYS_PER_BRAND, RevokeOutcome, StoreError};
 use crate::hashing::{KeyHasher, Pepper};
 use crate::ids::{BrandId, KeyId};
 use crate::token::generate_key;
@@ -73,13 +71,19 @@ pub async fn brands_are_created_once(store: &dyn KeyStore) {
         .await;
     assert_eq!(again, Err(StoreError::AlreadyExists));
     assert_eq!(store.get_brand(&brand_id).await.unwrap(), Some(brand));
-    assert_eq!(store.get_brand(&fresh_brand_id("none")).await.unwrap(), None);
+    assert_eq!(
+        store.get_brand(&fresh_brand_id("none")).await.unwrap(),
+        None
+    );
 }
 
 pub async fn inserted_keys_are_found_by_hash_and_by_id(store: &dyn KeyStore) {
     let brand_id = create_fresh_brand(store, "lookup").await;
     let record = new_key_record(&brand_id, 1_700_000_000_001);
-    store.insert_key(&record, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
+    store
+        .insert_key(&record, MAX_LIVE_KEYS_PER_BRAND)
+        .await
+        .unwrap();
 
     let lookup = store
         .find_key_by_hash(&record.key_hash)
@@ -94,12 +98,21 @@ pub async fn inserted_keys_are_found_by_hash_and_by_id(store: &dyn KeyStore) {
         store.get_key(&brand_id, &record.key_id).await.unwrap(),
         Some(record.clone())
     );
-    assert_eq!(store.get_brand(&brand_id).await.unwrap().unwrap().live_keys, 1);
+    assert_eq!(
+        store.get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+        1
+    );
 
     let stranger = new_key_record(&brand_id, 1_700_000_000_002);
-    assert_eq!(store.find_key_by_hash(&stranger.key_hash).await.unwrap(), None);
+    assert_eq!(
+        store.find_key_by_hash(&stranger.key_hash).await.unwrap(),
+        None
+    );
     let other_brand = create_fresh_brand(store, "other").await;
-    assert_eq!(store.get_key(&other_brand, &record.key_id).await.unwrap(), None);
+    assert_eq!(
+        store.get_key(&other_brand, &record.key_id).await.unwrap(),
+        None
+    );
 }
 
 pub async fn live_key_limit_is_enforced_and_freed_by_revoke(store: &dyn KeyStore) {
@@ -107,8 +120,14 @@ pub async fn live_key_limit_is_enforced_and_freed_by_revoke(store: &dyn KeyStore
     let first = new_key_record(&brand_id, 1_700_000_000_001);
     let second = new_key_record(&brand_id, 1_700_000_000_002);
     let third = new_key_record(&brand_id, 1_700_000_000_003);
-    store.insert_key(&first, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
-    store.insert_key(&second, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
+    store
+        .insert_key(&first, MAX_LIVE_KEYS_PER_BRAND)
+        .await
+        .unwrap();
+    store
+        .insert_key(&second, MAX_LIVE_KEYS_PER_BRAND)
+        .await
+        .unwrap();
     assert_eq!(
         store.insert_key(&third, MAX_LIVE_KEYS_PER_BRAND).await,
         Err(StoreError::LimitReached)
@@ -116,16 +135,30 @@ pub async fn live_key_limit_is_enforced_and_freed_by_revoke(store: &dyn KeyStore
     // The refused key left nothing behind.
     assert_eq!(store.find_key_by_hash(&third.key_hash).await.unwrap(), None);
     assert_eq!(store.get_key(&brand_id, &third.key_id).await.unwrap(), None);
-    assert_eq!(store.get_brand(&brand_id).await.unwrap().unwrap().live_keys, 2);
+    assert_eq!(
+        store.get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+        2
+    );
 
     let outcome = store
         .revoke_key(&brand_id, &first.key_id, 1_700_000_000_010)
         .await
         .unwrap();
-    assert!(matches!(outcome, RevokeOutcome::Revoked(ref r) if r.revoked_at == Some(1_700_000_000_010)));
-    assert_eq!(store.get_brand(&brand_id).await.unwrap().unwrap().live_keys, 1);
-    store.insert_key(&third, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
-    assert_eq!(store.get_brand(&brand_id).await.unwrap().unwrap().live_keys, 2);
+    assert!(
+        matches!(outcome, RevokeOutcome::Revoked(ref r) if r.revoked_at == Some(1_700_000_000_010))
+    );
+    assert_eq!(
+        store.get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+        1
+    );
+    store
+        .insert_key(&third, MAX_LIVE_KEYS_PER_BRAND)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+        2
+    );
 }
 
 pub async fn keys_for_unknown_brands_are_refused_without_writes(store: &dyn KeyStore) {
@@ -135,8 +168,14 @@ pub async fn keys_for_unknown_brands_are_refused_without_writes(store: &dyn KeyS
         store.insert_key(&record, MAX_LIVE_KEYS_PER_BRAND).await,
         Err(StoreError::NotFound)
     );
-    assert_eq!(store.find_key_by_hash(&record.key_hash).await.unwrap(), None);
-    assert_eq!(store.get_key(&brand_id, &record.key_id).await.unwrap(), None);
+    assert_eq!(
+        store.find_key_by_hash(&record.key_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_key(&brand_id, &record.key_id).await.unwrap(),
+        None
+    );
     assert_eq!(store.get_brand(&brand_id).await.unwrap(), None);
     assert_eq!(
         store.revoke_key(&brand_id, &record.key_id, 1).await,
@@ -147,7 +186,10 @@ pub async fn keys_for_unknown_brands_are_refused_without_writes(store: &dyn KeyS
 pub async fn duplicate_keys_are_refused(store: &dyn KeyStore) {
     let brand_id = create_fresh_brand(store, "dup").await;
     let record = new_key_record(&brand_id, 1_700_000_000_001);
-    store.insert_key(&record, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
+    store
+        .insert_key(&record, MAX_LIVE_KEYS_PER_BRAND)
+        .await
+        .unwrap();
     let same_hash = KeyRecord {
         key_id: KeyId::new(1_700_000_000_002).unwrap(),
         ..record.clone()
@@ -156,8 +198,14 @@ pub async fn duplicate_keys_are_refused(store: &dyn KeyStore) {
         store.insert_key(&same_hash, MAX_LIVE_KEYS_PER_BRAND).await,
         Err(StoreError::AlreadyExists)
     );
-    assert_eq!(store.get_key(&brand_id, &same_hash.key_id).await.unwrap(), None);
-    assert_eq!(store.get_brand(&brand_id).await.unwrap().unwrap().live_keys, 1);
+    assert_eq!(
+        store.get_key(&brand_id, &same_hash.key_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+        1
+    );
 }
 
 pub async fn listing_pages_in_creation_order_within_the_brand(store: &dyn KeyStore) {
@@ -174,7 +222,10 @@ pub async fn listing_pages_in_creation_order_within_the_brand(store: &dyn KeySto
     let mut created = Vec::new();
     for step in 0..5 {
         let record = new_key_record(&brand_id, 1_700_000_000_000 + step * 1_000);
-        store.insert_key(&record, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
+        store
+            .insert_key(&record, MAX_LIVE_KEYS_PER_BRAND)
+            .await
+            .unwrap();
         if step < 4 {
             store
                 .revoke_key(&brand_id, &record.key_id, 1_700_000_000_500 + step * 1_000)
@@ -203,7 +254,10 @@ pub async fn listing_pages_in_creation_order_within_the_brand(store: &dyn KeySto
         assert!(pages < 10, "pagination does not terminate");
     }
     assert_eq!(seen, created, "every key once, oldest first");
-    assert_eq!(pages, 3, "5 keys in pages of 2, the last page has no next position");
+    assert_eq!(
+        pages, 3,
+        "5 keys in pages of 2, the last page has no next position"
+    );
 
     let everything = store.list_keys(&brand_id, 100, None).await.unwrap();
     assert_eq!(everything.items.len(), 5);
@@ -212,7 +266,10 @@ pub async fn listing_pages_in_creation_order_within_the_brand(store: &dyn KeySto
         everything.items.iter().filter(|r| r.is_revoked()).count(),
         4
     );
-    let empty = store.list_keys(&fresh_brand_id("none"), 10, None).await.unwrap();
+    let empty = store
+        .list_keys(&fresh_brand_id("none"), 10, None)
+        .await
+        .unwrap();
     assert!(empty.items.is_empty());
 }
 
@@ -220,29 +277,56 @@ pub async fn revoke_is_idempotent_and_brand_scoped(store: &dyn KeyStore) {
     let brand_id = create_fresh_brand(store, "revoke").await;
     let other_brand = create_fresh_brand(store, "revoke").await;
     let record = new_key_record(&brand_id, 1_700_000_000_001);
-    store.insert_key(&record, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
+    store
+        .insert_key(&record, MAX_LIVE_KEYS_PER_BRAND)
+        .await
+        .unwrap();
 
     assert_eq!(
         store.revoke_key(&other_brand, &record.key_id, 5).await,
         Err(StoreError::NotFound),
         "another brand cannot revoke this key"
     );
-    assert_eq!(store.find_key_by_hash(&record.key_hash).await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(
+        store
+            .find_key_by_hash(&record.key_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
 
-    let first = store.revoke_key(&brand_id, &record.key_id, 10).await.unwrap();
+    let first = store
+        .revoke_key(&brand_id, &record.key_id, 10)
+        .await
+        .unwrap();
     let RevokeOutcome::Revoked(revoked) = first else {
         panic!("first revoke should revoke, got {first:?}");
     };
     assert_eq!(revoked.revoked_at, Some(10));
-    let second = store.revoke_key(&brand_id, &record.key_id, 20).await.unwrap();
+    let second = store
+        .revoke_key(&brand_id, &record.key_id, 20)
+        .await
+        .unwrap();
     assert_eq!(second, RevokeOutcome::AlreadyRevoked(revoked));
     assert_eq!(
-        store.find_key_by_hash(&record.key_hash).await.unwrap().unwrap().revoked_at,
+        store
+            .find_key_by_hash(&record.key_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
         Some(10)
     );
-    assert_eq!(store.get_brand(&brand_id).await.unwrap().unwrap().live_keys, 0);
     assert_eq!(
-        store.revoke_key(&brand_id, &KeyId::new(1).unwrap(), 30).await,
+        store.get_brand(&brand_id).await.unwrap().unwrap().live_keys,
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_key(&brand_id, &KeyId::new(1).unwrap(), 30)
+            .await,
         Err(StoreError::NotFound)
     );
 }
@@ -250,12 +334,19 @@ pub async fn revoke_is_idempotent_and_brand_scoped(store: &dyn KeyStore) {
 pub async fn key_use_is_recorded(store: &dyn KeyStore) {
     let brand_id = create_fresh_brand(store, "use").await;
     let record = new_key_record(&brand_id, 1_700_000_000_001);
-    store.insert_key(&record, MAX_LIVE_KEYS_PER_BRAND).await.unwrap();
+    store
+        .insert_key(&record, MAX_LIVE_KEYS_PER_BRAND)
+        .await
+        .unwrap();
     store
         .record_key_use(&brand_id, &record.key_id, 1_700_000_000_100)
         .await
         .unwrap();
-    let stored = store.get_key(&brand_id, &record.key_id).await.unwrap().unwrap();
+    let stored = store
+        .get_key(&brand_id, &record.key_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.last_used_at, Some(1_700_000_000_100));
     assert_eq!(
         store
@@ -264,7 +355,13 @@ pub async fn key_use_is_recorded(store: &dyn KeyStore) {
         Err(StoreError::NotFound),
         "recording use never creates a key"
     );
-    assert_eq!(store.get_key(&brand_id, &KeyId::new(1).unwrap()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_key(&brand_id, &KeyId::new(1).unwrap())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn concurrent_inserts_never_exceed_the_limit(store: Arc<dyn KeyStore>) {

@@ -85,7 +85,11 @@ impl DynamoStore {
         Ok(output.item)
     }
 
-    async fn try_insert_key(&self, record: &KeyRecord, max_live_keys: u32) -> Result<(), StoreError> {
+    async fn try_insert_key(
+        &self,
+        record: &KeyRecord,
+        max_live_keys: u32,
+    ) -> Result<(), StoreError> {
         let claim_slot = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::brand_key(&record.brand_id)))
@@ -119,7 +123,11 @@ impl DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(claim_slot).build())
             .transact_items(TransactWriteItem::builder().put(put_new(key_item)?).build())
-            .transact_items(TransactWriteItem::builder().put(put_new(hash_item)?).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put_new(hash_item)?)
+                    .build(),
+            )
             .send()
             .await;
         let Err(error) = result else { return Ok(()) };
@@ -411,7 +419,9 @@ fn number(value: i64) -> AttributeValue {
 fn read_text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
-        _ => Err(StoreError::Corrupt(format!("missing string attribute {name}"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "missing string attribute {name}"
+        ))),
     }
 }
 
@@ -422,7 +432,9 @@ fn read_optional_number(item: &Item, name: &str) -> Result<Option<i64>, StoreErr
             .parse()
             .map(Some)
             .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer"))),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute {name} is not a number"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a number"
+        ))),
     }
 }
 
@@ -500,8 +512,8 @@ mod tests {
         assert_eq!(key[PARTITION_KEY], text("acme"));
         assert_eq!(key[SORT_KEY], text("KEY#key_0000000000010000beef"));
         assert_eq!(DynamoStore::brand_key(&brand)[PARTITION_KEY], text("acme"));
-        let hash = crate::hashing::KeyHasher::new(&crate::hashing::Pepper::insecure_dev())
-            .hash("tk_x");
+        let hash =
+            crate::hashing::KeyHasher::new(&crate::hashing::Pepper::insecure_dev()).hash("tk_x");
         let lookup = DynamoStore::hash_item_key(&hash);
         assert_eq!(
             lookup[PARTITION_KEY],

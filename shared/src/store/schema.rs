@@ -52,10 +52,20 @@ pub async fn create_table(
         .create_table()
         .table_name(table_name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(string_attribute(definition.partition_key).map_err(|e| unavailable(e.to_string()))?)
-        .attribute_definitions(string_attribute(definition.sort_key).map_err(|e| unavailable(e.to_string()))?)
-        .key_schema(key_element(definition.partition_key, KeyType::Hash).map_err(|e| unavailable(e.to_string()))?)
-        .key_schema(key_element(definition.sort_key, KeyType::Range).map_err(|e| unavailable(e.to_string()))?)
+        .attribute_definitions(
+            string_attribute(definition.partition_key).map_err(|e| unavailable(e.to_string()))?,
+        )
+        .attribute_definitions(
+            string_attribute(definition.sort_key).map_err(|e| unavailable(e.to_string()))?,
+        )
+        .key_schema(
+            key_element(definition.partition_key, KeyType::Hash)
+                .map_err(|e| unavailable(e.to_string()))?,
+        )
+        .key_schema(
+            key_element(definition.sort_key, KeyType::Range)
+                .map_err(|e| unavailable(e.to_string()))?,
+        )
         .send()
         .await
         .map_err(|error| unavailable(DisplayErrorContext(&error).to_string()))?;
