@@ -64,12 +64,13 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
+    /// Messages may quote caller input; anything key-shaped in them is redacted here, once, for
+    /// every surface.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let message = crate::token::redact_key_shaped(&message).into_owned();
         Self {
-            error: ErrorDetail {
-                code,
-                message: message.into(),
-            },
+            error: ErrorDetail { code, message },
         }
     }
 

@@ -357,3 +357,33 @@ fn the_binary_refuses_to_start_without_its_configuration() {
         "the start-up error names the variable: {stderr} {stdout}"
     );
 }
+
+#[tokio::test]
+async fn errors_never_echo_a_key_placed_in_the_payload() {
+    let service = service_over(Arc::new(MemoryStore::new()));
+    handle_payload(
+        &service,
+        json!({"action":"create_brand","brand_id":"acme","name":"Acme"}),
+    )
+    .await;
+    let generated = handle_payload(&service, json!({"action":"generate","brand_id":"acme"})).await;
+    let key = generated["key"].as_str().unwrap().to_owned();
+    for payload in [
+        json!({"action": key}),
+        json!({"action": "list", "brand_id": "acme", "limit": key}),
+        json!({"action": "list", "brand_id": "acme", "cursor": key}),
+        json!({"action": "revoke", "brand_id": "acme", "key_id": key}),
+        json!({"action": "generate", "brand_id": key}),
+        json!({"action": "generate", "brand_id": "acme", key.clone(): 1}),
+    ] {
+        let response = handle_payload(&service, payload.clone()).await;
+        assert!(
+            response["error"]["code"].is_string(),
+            "{payload}: {response}"
+        );
+        assert!(
+            !response.to_string().contains(&key[3..]),
+            "the error echoes the key: {response}"
+        );
+    }
+}

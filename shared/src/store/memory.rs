@@ -15,8 +15,19 @@ use crate::ids::{BrandId, KeyId};
 #[derive(Debug, Default)]
 struct State {
     brands: HashMap<BrandId, BrandRecord>,
-    keys: BTreeMap<(BrandId, KeyId), KeyRecord>,
+    /// Per brand, ordered by key id (creation order), like the `KEY#` sort keys in DynamoDB.
+    keys: HashMap<BrandId, BTreeMap<KeyId, KeyRecord>>,
     key_by_hash: HashMap<KeyHash, (BrandId, KeyId)>,
+}
+
+impl State {
+    fn key(&self, brand_id: &BrandId, key_id: &KeyId) -> Option<&KeyRecord> {
+        self.keys.get(brand_id)?.get(key_id)
+    }
+
+    fn key_mut(&mut self, brand_id: &BrandId, key_id: &KeyId) -> Option<&mut KeyRecord> {
+        self.keys.get_mut(brand_id)?.get_mut(key_id)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,8 +66,9 @@ impl KeyStore for MemoryStore {
 
     async fn insert_key(&self, record: &KeyRecord, max_live_keys: u32) -> Result<(), StoreError> {
         let mut state = self.lock();
-        let id = (record.brand_id.clone(), record.key_id.clone());
-        if state.keys.contains_key(&id) || state.key_by_hash.contains_key(&record.key_hash) {
+        if state.key(&record.brand_id, &record.key_id).is_some()
+            || state.key_by_hash.contains_key(&record.key_hash)
+        {
             return Err(StoreError::AlreadyExists);
         }
         let brand = state
@@ -67,8 +79,15 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::LimitReached);
         }
         brand.live_keys += 1;
-        state.key_by_hash.insert(record.key_hash, id.clone());
-        state.keys.insert(id, record.clone());
+        state.key_by_hash.insert(
+            record.key_hash,
+            (record.brand_id.clone(), record.key_id.clone()),
+        );
+        state
+            .keys
+            .entry(record.brand_id.clone())
+            .or_default()
+            .insert(record.key_id.clone(), record.clone());
         Ok(())
     }
 
@@ -77,7 +96,7 @@ impl KeyStore for MemoryStore {
         Ok(state
             .key_by_hash
             .get(key_hash)
-            .and_then(|id| state.keys.get(id))
+            .and_then(|(brand_id, key_id)| state.key(brand_id, key_id))
             .map(|record| KeyLookup {
                 brand_id: record.brand_id.clone(),
                 key_id: record.key_id.clone(),
@@ -91,11 +110,7 @@ impl KeyStore for MemoryStore {
         brand_id: &BrandId,
         key_id: &KeyId,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .keys
-            .get(&(brand_id.clone(), key_id.clone()))
-            .cloned())
+        Ok(self.lock().key(brand_id, key_id).cloned())
     }
 
     async fn list_keys(
@@ -105,20 +120,22 @@ impl KeyStore for MemoryStore {
         after_position: Option<&str>,
     ) -> Result<Page<KeyRecord>, StoreError> {
         let state = self.lock();
+        let Some(brand_keys) = state.keys.get(brand_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_position: None,
+            });
+        };
         let start = match after_position {
-            Some(position) => {
-                let after = KeyId::parse(position)
-                    .map_err(|_| StoreError::Corrupt("list position is not a key id".into()))?;
-                Bound::Excluded((brand_id.clone(), after))
-            }
+            Some(position) => Bound::Excluded(
+                KeyId::parse(position)
+                    .map_err(|_| StoreError::Corrupt("list position is not a key id".into()))?,
+            ),
             None => Bound::Unbounded,
         };
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut matching = state
-            .keys
+        let mut matching = brand_keys
             .range((start, Bound::Unbounded))
-            .skip_while(|((brand, _), _)| brand < brand_id)
-            .take_while(|((brand, _), _)| brand == brand_id)
             .map(|(_, record)| record.clone());
         let items: Vec<KeyRecord> = matching.by_ref().take(limit).collect();
         let next_position = match matching.next() {
@@ -138,8 +155,10 @@ impl KeyStore for MemoryStore {
         revoked_at: UnixMillis,
     ) -> Result<RevokeOutcome, StoreError> {
         let mut state = self.lock();
-        let id = (brand_id.clone(), key_id.clone());
-        let record = state.keys.get(&id).ok_or(StoreError::NotFound)?.clone();
+        let record = state
+            .key(brand_id, key_id)
+            .ok_or(StoreError::NotFound)?
+            .clone();
         if record.is_revoked() {
             return Ok(RevokeOutcome::AlreadyRevoked(record));
         }
@@ -151,7 +170,9 @@ impl KeyStore for MemoryStore {
             revoked_at: Some(revoked_at),
             ..record
         };
-        state.keys.insert(id, revoked.clone());
+        if let Some(stored) = state.key_mut(brand_id, key_id) {
+            *stored = revoked.clone();
+        }
         Ok(RevokeOutcome::Revoked(revoked))
     }
 
@@ -163,8 +184,7 @@ impl KeyStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         let record = state
-            .keys
-            .get_mut(&(brand_id.clone(), key_id.clone()))
+            .key_mut(brand_id, key_id)
             .ok_or(StoreError::NotFound)?;
         record.last_used_at = Some(used_at);
         Ok(())
