@@ -1,5 +1,6 @@
 //! A small, bounded per-container cache of verification verdicts (positive and negative). Its TTL
-//! is the revocation bound: a key revoked elsewhere stops working here within one TTL.
+//! is the revocation bound: a key revoked elsewhere stops working here within one TTL. Unknown
+//! hashes live in their own map, so a flood of made-up tokens can only evict other made-up tokens.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,16 +28,26 @@ struct Entry {
 pub struct VerifyCache {
     ttl_ms: i64,
     capacity: usize,
-    entries: Mutex<HashMap<KeyHash, Entry>>,
+    known: Mutex<HashMap<KeyHash, Entry>>,
+    unknown: Mutex<HashMap<KeyHash, Entry>>,
 }
 
 impl VerifyCache {
-    /// `ttl_ms == 0` or `capacity == 0` disables caching: every verify reads the store.
+    /// `ttl_ms == 0` or `capacity == 0` disables caching: every verify reads the store. Each of
+    /// the two maps (known keys, unknown hashes) holds at most `capacity` entries.
     pub fn new(ttl_ms: i64, capacity: usize) -> Self {
         Self {
             ttl_ms,
             capacity,
-            entries: Mutex::new(HashMap::with_capacity(capacity.min(1024))),
+            known: Mutex::new(HashMap::with_capacity(capacity.min(1024))),
+            unknown: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map_for(&self, verdict: &CachedVerdict) -> &Mutex<HashMap<KeyHash, Entry>> {
+        match verdict {
+            CachedVerdict::Known(_) => &self.known,
+            CachedVerdict::Unknown => &self.unknown,
         }
     }
 
@@ -52,23 +63,28 @@ impl VerifyCache {
         if !self.enabled() {
             return None;
         }
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key_hash)
-            .filter(|entry| entry.expires_at > now)
-            .map(|entry| entry.verdict.clone())
+        [&self.known, &self.unknown].into_iter().find_map(|map| {
+            map.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key_hash)
+                .filter(|entry| entry.expires_at > now)
+                .map(|entry| entry.verdict.clone())
+        })
     }
 
     pub fn insert(&self, key_hash: KeyHash, verdict: CachedVerdict, now: UnixMillis) {
         if !self.enabled() {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self
+            .map_for(&verdict)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.capacity && !entries.contains_key(&key_hash) {
             entries.retain(|_, entry| entry.expires_at > now);
             if entries.len() >= self.capacity {
-                // Still full of live entries (a flood of distinct tokens): start over rather than
-                // grow. Legitimate keys are re-read once; memory stays bounded.
+                // Still full of live entries: start over rather than grow. For unknown hashes this
+                // is a flood of made-up tokens; known keys are untouched by it.
                 entries.clear();
             }
         }
@@ -83,14 +99,19 @@ impl VerifyCache {
 
     /// Forgets a hash at once, e.g. after this container revoked it.
     pub fn remove(&self, key_hash: &KeyHash) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key_hash);
+        for map in [&self.known, &self.unknown] {
+            map.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key_hash);
+        }
     }
 
+    /// Entries held, known and unknown together.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+        [&self.known, &self.unknown]
+            .into_iter()
+            .map(|map| map.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,6 +136,15 @@ mod tests {
         assert_eq!(cache.get(&hash("a"), 6_000), None);
     }
 
+    fn known(key_id: &str) -> CachedVerdict {
+        CachedVerdict::Known(KeyLookup {
+            brand_id: crate::ids::BrandId::parse("acme").unwrap(),
+            key_id: crate::ids::KeyId::parse(key_id).unwrap(),
+            fingerprint: hash(key_id).fingerprint(),
+            revoked_at: None,
+        })
+    }
+
     #[test]
     fn stays_within_capacity() {
         let cache = VerifyCache::new(5_000, 3);
@@ -122,6 +152,17 @@ mod tests {
             cache.insert(hash(&i.to_string()), CachedVerdict::Unknown, 0);
             assert!(cache.len() <= 3);
         }
+    }
+
+    #[test]
+    fn a_flood_of_unknown_tokens_does_not_evict_known_keys() {
+        let cache = VerifyCache::new(5_000, 3);
+        let real = known("key_00000000000000000001");
+        cache.insert(hash("real"), real.clone(), 0);
+        for i in 0..1_000 {
+            cache.insert(hash(&format!("junk{i}")), CachedVerdict::Unknown, 0);
+        }
+        assert_eq!(cache.get(&hash("real"), 1), Some(real));
     }
 
     #[test]

@@ -66,7 +66,18 @@ impl EdgeConfig {
             non_empty(INSECURE_DEV_PEPPER_VAR),
         ) {
             (Some(secret_id), _) => PepperSource::SecretsManager { secret_id },
-            (None, Some(flag)) if flag == "1" || flag == "true" => PepperSource::InsecureDev,
+            (None, Some(flag)) if flag == "1" || flag == "true" => {
+                // Lambda sets this for every function: the public dev pepper never runs there.
+                if non_empty("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+                    return Err(ConfigError::Invalid {
+                        name: INSECURE_DEV_PEPPER_VAR,
+                        reason: "the insecure dev pepper is refused inside AWS Lambda; set \
+                                 TRCKER_PEPPER_SECRET_ID"
+                            .into(),
+                    });
+                }
+                PepperSource::InsecureDev
+            }
             (None, Some(_)) => {
                 return Err(ConfigError::Invalid {
                     name: INSECURE_DEV_PEPPER_VAR,
@@ -188,5 +199,12 @@ mod tests {
         let parsed = config(&[(KEYS_TABLE_VAR, "t"), (INSECURE_DEV_PEPPER_VAR, "1")]).unwrap();
         assert_eq!(parsed.pepper, PepperSource::InsecureDev);
         assert!(config(&[(KEYS_TABLE_VAR, "t"), (INSECURE_DEV_PEPPER_VAR, "yes")]).is_err());
+        let in_lambda = config(&[
+            (KEYS_TABLE_VAR, "t"),
+            (INSECURE_DEV_PEPPER_VAR, "1"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "keys"),
+        ])
+        .unwrap_err();
+        assert!(in_lambda.to_string().contains(INSECURE_DEV_PEPPER_VAR));
     }
 }

@@ -11,13 +11,15 @@ use crate::clock::{Clock, UnixMillis, format_rfc3339};
 use crate::cursor::{CursorCodec, InvalidCursor};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::hashing::{Fingerprint, KeyHasher};
-use crate::ids::{BrandId, KeyId};
+use crate::ids::{BrandId, KeyId, MAX_BRAND_NAME_LEN, MAX_LABEL_LEN, validate_text};
 use crate::store::{
     BrandRecord, KeyRecord, KeyStore, MAX_LIVE_KEYS_PER_BRAND, RevokeOutcome, StoreError,
 };
 use crate::token::{PlaintextKey, RandomSourceError, TokenError, generate_key, parse_key};
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 25;
+/// The `last_used_at` write rides on a request; it may delay it by at most this much.
+const LAST_USED_WRITE_BUDGET: std::time::Duration = std::time::Duration::from_millis(300);
 pub const MAX_PAGE_LIMIT: u32 = 100;
 
 /// Tunables, with the defaults documented in the README.
@@ -253,17 +255,23 @@ impl KeyService {
     }
 
     /// Registers a brand so keys can be generated for it.
-    pub async fn create_brand(&self, brand_id: &BrandId, name: &str) -> Result<(), KeyError> {
+    pub async fn create_brand(
+        &self,
+        brand_id: &BrandId,
+        name: &str,
+    ) -> Result<BrandRecord, KeyError> {
+        let name = validate_text("name", name, MAX_BRAND_NAME_LEN)
+            .map_err(|error| KeyError::InvalidRequest(error.to_string()))?;
         let record = BrandRecord {
             brand_id: brand_id.clone(),
-            name: name.to_owned(),
+            name,
             created_at: self.clock.now_ms(),
             live_keys: 0,
         };
         match self.store.create_brand(&record).await {
             Ok(()) => {
                 tracing::info!(brand_id = %brand_id, "brand registered");
-                Ok(())
+                Ok(record)
             }
             Err(StoreError::AlreadyExists) => Err(KeyError::BrandExists(brand_id.clone())),
             Err(other) => Err(other.into()),
@@ -274,8 +282,12 @@ impl KeyService {
     pub async fn generate(
         &self,
         brand_id: &BrandId,
-        label: Option<String>,
+        label: Option<&str>,
     ) -> Result<GeneratedKey, KeyError> {
+        let label = label
+            .map(|label| validate_text("label", label, MAX_LABEL_LEN))
+            .transpose()
+            .map_err(|error| KeyError::InvalidRequest(error.to_string()))?;
         let key = generate_key()?;
         let key_hash = self.hasher.hash(key.expose_secret());
         let created_at = self.clock.now_ms();
@@ -430,23 +442,29 @@ impl KeyService {
                 return;
             }
             if written.len() >= self.settings.cache_capacity.max(1) {
-                written.clear();
+                let interval = self.settings.last_used_interval_ms;
+                written.retain(|_, at| now.saturating_sub(*at) < interval);
+                if written.len() >= self.settings.cache_capacity.max(1) {
+                    written.clear();
+                }
             }
             // Claim the slot before writing so concurrent requests do not all write.
             written.insert(principal.key_id.clone(), now);
         }
-        if let Err(error) = self
+        let write = self
             .store
-            .record_key_use(&principal.brand_id, &principal.key_id, now)
-            .await
-        {
-            tracing::warn!(
-                brand_id = %principal.brand_id,
-                key_id = %principal.key_id,
-                error = %error,
-                "could not record last_used_at; the request goes on"
-            );
-        }
+            .record_key_use(&principal.brand_id, &principal.key_id, now);
+        let failure = match tokio::time::timeout(LAST_USED_WRITE_BUDGET, write).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {LAST_USED_WRITE_BUDGET:?}"),
+        };
+        tracing::warn!(
+            brand_id = %principal.brand_id,
+            key_id = %principal.key_id,
+            error = %failure,
+            "could not record last_used_at; the request goes on"
+        );
     }
 }
 
@@ -500,11 +518,7 @@ mod tests {
     async fn brand_with_key(h: &Harness, id: &str) -> (BrandId, GeneratedKey) {
         let brand_id = brand(id);
         h.service.create_brand(&brand_id, "Acme").await.unwrap();
-        let key = h
-            .service
-            .generate(&brand_id, Some("ci".into()))
-            .await
-            .unwrap();
+        let key = h.service.generate(&brand_id, Some("ci")).await.unwrap();
         (brand_id, key)
     }
 
@@ -783,6 +797,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn labels_and_names_are_validated_before_any_write() {
+        let h = harness();
+        let brand_id = brand("acme");
+        let bad_name = h.service.create_brand(&brand_id, " \n ").await.unwrap_err();
+        assert_eq!(bad_name.code(), ErrorCode::InvalidRequest);
+        h.service.create_brand(&brand_id, "Acme").await.unwrap();
+        h.store.reset();
+        let long = "x".repeat(MAX_LABEL_LEN + 1);
+        for label in [long.as_str(), "", "a\u{7}b"] {
+            let error = h
+                .service
+                .generate(&brand_id, Some(label))
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidRequest, "{label:?}");
+        }
+        assert_eq!(h.store.total_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_hung_last_used_write_delays_the_request_by_at_most_its_budget() {
+        let h = harness();
+        let (_, generated) = brand_with_key(&h, "acme").await;
+        h.store.inner().hang_always(StoreOperation::RecordKeyUse);
+        tokio::time::pause();
+        let started = tokio::time::Instant::now();
+        assert!(
+            h.service
+                .verify(generated.key.expose_secret())
+                .await
+                .is_ok()
+        );
+        assert!(started.elapsed() >= LAST_USED_WRITE_BUDGET);
+    }
+
+    #[tokio::test]
     async fn revoke_is_idempotent() {
         let h = harness();
         let (brand_id, generated) = brand_with_key(&h, "acme").await;
@@ -808,7 +858,7 @@ mod tests {
         let (globex, _) = brand_with_key(&h, "globex").await;
         h.clock.advance_ms(1);
         h.service
-            .generate(&acme, Some("replacement".into()))
+            .generate(&acme, Some("replacement"))
             .await
             .unwrap();
 

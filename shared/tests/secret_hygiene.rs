@@ -27,10 +27,7 @@ async fn exercise_lifecycle(store: Arc<dyn KeyStore>) -> String {
     ))
     .unwrap();
     service.create_brand(&brand_id, "Hygiene").await.unwrap();
-    let generated = service
-        .generate(&brand_id, Some("ci".into()))
-        .await
-        .unwrap();
+    let generated = service.generate(&brand_id, Some("ci")).await.unwrap();
     let token = generated.key.expose_secret().to_owned();
     assert!(!format!("{generated:?}").contains(&token[3..]));
 

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::error::{ErrorBody, ErrorCode};
-use trcker_shared::ids::{BrandId, KeyId, MAX_BRAND_NAME_LEN, MAX_LABEL_LEN, validate_text};
+use trcker_shared::ids::{BrandId, KeyId};
 use trcker_shared::keys::{KeyError, KeyService};
 
 /// Larger payloads are refused before parsing; real ones are a few hundred bytes.
@@ -121,25 +121,21 @@ async fn dispatch(service: &KeyService, action: &str, payload: Value) -> Result<
         "create_brand" => {
             let request: CreateBrandRequest = parse_fields(fields)?;
             let brand_id = parse_brand(&request.brand_id)?;
-            let name = validate_text("name", &request.name, MAX_BRAND_NAME_LEN)
-                .map_err(|e| invalid(e.to_string()))?;
-            service
-                .create_brand(&brand_id, &name)
+            let brand = service
+                .create_brand(&brand_id, &request.name)
                 .await
                 .map_err(|e| e.to_body())?;
-            Ok(json!({ "brand": { "brand_id": brand_id, "name": name,
-                "created_at": format_rfc3339(service.now_ms()) } }))
+            Ok(json!({ "brand": {
+                "brand_id": brand.brand_id,
+                "name": brand.name,
+                "created_at": format_rfc3339(brand.created_at),
+            } }))
         }
         "generate" => {
             let request: GenerateRequest = parse_fields(fields)?;
             let brand_id = parse_brand(&request.brand_id)?;
-            let label = request
-                .label
-                .map(|label| validate_text("label", &label, MAX_LABEL_LEN))
-                .transpose()
-                .map_err(|e| invalid(e.to_string()))?;
             let generated = service
-                .generate(&brand_id, label)
+                .generate(&brand_id, request.label.as_deref())
                 .await
                 .map_err(|e| e.to_body())?;
             Ok(generated.to_response_json())

@@ -1,7 +1,9 @@
 //! Lambda entry point for the key-management function: build the service once, then serve
-//! invocations.
+//! invocations. The payload arrives as raw JSON text so the size limit and every parse error go
+//! through the same typed handling as in tests and the local gateway.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,9 +15,12 @@ async fn main() -> Result<(), Error> {
             return Err(error.into());
         }
     };
-    run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+    run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let service = service.clone();
-        async move { Ok::<_, Error>(trcker_keys::handle_payload(&service, event.payload).await) }
+        async move {
+            let payload = event.payload.get().as_bytes();
+            Ok::<_, Error>(trcker_keys::handle_payload_bytes(&service, payload).await)
+        }
     }))
     .await
 }

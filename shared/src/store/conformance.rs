@@ -342,26 +342,44 @@ pub async fn key_use_is_recorded(store: &dyn KeyStore) {
         .record_key_use(&brand_id, &record.key_id, 1_700_000_000_100)
         .await
         .unwrap();
-    let stored = store
-        .get_key(&brand_id, &record.key_id)
+    assert_eq!(
+        last_used(store, &brand_id, &record.key_id).await,
+        Some(1_700_000_000_100)
+    );
+
+    // A container with a slower clock never moves it backwards.
+    store
+        .record_key_use(&brand_id, &record.key_id, 1_700_000_000_050)
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(stored.last_used_at, Some(1_700_000_000_100));
     assert_eq!(
-        store
-            .record_key_use(&brand_id, &KeyId::new(1).unwrap(), 1)
-            .await,
-        Err(StoreError::NotFound),
-        "recording use never creates a key"
+        last_used(store, &brand_id, &record.key_id).await,
+        Some(1_700_000_000_100)
     );
+
+    // A revoked key keeps the last use it had before revocation.
+    store
+        .revoke_key(&brand_id, &record.key_id, 1_700_000_000_200)
+        .await
+        .unwrap();
+    store
+        .record_key_use(&brand_id, &record.key_id, 1_700_000_000_300)
+        .await
+        .unwrap();
     assert_eq!(
-        store
-            .get_key(&brand_id, &KeyId::new(1).unwrap())
-            .await
-            .unwrap(),
-        None
+        last_used(store, &brand_id, &record.key_id).await,
+        Some(1_700_000_000_100)
     );
+
+    // Recording use never creates a key.
+    let ghost = KeyId::new(1).unwrap();
+    store.record_key_use(&brand_id, &ghost, 1).await.unwrap();
+    assert_eq!(store.get_key(&brand_id, &ghost).await.unwrap(), None);
+}
+
+async fn last_used(store: &dyn KeyStore, brand_id: &BrandId, key_id: &KeyId) -> Option<i64> {
+    let stored = store.get_key(brand_id, key_id).await.unwrap().unwrap();
+    stored.last_used_at
 }
 
 pub async fn concurrent_inserts_never_exceed_the_limit(store: Arc<dyn KeyStore>) {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -144,6 +145,9 @@ impl DynamoStore {
             Some(codes) if codes.iter().any(|code| code == "ConditionalCheckFailed") => {
                 Err(StoreError::AlreadyExists)
             }
+            Some(codes) if codes.iter().any(|code| is_throttling_reason(code)) => {
+                Err(StoreError::Throttled)
+            }
             _ => Err(classify(error)),
         }
     }
@@ -204,6 +208,9 @@ impl DynamoStore {
                         Some(_) => Err(StoreError::Contention),
                         None => Err(StoreError::NotFound),
                     }
+                }
+                Some(codes) if codes.iter().any(|code| is_throttling_reason(code)) => {
+                    Err(StoreError::Throttled)
                 }
                 Some(codes) => Err(StoreError::Corrupt(format!(
                     "revoke of {} was cancelled: {codes:?}",
@@ -356,13 +363,17 @@ impl KeyStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::key_item_key(brand_id, key_id)))
             .update_expression("SET last_used_at = :at")
-            .condition_expression("attribute_exists(pk)")
+            // Never on a missing or revoked key, never backwards (containers' clocks differ).
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(revoked_at) \
+                 AND (attribute_not_exists(last_used_at) OR last_used_at < :at)",
+            )
             .expression_attribute_values(":at", number(used_at))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) if is_condition_failure(&error) => Err(StoreError::NotFound),
+            Err(error) if is_condition_failure(&error) => Ok(()),
             Err(error) => Err(classify(error)),
         }
     }
@@ -478,12 +489,16 @@ fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option
     }
 }
 
-/// Maps any SDK failure to what the caller can do about it: throttling and unavailability are
-/// transient (503 + Retry-After upstream); everything else is ours to fix.
-fn classify<E, R>(error: SdkError<E, R>) -> StoreError
+fn is_throttling_reason(code: &str) -> bool {
+    matches!(code, "ThrottlingError" | "ProvisionedThroughputExceeded")
+}
+
+/// Maps any SDK failure to what the caller can do about it: throttling, timeouts, connection
+/// failures and 5xx are transient (503 + Retry-After upstream); any other refusal (access denied,
+/// missing table, validation) is a deployment or code problem that retrying will not fix.
+fn classify<E>(error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     const THROTTLING: [&str; 4] = [
         "ProvisionedThroughputExceededException",
@@ -491,18 +506,69 @@ where
         "RequestLimitExceeded",
         "TransactionInProgressException",
     ];
+    const SERVER_SIDE: [&str; 2] = ["InternalServerError", "ServiceUnavailable"];
     if error.code().is_some_and(|code| THROTTLING.contains(&code)) {
         return StoreError::Throttled;
     }
     if error.code() == Some("TransactionConflictException") {
         return StoreError::Contention;
     }
-    StoreError::Unavailable(DisplayErrorContext(&error).to_string())
+    let description = DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(description)
+        }
+        SdkError::ServiceError(service)
+            if service.raw().status().is_server_error()
+                || error.code().is_some_and(|code| SERVER_SIDE.contains(&code)) =>
+        {
+            StoreError::Unavailable(description)
+        }
+        _ => StoreError::Rejected(description),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn contention_is_retried_then_reported() {
+        let attempts = AtomicU32::new(0);
+        let succeeds_on_third = retry_on_contention(|| async {
+            let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+            if attempt < 3 {
+                Err(StoreError::Contention)
+            } else {
+                Ok(attempt)
+            }
+        })
+        .await;
+        assert_eq!(succeeds_on_third, Ok(3));
+
+        let attempts = AtomicU32::new(0);
+        let never = retry_on_contention(|| async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(StoreError::Contention)
+        })
+        .await;
+        assert_eq!(never, Err(StoreError::Contention));
+        assert_eq!(attempts.load(Ordering::SeqCst), CONTENTION_ATTEMPTS);
+
+        let attempts = AtomicU32::new(0);
+        let other = retry_on_contention(|| async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(StoreError::Throttled)
+        })
+        .await;
+        assert_eq!(other, Err(StoreError::Throttled));
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            1,
+            "only contention is retried here"
+        );
+    }
 
     #[test]
     fn brand_items_lead_with_the_brand_id_and_hash_items_do_not() {

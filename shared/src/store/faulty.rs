@@ -13,8 +13,15 @@ use crate::hashing::KeyHash;
 use crate::ids::{BrandId, KeyId};
 
 #[derive(Debug, Clone)]
+enum FaultKind {
+    Fail(StoreError),
+    /// The call never answers, like a store behind a dead connection.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
 struct InjectedFault {
-    error: StoreError,
+    kind: FaultKind,
     /// `None`: every call fails until cleared.
     remaining: Option<u32>,
 }
@@ -42,7 +49,7 @@ impl<S> FaultyStore<S> {
         self.lock().insert(
             operation,
             InjectedFault {
-                error,
+                kind: FaultKind::Fail(error),
                 remaining: Some(times),
             },
         );
@@ -53,7 +60,18 @@ impl<S> FaultyStore<S> {
         self.lock().insert(
             operation,
             InjectedFault {
-                error,
+                kind: FaultKind::Fail(error),
+                remaining: None,
+            },
+        );
+    }
+
+    /// Makes every call of `operation` wait forever until [`FaultyStore::clear`].
+    pub fn hang_always(&self, operation: StoreOperation) {
+        self.lock().insert(
+            operation,
+            InjectedFault {
+                kind: FaultKind::Hang,
                 remaining: None,
             },
         );
@@ -67,22 +85,28 @@ impl<S> FaultyStore<S> {
         self.faults.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn check(&self, operation: StoreOperation) -> Result<(), StoreError> {
-        let mut faults = self.lock();
-        let Some(fault) = faults.get_mut(&operation) else {
-            return Ok(());
+    async fn check(&self, operation: StoreOperation) -> Result<(), StoreError> {
+        let kind = {
+            let mut faults = self.lock();
+            let Some(fault) = faults.get_mut(&operation) else {
+                return Ok(());
+            };
+            let kind = fault.kind.clone();
+            match &mut fault.remaining {
+                None => kind,
+                Some(0) => {
+                    faults.remove(&operation);
+                    return Ok(());
+                }
+                Some(remaining) => {
+                    *remaining -= 1;
+                    kind
+                }
+            }
         };
-        let error = fault.error.clone();
-        match &mut fault.remaining {
-            None => Err(error),
-            Some(0) => {
-                faults.remove(&operation);
-                Ok(())
-            }
-            Some(remaining) => {
-                *remaining -= 1;
-                Err(error)
-            }
+        match kind {
+            FaultKind::Fail(error) => Err(error),
+            FaultKind::Hang => std::future::pending().await,
         }
     }
 }
@@ -90,22 +114,22 @@ impl<S> FaultyStore<S> {
 #[async_trait]
 impl<S: KeyStore> KeyStore for FaultyStore<S> {
     async fn create_brand(&self, brand: &BrandRecord) -> Result<(), StoreError> {
-        self.check(StoreOperation::CreateBrand)?;
+        self.check(StoreOperation::CreateBrand).await?;
         self.inner.create_brand(brand).await
     }
 
     async fn get_brand(&self, brand_id: &BrandId) -> Result<Option<BrandRecord>, StoreError> {
-        self.check(StoreOperation::GetBrand)?;
+        self.check(StoreOperation::GetBrand).await?;
         self.inner.get_brand(brand_id).await
     }
 
     async fn insert_key(&self, record: &KeyRecord, max_live_keys: u32) -> Result<(), StoreError> {
-        self.check(StoreOperation::InsertKey)?;
+        self.check(StoreOperation::InsertKey).await?;
         self.inner.insert_key(record, max_live_keys).await
     }
 
     async fn find_key_by_hash(&self, key_hash: &KeyHash) -> Result<Option<KeyLookup>, StoreError> {
-        self.check(StoreOperation::FindKeyByHash)?;
+        self.check(StoreOperation::FindKeyByHash).await?;
         self.inner.find_key_by_hash(key_hash).await
     }
 
@@ -114,7 +138,7 @@ impl<S: KeyStore> KeyStore for FaultyStore<S> {
         brand_id: &BrandId,
         key_id: &KeyId,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        self.check(StoreOperation::GetKey)?;
+        self.check(StoreOperation::GetKey).await?;
         self.inner.get_key(brand_id, key_id).await
     }
 
@@ -124,7 +148,7 @@ impl<S: KeyStore> KeyStore for FaultyStore<S> {
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<KeyRecord>, StoreError> {
-        self.check(StoreOperation::ListKeys)?;
+        self.check(StoreOperation::ListKeys).await?;
         self.inner.list_keys(brand_id, limit, after_position).await
     }
 
@@ -134,7 +158,7 @@ impl<S: KeyStore> KeyStore for FaultyStore<S> {
         key_id: &KeyId,
         revoked_at: UnixMillis,
     ) -> Result<RevokeOutcome, StoreError> {
-        self.check(StoreOperation::RevokeKey)?;
+        self.check(StoreOperation::RevokeKey).await?;
         self.inner.revoke_key(brand_id, key_id, revoked_at).await
     }
 
@@ -144,7 +168,7 @@ impl<S: KeyStore> KeyStore for FaultyStore<S> {
         key_id: &KeyId,
         used_at: UnixMillis,
     ) -> Result<(), StoreError> {
-        self.check(StoreOperation::RecordKeyUse)?;
+        self.check(StoreOperation::RecordKeyUse).await?;
         self.inner.record_key_use(brand_id, key_id, used_at).await
     }
 }

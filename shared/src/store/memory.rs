@@ -165,7 +165,10 @@ impl KeyStore for MemoryStore {
         let brand = state.brands.get_mut(brand_id).ok_or_else(|| {
             StoreError::Corrupt(format!("key {key_id} has no brand record {brand_id}"))
         })?;
-        brand.live_keys = brand.live_keys.saturating_sub(1);
+        // Same invariant as the DynamoDB condition `live_keys > 0`.
+        brand.live_keys = brand.live_keys.checked_sub(1).ok_or_else(|| {
+            StoreError::Corrupt(format!("brand {brand_id} has a live key but live_keys = 0"))
+        })?;
         let revoked = KeyRecord {
             revoked_at: Some(revoked_at),
             ..record
@@ -183,10 +186,12 @@ impl KeyStore for MemoryStore {
         used_at: UnixMillis,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        let record = state
-            .key_mut(brand_id, key_id)
-            .ok_or(StoreError::NotFound)?;
-        record.last_used_at = Some(used_at);
+        if let Some(record) = state.key_mut(brand_id, key_id)
+            && !record.is_revoked()
+            && record.last_used_at.is_none_or(|at| at < used_at)
+        {
+            record.last_used_at = Some(used_at);
+        }
         Ok(())
     }
 }

@@ -90,6 +90,10 @@ pub enum StoreError {
     Contention,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request for a reason retrying will not fix (access denied, missing
+    /// table, invalid request): a deployment or code problem.
+    #[error("the store rejected the request: {0}")]
+    Rejected(String),
     #[error("a stored item is malformed: {0}")]
     Corrupt(String),
 }
@@ -143,7 +147,8 @@ pub trait KeyStore: Send + Sync {
         revoked_at: UnixMillis,
     ) -> Result<RevokeOutcome, StoreError>;
 
-    /// Sets `last_used_at` on an existing key; `NotFound` if the key is gone.
+    /// Moves `last_used_at` forward on a live key. A missing or revoked key, or a stored time that
+    /// is already later, is left unchanged (and is not an error): it never creates a key.
     async fn record_key_use(
         &self,
         brand_id: &BrandId,
