@@ -24,9 +24,25 @@ pub enum IdError {
 }
 
 /// A brand's identifier, e.g. `acme` or `acme-eu_2`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
 pub struct BrandId(String);
+
+impl TryFrom<String> for BrandId {
+    type Error = IdError;
+
+    fn try_from(text: String) -> Result<Self, IdError> {
+        Self::parse(&text)
+    }
+}
+
+impl From<BrandId> for String {
+    fn from(brand_id: BrandId) -> Self {
+        brand_id.0
+    }
+}
 
 impl BrandId {
     pub fn parse(text: &str) -> Result<Self, IdError> {

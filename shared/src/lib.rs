@@ -2,6 +2,7 @@
 //! verification against DynamoDB with a short per-container cache, and the key lifecycle.
 
 pub mod bootstrap;
+pub mod brand_data;
 pub mod cache;
 pub mod clock;
 pub mod config;

@@ -21,7 +21,7 @@ use crate::clock::UnixMillis;
 use crate::hashing::{Fingerprint, KeyHash};
 use crate::ids::{BrandId, KeyId};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 pub const PARTITION_KEY: &str = "pk";
 pub const SORT_KEY: &str = "sk";
@@ -379,7 +379,7 @@ impl KeyStore for DynamoStore {
     }
 }
 
-async fn retry_on_contention<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+pub(crate) async fn retry_on_contention<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
@@ -419,15 +419,15 @@ fn key_record_from_item(item: &Item) -> Result<KeyRecord, StoreError> {
     })
 }
 
-fn text(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn text(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn number(value: i64) -> AttributeValue {
+pub(crate) fn number(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn read_text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+pub(crate) fn read_text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
         _ => Err(StoreError::Corrupt(format!(
@@ -436,7 +436,7 @@ fn read_text<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     }
 }
 
-fn read_optional_number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+pub(crate) fn read_optional_number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
     match item.get(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
         Some(AttributeValue::N(value)) => value
@@ -449,12 +449,12 @@ fn read_optional_number(item: &Item, name: &str) -> Result<Option<i64>, StoreErr
     }
 }
 
-fn read_number(item: &Item, name: &str) -> Result<i64, StoreError> {
+pub(crate) fn read_number(item: &Item, name: &str) -> Result<i64, StoreError> {
     read_optional_number(item, name)?
         .ok_or_else(|| StoreError::Corrupt(format!("missing number attribute {name}")))
 }
 
-fn parse_brand(text: &str) -> Result<BrandId, StoreError> {
+pub(crate) fn parse_brand(text: &str) -> Result<BrandId, StoreError> {
     BrandId::parse(text).map_err(|_| StoreError::Corrupt(format!("bad stored brand id {text:?}")))
 }
 
@@ -467,16 +467,18 @@ fn parse_fingerprint(text: &str) -> Result<Fingerprint, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("bad stored fingerprint {text:?}")))
 }
 
-fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+pub(crate) fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Corrupt(format!("request could not be built: {error}"))
 }
 
-fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
     error.code() == Some("ConditionalCheckFailedException")
 }
 
 /// The per-item reasons of a cancelled transaction, in request order.
-fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
+pub(crate) fn cancellation_codes<R>(
+    error: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
     match error.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(
             cancelled
@@ -489,14 +491,14 @@ fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option
     }
 }
 
-fn is_throttling_reason(code: &str) -> bool {
+pub(crate) fn is_throttling_reason(code: &str) -> bool {
     matches!(code, "ThrottlingError" | "ProvisionedThroughputExceeded")
 }
 
 /// Maps any SDK failure to what the caller can do about it: throttling, timeouts, connection
 /// failures and 5xx are transient (503 + Retry-After upstream); any other refusal (access denied,
 /// missing table, validation) is a deployment or code problem that retrying will not fix.
-fn classify<E>(error: SdkError<E, HttpResponse>) -> StoreError
+pub(crate) fn classify<E>(error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

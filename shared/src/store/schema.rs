@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 
 use super::StoreError;
@@ -27,6 +28,14 @@ pub const KEYS_TABLE: TableDefinition = TableDefinition {
     partition_key: PARTITION_KEY,
     sort_key: SORT_KEY,
     ttl_attribute: None,
+};
+
+/// Partners, offers, the activity log and rate counters (activity and counters expire by TTL).
+pub const DATA_TABLE: TableDefinition = TableDefinition {
+    purpose: "data",
+    partition_key: PARTITION_KEY,
+    sort_key: SORT_KEY,
+    ttl_attribute: Some(crate::brand_data::dynamo::TTL_ATTRIBUTE),
 };
 
 /// Creates `table_name` with `definition`'s key schema, on-demand billing.
@@ -69,5 +78,19 @@ pub async fn create_table(
         .send()
         .await
         .map_err(|error| unavailable(DisplayErrorContext(&error).to_string()))?;
+    if let Some(attribute) = definition.ttl_attribute {
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name(attribute)
+            .enabled(true)
+            .build()
+            .map_err(|e| unavailable(e.to_string()))?;
+        client
+            .update_time_to_live()
+            .table_name(table_name)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|error| unavailable(DisplayErrorContext(&error).to_string()))?;
+    }
     Ok(())
 }

@@ -1,0 +1,340 @@
+//! The behaviour every [`BrandDataStore`] backend must have. The in-memory backend runs it in unit
+//! tests, the DynamoDB backend against moto.
+
+use serde_json::json;
+
+use super::{
+    ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
+};
+use crate::ids::BrandId;
+use crate::store::StoreError;
+use crate::store::conformance::fresh_brand_id;
+
+pub async fn run_all(store: &dyn BrandDataStore) {
+    documents_have_a_versioned_lifecycle(store).await;
+    unique_claims_hold_per_brand_and_kind(store).await;
+    documents_list_in_pages_within_the_brand(store).await;
+    activity_lists_newest_first_with_filters(store).await;
+    counters_count_per_window(store).await;
+}
+
+fn slug(value: &str) -> UniqueClaim {
+    UniqueClaim {
+        field: "slug",
+        value: value.to_owned(),
+    }
+}
+
+fn partner(brand_id: &BrandId, id: &str, version: u64, name: &str) -> Document {
+    Document {
+        brand_id: brand_id.clone(),
+        kind: DocumentKind::Partner,
+        id: id.to_owned(),
+        version,
+        body: json!({ "name": name }),
+    }
+}
+
+pub async fn documents_have_a_versioned_lifecycle(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("docs");
+    let v1 = partner(&brand, "ptr_1", 1, "First");
+    store.create_document(&v1, &[slug("first")]).await.unwrap();
+    assert_eq!(
+        store.create_document(&v1, &[slug("other")]).await,
+        Err(StoreError::AlreadyExists),
+        "same id twice"
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        Some(v1.clone())
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Offer, "ptr_1")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let v2 = partner(&brand, "ptr_1", 2, "Renamed");
+    store
+        .update_document(&v2, &[slug("first")], &[slug("second")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        Some(v2.clone())
+    );
+    // A writer still holding version 1 loses instead of overwriting.
+    let stale = partner(&brand, "ptr_1", 2, "Stale");
+    assert_eq!(
+        store.update_document(&stale, &[], &[]).await,
+        Err(StoreError::Contention)
+    );
+    let missing = partner(&brand, "ptr_missing", 2, "Nobody");
+    assert_eq!(
+        store.update_document(&missing, &[], &[]).await,
+        Err(StoreError::NotFound)
+    );
+
+    // The released slug is free again; the new one is held.
+    store
+        .create_document(&partner(&brand, "ptr_2", 1, "Reuses"), &[slug("first")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .create_document(&partner(&brand, "ptr_3", 1, "Clash"), &[slug("second")])
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_3")
+            .await
+            .unwrap(),
+        None
+    );
+
+    assert_eq!(
+        store
+            .delete_document(&brand, DocumentKind::Partner, "ptr_1", 1, &[slug("second")])
+            .await,
+        Err(StoreError::Contention),
+        "deleting needs the current version"
+    );
+    store
+        .delete_document(&brand, DocumentKind::Partner, "ptr_1", 2, &[slug("second")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .delete_document(&brand, DocumentKind::Partner, "ptr_1", 2, &[])
+            .await,
+        Err(StoreError::NotFound)
+    );
+    store
+        .create_document(
+            &partner(&brand, "ptr_4", 1, "Takes freed"),
+            &[slug("second")],
+        )
+        .await
+        .unwrap();
+}
+
+pub async fn unique_claims_hold_per_brand_and_kind(store: &dyn BrandDataStore) {
+    let acme = fresh_brand_id("claims");
+    let globex = fresh_brand_id("claims");
+    store
+        .create_document(&partner(&acme, "ptr_a", 1, "A"), &[slug("shared")])
+        .await
+        .unwrap();
+    store
+        .create_document(&partner(&globex, "ptr_b", 1, "B"), &[slug("shared")])
+        .await
+        .unwrap();
+    let offer = Document {
+        kind: DocumentKind::Offer,
+        ..partner(&acme, "off_a", 1, "Offer")
+    };
+    store
+        .create_document(&offer, &[slug("shared")])
+        .await
+        .unwrap();
+}
+
+pub async fn documents_list_in_pages_within_the_brand(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("pages");
+    let neighbour = fresh_brand_id("pages");
+    store
+        .create_document(&partner(&neighbour, "ptr_0", 1, "N"), &[])
+        .await
+        .unwrap();
+    for index in 1..=5 {
+        store
+            .create_document(&partner(&brand, &format!("ptr_{index}"), 1, "P"), &[])
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut position = None;
+    loop {
+        let page = store
+            .list_documents(&brand, DocumentKind::Partner, 2, position.as_deref())
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        assert!(page.items.iter().all(|doc| doc.brand_id == brand));
+        seen.extend(page.items.into_iter().map(|doc| doc.id));
+        match page.next_position {
+            Some(next) => position = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["ptr_1", "ptr_2", "ptr_3", "ptr_4", "ptr_5"]);
+    let offers = store
+        .list_documents(&brand, DocumentKind::Offer, 10, None)
+        .await
+        .unwrap();
+    assert!(offers.items.is_empty() && offers.next_position.is_none());
+}
+
+fn activity(brand_id: &BrandId, at: i64, surface: Surface, request_id: &str) -> ActivityRecord {
+    ActivityRecord {
+        brand_id: brand_id.clone(),
+        at,
+        request_id: request_id.to_owned(),
+        surface,
+        method: "GET".into(),
+        target: "/api/public/whoami".into(),
+        status: 200,
+        latency_ms: 3,
+        key_id: "key_00000000000000000001".into(),
+        fingerprint: "fp_000000000001".into(),
+        source_ip: "203.0.113.7".into(),
+        user_agent: "conformance".into(),
+        outcome: "ok".into(),
+        expires_at: 1_900_000_000,
+    }
+}
+
+pub async fn activity_lists_newest_first_with_filters(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("activity");
+    let other = fresh_brand_id("activity");
+    let records = [
+        activity(&brand, 1_000, Surface::Api, "r1"),
+        activity(&brand, 2_000, Surface::Mcp, "r2"),
+        activity(&brand, 3_000, Surface::Capture, "r3"),
+        activity(&brand, 4_000, Surface::Api, "r4"),
+        activity(&brand, 4_000, Surface::Api, "r5"),
+    ];
+    for record in &records {
+        store.append_activity(record).await.unwrap();
+    }
+    store
+        .append_activity(&activity(&other, 2_500, Surface::Api, "x"))
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    let mut position = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_activity(&brand, ActivityFilter::default(), 2, position.as_deref())
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(page.items.iter().map(|r| r.request_id.clone()));
+        match page.next_position {
+            Some(next) => position = Some(next),
+            None => break,
+        }
+        assert!(pages < 10);
+    }
+    assert_eq!(
+        seen,
+        ["r5", "r4", "r3", "r2", "r1"],
+        "newest first, each once"
+    );
+    assert_eq!(pages, 3);
+    assert_eq!(
+        store
+            .list_activity(&brand, ActivityFilter::default(), 10, None)
+            .await
+            .unwrap()
+            .items,
+        records.iter().rev().cloned().collect::<Vec<_>>(),
+        "records come back exactly as written"
+    );
+
+    let api_only = ActivityFilter {
+        surface: Some(Surface::Api),
+        ..ActivityFilter::default()
+    };
+    let api = store
+        .list_activity(&brand, api_only, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        api.items
+            .iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r5", "r4", "r1"]
+    );
+    let window = ActivityFilter {
+        surface: None,
+        from: Some(2_000),
+        to: Some(3_000),
+    };
+    let windowed = store.list_activity(&brand, window, 10, None).await.unwrap();
+    assert_eq!(
+        windowed
+            .items
+            .iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r3", "r2"]
+    );
+    let empty = ActivityFilter {
+        surface: None,
+        from: Some(5_000),
+        to: Some(1_000),
+    };
+    assert!(
+        store
+            .list_activity(&brand, empty, 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+pub async fn counters_count_per_window(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("counter");
+    let other = fresh_brand_id("counter");
+    for expected in 1..=3 {
+        let count = store
+            .increment_counter(&brand, "rate#key_1", 60_000, 1_900_000_000)
+            .await
+            .unwrap();
+        assert_eq!(count, expected);
+    }
+    assert_eq!(
+        store
+            .increment_counter(&brand, "rate#key_1", 120_000, 1_900_000_000)
+            .await
+            .unwrap(),
+        1,
+        "a new window starts from one"
+    );
+    assert_eq!(
+        store
+            .increment_counter(&brand, "rate#key_2", 120_000, 1_900_000_000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .increment_counter(&other, "rate#key_1", 120_000, 1_900_000_000)
+            .await
+            .unwrap(),
+        1
+    );
+}

@@ -1,0 +1,396 @@
+//! DynamoDB [`BrandDataStore`] on the `data` table (string keys `pk`/`sk`, TTL attribute
+//! `expires_at`):
+//! - document: `pk = <brand_id>`, `sk = <KIND>#<id>`, `body` (JSON text), `version`
+//! - unique claim: `pk = <brand_id>`, `sk = <KIND>CLAIM#<field>#<value>`, `id`
+//! - activity: `pk = <brand_id>#ACTIVITY#<surface>`, `sk = <ms, 13 digits>#<request id>`
+//! - counter: `pk = <brand_id>#COUNTER#<name>`, `sk = <window start ms>`, `count`
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+
+use super::{
+    ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim, activity_sort_key,
+};
+use crate::clock::UnixMillis;
+use crate::ids::BrandId;
+use crate::store::dynamo::{
+    Item, build_error, cancellation_codes, classify, is_throttling_reason, number, read_number,
+    read_text, text,
+};
+use crate::store::{Page, StoreError};
+
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+#[derive(Debug, Clone)]
+pub struct DynamoBrandData {
+    client: Client,
+    table: String,
+}
+
+impl DynamoBrandData {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn key(partition: String, sort: String) -> Item {
+        Item::from([
+            ("pk".to_owned(), AttributeValue::S(partition)),
+            ("sk".to_owned(), AttributeValue::S(sort)),
+        ])
+    }
+
+    fn document_key(brand_id: &BrandId, kind: DocumentKind, id: &str) -> Item {
+        Self::key(brand_id.to_string(), format!("{}#{id}", kind.as_str()))
+    }
+
+    fn claim_key(brand_id: &BrandId, kind: DocumentKind, claim: &UniqueClaim) -> Item {
+        Self::key(
+            brand_id.to_string(),
+            format!("{}CLAIM#{}#{}", kind.as_str(), claim.field, claim.value),
+        )
+    }
+
+    fn activity_partition(brand_id: &BrandId, surface: Surface) -> String {
+        format!("{brand_id}#ACTIVITY#{}", surface.as_str())
+    }
+
+    fn document_item(document: &Document) -> Item {
+        let mut item = Self::document_key(&document.brand_id, document.kind, &document.id);
+        item.insert("body".into(), text(document.body.to_string()));
+        item.insert(
+            "version".into(),
+            number(i64::try_from(document.version).unwrap_or(i64::MAX)),
+        );
+        item
+    }
+
+    fn put_claim(
+        &self,
+        document: &Document,
+        claim: &UniqueClaim,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = Self::claim_key(&document.brand_id, document.kind, claim);
+        item.insert("id".into(), text(&document.id));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete_claim(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        claim: &UniqueClaim,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::claim_key(brand_id, kind, claim)))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Runs a transaction whose first item is the document itself and maps a cancellation:
+    /// the document's condition failing is `document_failure`, a claim's is `AlreadyExists`.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        document_failure: StoreError,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(error) = result else { return Ok(()) };
+        match cancellation_codes(&error) {
+            Some(codes) if codes.iter().any(|code| code == "TransactionConflict") => {
+                Err(StoreError::Contention)
+            }
+            Some(codes) if codes.iter().any(|code| is_throttling_reason(code)) => {
+                Err(StoreError::Throttled)
+            }
+            Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                Err(document_failure)
+            }
+            Some(codes) if codes.iter().any(|code| code == "ConditionalCheckFailed") => {
+                Err(StoreError::AlreadyExists)
+            }
+            Some(codes) => Err(StoreError::Corrupt(format!(
+                "transaction cancelled: {codes:?}"
+            ))),
+            None => Err(classify(error)),
+        }
+    }
+
+    /// After a failed version condition: gone, or changed by someone else?
+    async fn missing_or_contended(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+    ) -> StoreError {
+        match self.get_document(brand_id, kind, id).await {
+            Ok(None) => StoreError::NotFound,
+            Ok(Some(_)) => StoreError::Contention,
+            Err(error) => error,
+        }
+    }
+}
+
+fn document_from_item(
+    brand_id: &BrandId,
+    kind: DocumentKind,
+    item: &Item,
+) -> Result<Document, StoreError> {
+    let sort = read_text(item, "sk")?;
+    let id = sort
+        .strip_prefix(kind.as_str())
+        .and_then(|rest| rest.strip_prefix('#'))
+        .ok_or_else(|| StoreError::Corrupt(format!("unexpected sort key {sort}")))?;
+    let body = serde_json::from_str(read_text(item, "body")?)
+        .map_err(|error| StoreError::Corrupt(format!("document body: {error}")))?;
+    Ok(Document {
+        brand_id: brand_id.clone(),
+        kind,
+        id: id.to_owned(),
+        version: u64::try_from(read_number(item, "version")?)
+            .map_err(|_| StoreError::Corrupt("negative version".into()))?,
+        body,
+    })
+}
+
+#[async_trait]
+impl BrandDataStore for DynamoBrandData {
+    async fn create_document(
+        &self,
+        document: &Document,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::document_item(document)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for claim in claims {
+            items.push(self.put_claim(document, claim)?);
+        }
+        self.transact(items, StoreError::AlreadyExists).await
+    }
+
+    async fn get_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::document_key(brand_id, kind, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .item
+            .map(|item| document_from_item(brand_id, kind, &item))
+            .transpose()
+    }
+
+    async fn update_document(
+        &self,
+        document: &Document,
+        released_claims: &[UniqueClaim],
+        new_claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        let previous = i64::try_from(document.version.saturating_sub(1)).unwrap_or(i64::MAX);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::document_item(document)))
+            .condition_expression("version = :previous")
+            .expression_attribute_values(":previous", number(previous))
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for claim in released_claims {
+            items.push(self.delete_claim(&document.brand_id, document.kind, claim)?);
+        }
+        for claim in new_claims {
+            items.push(self.put_claim(document, claim)?);
+        }
+        match self.transact(items, StoreError::Contention).await {
+            Err(StoreError::Contention) => Err(self
+                .missing_or_contended(&document.brand_id, document.kind, &document.id)
+                .await),
+            other => other,
+        }
+    }
+
+    async fn delete_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+        version: u64,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::document_key(brand_id, kind, id)))
+            .condition_expression("version = :version")
+            .expression_attribute_values(
+                ":version",
+                number(i64::try_from(version).unwrap_or(i64::MAX)),
+            )
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        for claim in claims {
+            items.push(self.delete_claim(brand_id, kind, claim)?);
+        }
+        match self.transact(items, StoreError::Contention).await {
+            Err(StoreError::Contention) => Err(self.missing_or_contended(brand_id, kind, id).await),
+            other => other,
+        }
+    }
+
+    async fn list_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Document>, StoreError> {
+        let start = after_position.map(|id| Self::document_key(brand_id, kind, id));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", text(brand_id.as_str()))
+            .expression_attribute_values(":prefix", text(format!("{}#", kind.as_str())))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut items = output
+            .items()
+            .iter()
+            .map(|item| document_from_item(brand_id, kind, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        let next_position = if has_more {
+            items.last().map(|last| last.id.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            next_position,
+        })
+    }
+
+    async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        let body = serde_json::to_string(record)
+            .map_err(|error| StoreError::Corrupt(format!("activity record: {error}")))?;
+        let mut item = Self::key(
+            Self::activity_partition(&record.brand_id, record.surface),
+            activity_sort_key(record),
+        );
+        item.insert("record".into(), text(body));
+        item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn query_activity(
+        &self,
+        brand_id: &BrandId,
+        surface: Surface,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ActivityRecord>, StoreError> {
+        if lower > upper {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
+            .expression_attribute_values(":pk", text(Self::activity_partition(brand_id, surface)))
+            .expression_attribute_values(":lower", text(lower))
+            .expression_attribute_values(":upper", text(upper))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .items()
+            .iter()
+            .map(|item| {
+                serde_json::from_str(read_text(item, "record")?)
+                    .map_err(|error| StoreError::Corrupt(format!("activity record: {error}")))
+            })
+            .collect()
+    }
+
+    async fn increment_counter(
+        &self,
+        brand_id: &BrandId,
+        name: &str,
+        window_start: UnixMillis,
+        expires_at: i64,
+    ) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                format!("{brand_id}#COUNTER#{name}"),
+                window_start.to_string(),
+            )))
+            .update_expression("ADD #count :one SET #ttl = :expires")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":expires", number(expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        let attributes = output
+            .attributes
+            .ok_or_else(|| StoreError::Corrupt("counter update returned nothing".into()))?;
+        u64::try_from(read_number(&attributes, "count")?)
+            .map_err(|_| StoreError::Corrupt("negative counter".into()))
+    }
+}

@@ -1,0 +1,263 @@
+//! In-memory [`BrandDataStore`] for unit tests and local mode; one mutex makes each operation
+//! atomic, as the DynamoDB transactions are.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim, activity_sort_key,
+};
+use crate::clock::UnixMillis;
+use crate::ids::BrandId;
+use crate::store::{Page, StoreError};
+
+type ClaimKey = (BrandId, DocumentKind, &'static str, String);
+
+#[derive(Debug, Default)]
+struct State {
+    documents: HashMap<(BrandId, DocumentKind), BTreeMap<String, Document>>,
+    claims: HashMap<ClaimKey, String>,
+    activity: HashMap<(BrandId, Surface), BTreeMap<String, ActivityRecord>>,
+    counters: HashMap<(BrandId, String, UnixMillis), u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryBrandData {
+    state: Mutex<State>,
+}
+
+impl MemoryBrandData {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn claim_key(brand_id: &BrandId, kind: DocumentKind, claim: &UniqueClaim) -> ClaimKey {
+    (brand_id.clone(), kind, claim.field, claim.value.clone())
+}
+
+#[async_trait]
+impl BrandDataStore for MemoryBrandData {
+    async fn create_document(
+        &self,
+        document: &Document,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let partition = (document.brand_id.clone(), document.kind);
+        let exists = state
+            .documents
+            .get(&partition)
+            .is_some_and(|docs| docs.contains_key(&document.id));
+        let claimed = claims.iter().any(|claim| {
+            state
+                .claims
+                .contains_key(&claim_key(&document.brand_id, document.kind, claim))
+        });
+        if exists || claimed {
+            return Err(StoreError::AlreadyExists);
+        }
+        for claim in claims {
+            state.claims.insert(
+                claim_key(&document.brand_id, document.kind, claim),
+                document.id.clone(),
+            );
+        }
+        state
+            .documents
+            .entry(partition)
+            .or_default()
+            .insert(document.id.clone(), document.clone());
+        Ok(())
+    }
+
+    async fn get_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        Ok(self
+            .lock()
+            .documents
+            .get(&(brand_id.clone(), kind))
+            .and_then(|docs| docs.get(id))
+            .cloned())
+    }
+
+    async fn update_document(
+        &self,
+        document: &Document,
+        released_claims: &[UniqueClaim],
+        new_claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let partition = (document.brand_id.clone(), document.kind);
+        let stored_version = state
+            .documents
+            .get(&partition)
+            .and_then(|docs| docs.get(&document.id))
+            .map(|stored| stored.version)
+            .ok_or(StoreError::NotFound)?;
+        if stored_version + 1 != document.version {
+            return Err(StoreError::Contention);
+        }
+        let taken = new_claims.iter().any(|claim| {
+            state
+                .claims
+                .contains_key(&claim_key(&document.brand_id, document.kind, claim))
+        });
+        if taken {
+            return Err(StoreError::AlreadyExists);
+        }
+        for claim in released_claims {
+            state
+                .claims
+                .remove(&claim_key(&document.brand_id, document.kind, claim));
+        }
+        for claim in new_claims {
+            state.claims.insert(
+                claim_key(&document.brand_id, document.kind, claim),
+                document.id.clone(),
+            );
+        }
+        state
+            .documents
+            .entry(partition)
+            .or_default()
+            .insert(document.id.clone(), document.clone());
+        Ok(())
+    }
+
+    async fn delete_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+        version: u64,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let partition = (brand_id.clone(), kind);
+        let stored_version = state
+            .documents
+            .get(&partition)
+            .and_then(|docs| docs.get(id))
+            .map(|stored| stored.version)
+            .ok_or(StoreError::NotFound)?;
+        if stored_version != version {
+            return Err(StoreError::Contention);
+        }
+        for claim in claims {
+            state.claims.remove(&claim_key(brand_id, kind, claim));
+        }
+        if let Some(docs) = state.documents.get_mut(&partition) {
+            docs.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn list_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Document>, StoreError> {
+        let state = self.lock();
+        let Some(docs) = state.documents.get(&(brand_id.clone(), kind)) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_position: None,
+            });
+        };
+        let start = match after_position {
+            Some(position) => Bound::Excluded(position.to_owned()),
+            None => Bound::Unbounded,
+        };
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut matching = docs
+            .range::<String, _>((start, Bound::Unbounded))
+            .map(|(_, doc)| doc.clone());
+        let items: Vec<Document> = matching.by_ref().take(limit).collect();
+        let next_position = match matching.next() {
+            Some(_) => items.last().map(|last| last.id.clone()),
+            None => None,
+        };
+        Ok(Page {
+            items,
+            next_position,
+        })
+    }
+
+    async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        self.lock()
+            .activity
+            .entry((record.brand_id.clone(), record.surface))
+            .or_default()
+            .insert(activity_sort_key(record), record.clone());
+        Ok(())
+    }
+
+    async fn query_activity(
+        &self,
+        brand_id: &BrandId,
+        surface: Surface,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ActivityRecord>, StoreError> {
+        let state = self.lock();
+        let Some(records) = state.activity.get(&(brand_id.clone(), surface)) else {
+            return Ok(Vec::new());
+        };
+        if lower > upper {
+            return Ok(Vec::new());
+        }
+        Ok(records
+            .range::<str, _>((Bound::Included(lower), Bound::Included(upper)))
+            .rev()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(_, record)| record.clone())
+            .collect())
+    }
+
+    async fn increment_counter(
+        &self,
+        brand_id: &BrandId,
+        name: &str,
+        window_start: UnixMillis,
+        _expires_at: i64,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let key = (brand_id.clone(), name.to_owned(), window_start);
+        if !state.counters.contains_key(&key) {
+            // Old windows are dropped as new ones start, as DynamoDB's TTL would.
+            state.counters.retain(|(brand, counter, start), _| {
+                !(brand == brand_id && counter == name && *start < window_start)
+            });
+        }
+        let count = state.counters.entry(key).or_default();
+        *count += 1;
+        Ok(*count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_brand_data_passes_the_conformance_suite() {
+        super::super::conformance::run_all(&MemoryBrandData::new()).await;
+    }
+}

@@ -1,0 +1,251 @@
+//! Storage for a brand's program data: versioned JSON documents (partners, offers, …) with
+//! per-brand unique fields, the request activity log, and fixed-window counters for rate limits.
+//! Every item lives under a partition key that begins with the brand id.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixMillis;
+use crate::ids::BrandId;
+use crate::store::{Page, StoreError};
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
+pub mod dynamo;
+pub mod memory;
+
+/// The kinds of document the public API manages. The name is part of the stored sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocumentKind {
+    Partner,
+    Offer,
+}
+
+impl DocumentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Partner => "PARTNER",
+            Self::Offer => "OFFER",
+        }
+    }
+}
+
+/// One stored document. `version` starts at 1 and grows by one with every update, so concurrent
+/// updates cannot silently overwrite each other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub brand_id: BrandId,
+    pub kind: DocumentKind,
+    pub id: String,
+    pub version: u64,
+    pub body: serde_json::Value,
+}
+
+/// A field value that must be unique among a brand's documents of one kind (e.g. a slug).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UniqueClaim {
+    pub field: &'static str,
+    pub value: String,
+}
+
+/// Which API surface served a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    Api,
+    Mcp,
+    Capture,
+}
+
+impl Surface {
+    pub const ALL: [Surface; 3] = [Surface::Api, Surface::Mcp, Surface::Capture];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Mcp => "mcp",
+            Self::Capture => "capture",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|surface| surface.as_str() == text)
+    }
+}
+
+/// One audited request, in the brand's delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    pub brand_id: BrandId,
+    pub at: UnixMillis,
+    pub request_id: String,
+    pub surface: Surface,
+    pub method: String,
+    /// The request path (API, capture) or tool name (MCP).
+    pub target: String,
+    pub status: u16,
+    pub latency_ms: u64,
+    pub key_id: String,
+    pub fingerprint: String,
+    pub source_ip: String,
+    pub user_agent: String,
+    /// `ok`, or why the request was refused after its key was recognised (`revoked_key`,
+    /// `rate_limited`).
+    pub outcome: String,
+    /// When the store may drop the record (Unix seconds, DynamoDB TTL).
+    pub expires_at: i64,
+}
+
+/// What to list from the activity log. Times are inclusive bounds in Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ActivityFilter {
+    pub surface: Option<Surface>,
+    pub from: Option<UnixMillis>,
+    pub to: Option<UnixMillis>,
+}
+
+/// A brand's data. Every method is scoped to the brand it is given.
+#[async_trait]
+pub trait BrandDataStore: Send + Sync {
+    /// Stores a new document (version 1) and its unique claims, all or nothing.
+    /// `AlreadyExists` if the id or any claim is taken.
+    async fn create_document(
+        &self,
+        document: &Document,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError>;
+
+    async fn get_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError>;
+
+    /// Replaces the body if the stored version is `document.version - 1`, releasing
+    /// `released_claims` and taking `new_claims`, all or nothing. `NotFound` if the document is
+    /// gone, `Contention` if another update got there first, `AlreadyExists` if a new claim is
+    /// taken.
+    async fn update_document(
+        &self,
+        document: &Document,
+        released_claims: &[UniqueClaim],
+        new_claims: &[UniqueClaim],
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the document at `version` and its claims, all or nothing.
+    async fn delete_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+        version: u64,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError>;
+
+    /// The brand's documents of `kind` in id order, at most `limit`, after `after_position`.
+    async fn list_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Document>, StoreError>;
+
+    async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError>;
+
+    /// One surface's records with `lower <= sort key <= upper`, newest first, at most `limit`.
+    async fn query_activity(
+        &self,
+        brand_id: &BrandId,
+        surface: Surface,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ActivityRecord>, StoreError>;
+
+    /// Newest first, across the filtered surfaces. The position is the sort key of the last record
+    /// returned; each page costs one query per surface, whatever the log's size.
+    async fn list_activity(
+        &self,
+        brand_id: &BrandId,
+        filter: ActivityFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<ActivityRecord>, StoreError> {
+        let (lower, mut upper) = activity_sort_bounds(&filter);
+        if let Some(position) = after_position {
+            if !is_activity_sort_key(position) {
+                return Err(StoreError::Corrupt("bad activity position".into()));
+            }
+            upper = upper.min(position.to_owned());
+        }
+        let surfaces: Vec<Surface> = match filter.surface {
+            Some(surface) => vec![surface],
+            None => Surface::ALL.to_vec(),
+        };
+        let mut merged = Vec::new();
+        for surface in surfaces {
+            // One extra per surface tells whether anything remains after this page, plus one for
+            // the record at the position itself (the upper bound is inclusive).
+            let fetch = limit
+                .saturating_add(1)
+                .saturating_add(u32::from(after_position.is_some()));
+            let fetched = self
+                .query_activity(brand_id, surface, &lower, &upper, fetch)
+                .await?;
+            merged.extend(
+                fetched
+                    .into_iter()
+                    .filter(|record| Some(activity_sort_key(record).as_str()) != after_position),
+            );
+        }
+        merged.sort_by_key(|record| std::cmp::Reverse(activity_sort_key(record)));
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = merged.len() > limit;
+        merged.truncate(limit);
+        let next_position = if has_more {
+            merged.last().map(activity_sort_key)
+        } else {
+            None
+        };
+        Ok(Page {
+            items: merged,
+            next_position,
+        })
+    }
+
+    /// Adds one to the counter `name` of `brand_id` for the window starting at `window_start`
+    /// and returns the new count. The counter expires at `expires_at` (Unix seconds).
+    async fn increment_counter(
+        &self,
+        brand_id: &BrandId,
+        name: &str,
+        window_start: UnixMillis,
+        expires_at: i64,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Sort key of an activity record: time first (zero-padded, so it sorts), then the request id.
+pub(crate) fn activity_sort_key(record: &ActivityRecord) -> String {
+    format!("{:013}#{}", record.at.max(0), record.request_id)
+}
+
+fn is_activity_sort_key(text: &str) -> bool {
+    text.len() > 14
+        && text.as_bytes()[..13].iter().all(u8::is_ascii_digit)
+        && text.as_bytes()[13] == b'#'
+}
+
+/// The bounds of an activity time filter as sort keys.
+pub(crate) fn activity_sort_bounds(filter: &ActivityFilter) -> (String, String) {
+    let from = filter.from.unwrap_or(0).max(0);
+    let to = filter
+        .to
+        .unwrap_or(9_999_999_999_999)
+        .clamp(0, 9_999_999_999_999);
+    // '#' < any id character and '~' > any, so the bounds include every id at those instants.
+    (format!("{from:013}#"), format!("{to:013}#~"))
+}
