@@ -7,8 +7,11 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 
+use crate::brand_data::BrandDataStore;
+use crate::brand_data::dynamo::DynamoBrandData;
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, EdgeConfig, PepperSource};
+use crate::edge::config::ApiConfig;
 use crate::hashing::{KeyHasher, Pepper, PepperError};
 use crate::keys::KeyService;
 use crate::store::dynamo::DynamoStore;
@@ -60,16 +63,39 @@ pub async fn load_pepper(
 }
 
 /// Everything a function needs at init, built once per container.
-pub async fn key_service_from_env() -> Result<(EdgeConfig, Arc<KeyService>), StartupError> {
+pub struct EdgeRuntime {
+    pub config: EdgeConfig,
+    pub aws: aws_config::SdkConfig,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub keys: Arc<KeyService>,
+}
+
+/// Configuration, AWS clients and the pepper, once, at container init.
+pub async fn edge_from_env() -> Result<EdgeRuntime, StartupError> {
     let config = EdgeConfig::from_env()?;
     let aws = load_aws_config(config.store_timeout_ms).await;
     let pepper = load_pepper(&config.pepper, &aws).await?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.keys_table);
-    let service = KeyService::new(
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let store = DynamoStore::new(dynamodb.clone(), &config.keys_table);
+    let keys = Arc::new(KeyService::new(
         Arc::new(store),
         KeyHasher::new(&pepper),
         Arc::new(SystemClock),
         config.key_settings,
-    );
-    Ok((config, Arc::new(service)))
+    ));
+    Ok(EdgeRuntime {
+        config,
+        aws,
+        dynamodb,
+        keys,
+    })
+}
+
+/// The HTTP functions' extra configuration and their brand data store on DynamoDB.
+pub fn brand_data_from_env(
+    edge: &EdgeRuntime,
+) -> Result<(ApiConfig, Arc<dyn BrandDataStore>), StartupError> {
+    let api = ApiConfig::from_env()?;
+    let data = DynamoBrandData::new(edge.dynamodb.clone(), &api.data_table);
+    Ok((api, Arc::new(data)))
 }

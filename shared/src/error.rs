@@ -10,6 +10,8 @@ pub enum ErrorCode {
     InvalidRequest,
     UnknownAction,
     InvalidCursor,
+    /// An API key (or a parameter named like one) in the URL: keys belong in headers only.
+    CredentialsInUrl,
     /// No usable credentials: missing, malformed, unknown or revoked key.
     Unauthorized,
     ConflictingCredentials,
@@ -17,6 +19,13 @@ pub enum ErrorCode {
     BrandNotFound,
     AlreadyExists,
     KeyLimitReached,
+    /// The resource changed since it was read (concurrent update); re-read and retry.
+    Conflict,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    /// Well-formed but semantically wrong (e.g. a reference to something that does not exist).
+    UnprocessableEntity,
+    RateLimited,
     StoreUnavailable,
     Internal,
 }
@@ -27,12 +36,18 @@ impl ErrorCode {
             Self::InvalidRequest => "invalid_request",
             Self::UnknownAction => "unknown_action",
             Self::InvalidCursor => "invalid_cursor",
+            Self::CredentialsInUrl => "credentials_in_url",
             Self::Unauthorized => "unauthorized",
             Self::ConflictingCredentials => "conflicting_credentials",
             Self::NotFound => "not_found",
             Self::BrandNotFound => "brand_not_found",
             Self::AlreadyExists => "already_exists",
             Self::KeyLimitReached => "key_limit_reached",
+            Self::Conflict => "conflict",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnprocessableEntity => "unprocessable_entity",
+            Self::RateLimited => "rate_limited",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal",
         }
@@ -41,10 +56,17 @@ impl ErrorCode {
     /// The HTTP status the code travels with on HTTP surfaces.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidRequest | Self::UnknownAction | Self::InvalidCursor => 400,
+            Self::InvalidRequest
+            | Self::UnknownAction
+            | Self::InvalidCursor
+            | Self::CredentialsInUrl => 400,
             Self::Unauthorized | Self::ConflictingCredentials => 401,
             Self::NotFound | Self::BrandNotFound => 404,
-            Self::AlreadyExists | Self::KeyLimitReached => 409,
+            Self::MethodNotAllowed => 405,
+            Self::AlreadyExists | Self::KeyLimitReached | Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnprocessableEntity => 422,
+            Self::RateLimited => 429,
             Self::StoreUnavailable => 503,
             Self::Internal => 500,
         }
@@ -91,12 +113,18 @@ mod tests {
             ErrorCode::InvalidRequest,
             ErrorCode::UnknownAction,
             ErrorCode::InvalidCursor,
+            ErrorCode::CredentialsInUrl,
             ErrorCode::Unauthorized,
             ErrorCode::ConflictingCredentials,
             ErrorCode::NotFound,
             ErrorCode::BrandNotFound,
             ErrorCode::AlreadyExists,
             ErrorCode::KeyLimitReached,
+            ErrorCode::Conflict,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnprocessableEntity,
+            ErrorCode::RateLimited,
             ErrorCode::StoreUnavailable,
             ErrorCode::Internal,
         ] {

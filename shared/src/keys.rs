@@ -254,6 +254,13 @@ impl KeyService {
         self.clock.now_ms()
     }
 
+    /// The fingerprint a presented token would have, to name a refused token in logs without
+    /// logging it. Overlong input is cut first (it cannot be a key anyway).
+    pub fn fingerprint_of(&self, token: &str) -> Fingerprint {
+        let bounded = token.get(..token.len().min(256)).unwrap_or("");
+        self.hasher.hash(bounded).fingerprint()
+    }
+
     /// Registers a brand so keys can be generated for it.
     pub async fn create_brand(
         &self,

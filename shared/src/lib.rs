@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod cursor;
+pub mod edge;
 pub mod error;
 pub mod hashing;
 pub mod ids;

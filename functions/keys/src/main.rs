@@ -8,8 +8,8 @@ use serde_json::value::RawValue;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     trcker_shared::telemetry::init_json_logging();
-    let (_, service) = match trcker_shared::bootstrap::key_service_from_env().await {
-        Ok(ready) => ready,
+    let service = match trcker_shared::bootstrap::edge_from_env().await {
+        Ok(edge) => edge.keys,
         Err(error) => {
             tracing::error!(error = %error, "keys function failed to start");
             return Err(error.into());

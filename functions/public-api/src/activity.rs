@@ -1,0 +1,99 @@
+//! The brand's delivery log: one record per authenticated request (and per attempt with a revoked
+//! key), filterable by surface and time, newest first.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::Uri;
+use serde::Serialize;
+use trcker_shared::brand_data::{ActivityFilter, ActivityRecord, Surface};
+use trcker_shared::clock::format_rfc3339;
+use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::error::ApiError;
+
+use crate::AppState;
+use crate::documents::{decode_cursor, encode_cursor};
+use crate::extract::{Paging, param, parse_time, query_params};
+
+const LISTING: &str = "ACTIVITY";
+
+#[derive(Debug, Serialize)]
+pub struct ActivityEntry {
+    pub at: String,
+    pub request_id: String,
+    pub source: Surface,
+    pub method: String,
+    /// The request path, or the MCP tool.
+    pub target: String,
+    pub status: u16,
+    pub latency_ms: u64,
+    pub key_id: String,
+    pub fingerprint: String,
+    pub source_ip: String,
+    pub user_agent: String,
+    pub outcome: String,
+}
+
+impl From<ActivityRecord> for ActivityEntry {
+    fn from(record: ActivityRecord) -> Self {
+        Self {
+            at: format_rfc3339(record.at),
+            request_id: record.request_id,
+            source: record.surface,
+            method: record.method,
+            target: record.target,
+            status: record.status,
+            latency_ms: record.latency_ms,
+            key_id: record.key_id,
+            fingerprint: record.fingerprint,
+            source_ip: record.source_ip,
+            user_agent: record.user_agent,
+            outcome: record.outcome,
+        }
+    }
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_params(uri.query(), &["limit", "cursor", "source", "from", "to"])?;
+    let paging = Paging::from_pairs(&pairs)?;
+    let surface = param(&pairs, "source")
+        .map(|raw| {
+            Surface::parse(raw)
+                .ok_or_else(|| ApiError::invalid("source must be one of api, mcp, capture"))
+        })
+        .transpose()?;
+    let from = param(&pairs, "from")
+        .map(|raw| parse_time("from", raw))
+        .transpose()?;
+    let to = param(&pairs, "to")
+        .map(|raw| parse_time("to", raw))
+        .transpose()?;
+    let brand_id = &caller.principal.brand_id;
+    let after = paging
+        .cursor
+        .as_deref()
+        .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
+        .transpose()?;
+    let filter = ActivityFilter { surface, from, to };
+    let page = app
+        .data
+        .list_activity(brand_id, filter, paging.limit, after.as_deref())
+        .await
+        .map_err(|error| match error {
+            // Only a forged position could be malformed, and cursors are signed.
+            trcker_shared::store::StoreError::Corrupt(_) => {
+                ApiError::from(trcker_shared::cursor::InvalidCursor)
+            }
+            other => other.into(),
+        })?;
+    let data: Vec<ActivityEntry> = page.items.into_iter().map(ActivityEntry::from).collect();
+    Ok(Json(serde_json::json!({
+        "data": data,
+        "next_cursor": page
+            .next_position
+            .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
+    })))
+}

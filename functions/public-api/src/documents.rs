@@ -1,0 +1,127 @@
+//! Typed access to a brand's stored documents: new ids, reading a document as its resource type,
+//! and listing pages behind brand- and kind-bound cursors.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use trcker_shared::brand_data::{Document, DocumentKind};
+use trcker_shared::edge::error::ApiError;
+use trcker_shared::error::ErrorCode;
+use trcker_shared::ids::BrandId;
+use trcker_shared::token::random_u64;
+
+use crate::AppState;
+use crate::extract::Paging;
+
+/// A fresh resource id: `<prefix>_` + 16 lowercase hex digits.
+pub fn new_id(prefix: &str) -> Result<String, ApiError> {
+    let random = random_u64().map_err(|error| {
+        tracing::error!(error = %error, "no randomness for an id");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })?;
+    Ok(format!("{prefix}_{random:016x}"))
+}
+
+/// Whether `id` has the shape of an id minted by [`new_id`]; anything else cannot exist.
+pub fn is_id(prefix: &str, id: &str) -> bool {
+    id.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|hex| {
+            hex.len() == 16
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+}
+
+/// A stored document decoded as its resource type, with the version to update it at.
+pub struct Stored<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+pub async fn load<T: DeserializeOwned>(
+    app: &AppState,
+    brand_id: &BrandId,
+    kind: DocumentKind,
+    prefix: &str,
+    id: &str,
+    what: &str,
+) -> Result<Stored<T>, ApiError> {
+    // An id that cannot exist answers exactly like a missing one (no store call, same response).
+    if !is_id(prefix, id) {
+        return Err(ApiError::not_found(what));
+    }
+    let document = app
+        .data
+        .get_document(brand_id, kind, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(what))?;
+    decode(&document).map(|value| Stored {
+        value,
+        version: document.version,
+    })
+}
+
+pub fn decode<T: DeserializeOwned>(document: &Document) -> Result<T, ApiError> {
+    serde_json::from_value(document.body.clone()).map_err(|error| {
+        tracing::error!(id = %document.id, error = %error, "stored document does not decode");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(|error| {
+        tracing::error!(error = %error, "document does not encode");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })
+}
+
+/// `{"data":[…],"next_cursor":…}` for one page of `kind`.
+pub async fn list_page<T: DeserializeOwned + Serialize>(
+    app: &AppState,
+    brand_id: &BrandId,
+    kind: DocumentKind,
+    paging: &Paging,
+) -> Result<serde_json::Value, ApiError> {
+    let after = paging
+        .cursor
+        .as_deref()
+        .map(|cursor| decode_cursor(app, brand_id, kind.as_str(), cursor))
+        .transpose()?;
+    let page = app
+        .data
+        .list_documents(brand_id, kind, paging.limit, after.as_deref())
+        .await?;
+    let data = page
+        .items
+        .iter()
+        .map(decode::<T>)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(serde_json::json!({
+        "data": data,
+        "next_cursor": page
+            .next_position
+            .map(|position| encode_cursor(app, brand_id, kind.as_str(), &position)),
+    }))
+}
+
+/// Cursors carry the listing they belong to, so one listing's cursor cannot steer another.
+pub fn encode_cursor(app: &AppState, brand_id: &BrandId, listing: &str, position: &str) -> String {
+    app.keys
+        .cursors()
+        .encode(brand_id, &format!("{listing}:{position}"))
+}
+
+pub fn decode_cursor(
+    app: &AppState,
+    brand_id: &BrandId,
+    listing: &str,
+    cursor: &str,
+) -> Result<String, ApiError> {
+    let decoded = app.keys.cursors().decode(brand_id, cursor)?;
+    decoded
+        .strip_prefix(listing)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::from(trcker_shared::cursor::InvalidCursor))
+}

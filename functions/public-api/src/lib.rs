@@ -1,0 +1,110 @@
+//! The public REST API (`/api/public/*`): brand-scoped access to a brand's program data with its
+//! API key. Every route runs behind the shared guard (bearer auth, rate limit, audit) and only
+//! ever sees the caller's own brand.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use trcker_shared::brand_data::{BrandDataStore, Surface};
+use trcker_shared::edge::audit::AuditLog;
+use trcker_shared::edge::auth::{Caller, CredentialHeaders, EdgeGuard, authenticate};
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::edge::error::ApiError;
+use trcker_shared::edge::rate_limit::RateLimiter;
+use trcker_shared::error::ErrorCode;
+use trcker_shared::keys::KeyService;
+
+pub mod activity;
+pub mod documents;
+pub mod extract;
+pub mod offers;
+pub mod partners;
+pub mod validate;
+
+/// Every route this function serves, for the local gateway and the infrastructure contract.
+pub const ROUTE_PREFIX: &str = "/api/public";
+
+/// What handlers share: the key service (for the clock and cursors) and the brand data store.
+#[derive(Clone)]
+pub struct AppState {
+    pub keys: Arc<KeyService>,
+    pub data: Arc<dyn BrandDataStore>,
+}
+
+/// The public API as one axum router: the Lambda binary serves it through `lambda_http`, the local
+/// gateway mounts it as is.
+pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: EdgeLimits) -> Router {
+    let guard = Arc::new(EdgeGuard {
+        keys: keys.clone(),
+        audit: AuditLog::new(data.clone()),
+        limiter: RateLimiter::new(data.clone(), "rate", limits.rate_limit_per_minute),
+        surface: Surface::Api,
+        credential_headers: CredentialHeaders::BearerOnly,
+        activity_retention_days: limits.activity_retention_days,
+    });
+    let state = AppState { keys, data };
+    let guarded = Router::new()
+        .route("/api/public/whoami", get(whoami))
+        .route(
+            "/api/public/partners",
+            get(partners::list).post(partners::create),
+        )
+        .route(
+            "/api/public/partners/{id}",
+            get(partners::get)
+                .patch(partners::update)
+                .delete(partners::delete),
+        )
+        .route("/api/public/offers", get(offers::list).post(offers::create))
+        .route(
+            "/api/public/offers/{id}",
+            get(offers::get).patch(offers::update),
+        )
+        .route("/api/public/offers/{id}/archive", post(offers::archive))
+        .route("/api/public/activity", get(activity::list))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .route_layer(from_fn_with_state(guard, authenticate))
+        .with_state(state);
+    Router::new()
+        .route("/api/public/health", get(health))
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+}
+
+/// Unauthenticated liveness check (also the load-test baseline).
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn whoami(caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "brand_id": caller.principal.brand_id,
+        "key_id": caller.principal.key_id,
+        "fingerprint": caller.principal.fingerprint,
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not support that method",
+    )
+}
+
+/// For PATCH fields where `null` means "remove": absent -> `None`, `null` -> `Some(None)`.
+pub(crate) fn present_or_null<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<String>::deserialize(deserializer).map(Some)
+}

@@ -1,0 +1,227 @@
+//! Partners: the affiliates a brand works with. Slugs are unique per brand (they are the `via`
+//! of tracking links).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
+use trcker_shared::clock::format_rfc3339;
+use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::error::ApiError;
+use trcker_shared::error::ErrorCode;
+use trcker_shared::store::StoreError;
+
+use crate::documents::{Stored, encode, list_page, load, new_id};
+use crate::extract::{JsonBody, Paging, query_params};
+use crate::{AppState, validate};
+
+const ID_PREFIX: &str = "ptr";
+const KIND: DocumentKind = DocumentKind::Partner;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerStatus {
+    Active,
+    Paused,
+    Pending,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub slug: String,
+    pub status: PartnerStatus,
+    pub postback_url_template: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartner {
+    pub name: String,
+    pub email: String,
+    pub slug: String,
+    #[serde(default)]
+    pub status: Option<PartnerStatus>,
+    #[serde(default)]
+    pub postback_url_template: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePartner {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    slug: Option<String>,
+    #[serde(default)]
+    status: Option<PartnerStatus>,
+    /// `null` removes the template.
+    #[serde(default, deserialize_with = "crate::present_or_null")]
+    postback_url_template: Option<Option<String>>,
+}
+
+fn slug_claim(slug: &str) -> UniqueClaim {
+    UniqueClaim {
+        field: "slug",
+        value: slug.to_owned(),
+    }
+}
+
+fn slug_taken(error: StoreError, slug: &str) -> ApiError {
+    match error {
+        StoreError::AlreadyExists => ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a partner with slug {slug:?} already exists"),
+        ),
+        other => other.into(),
+    }
+}
+
+fn postback(template: Option<&str>) -> Result<Option<String>, ApiError> {
+    template
+        .map(|url| validate::url("postback_url_template", url))
+        .transpose()
+        .map_err(ApiError::invalid)
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let paging = Paging::from_pairs(&query_params(uri.query(), &["limit", "cursor"])?)?;
+    Ok(Json(
+        list_page::<Partner>(&app, &caller.principal.brand_id, KIND, &paging).await?,
+    ))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<CreatePartner>,
+) -> Result<(StatusCode, Json<Partner>), ApiError> {
+    let created = create_partner(&app, &caller.principal.brand_id, input).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Validates and stores a new partner for the brand (also used to seed local demo data).
+pub async fn create_partner(
+    app: &AppState,
+    brand_id: &trcker_shared::ids::BrandId,
+    input: CreatePartner,
+) -> Result<Partner, ApiError> {
+    let now = format_rfc3339(app.keys.now_ms());
+    let partner = Partner {
+        id: new_id(ID_PREFIX)?,
+        name: validate::name(&input.name).map_err(ApiError::invalid)?,
+        email: validate::email(&input.email).map_err(ApiError::invalid)?,
+        slug: validate::slug(&input.slug).map_err(ApiError::invalid)?,
+        status: input.status.unwrap_or(PartnerStatus::Active),
+        postback_url_template: postback(input.postback_url_template.as_deref())?,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let document = Document {
+        brand_id: brand_id.clone(),
+        kind: KIND,
+        id: partner.id.clone(),
+        version: 1,
+        body: encode(&partner)?,
+    };
+    app.data
+        .create_document(&document, &[slug_claim(&partner.slug)])
+        .await
+        .map_err(|error| slug_taken(error, &partner.slug))?;
+    Ok(partner)
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Partner>, ApiError> {
+    let stored: Stored<Partner> = load(
+        &app,
+        &caller.principal.brand_id,
+        KIND,
+        ID_PREFIX,
+        &id,
+        "partner",
+    )
+    .await?;
+    Ok(Json(stored.value))
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<UpdatePartner>,
+) -> Result<Json<Partner>, ApiError> {
+    let brand_id = &caller.principal.brand_id;
+    let stored: Stored<Partner> = load(&app, brand_id, KIND, ID_PREFIX, &id, "partner").await?;
+    let before = stored.value;
+    let mut after = before.clone();
+    if let Some(name) = input.name {
+        after.name = validate::name(&name).map_err(ApiError::invalid)?;
+    }
+    if let Some(email) = input.email {
+        after.email = validate::email(&email).map_err(ApiError::invalid)?;
+    }
+    if let Some(slug) = input.slug {
+        after.slug = validate::slug(&slug).map_err(ApiError::invalid)?;
+    }
+    if let Some(status) = input.status {
+        after.status = status;
+    }
+    if let Some(template) = input.postback_url_template {
+        after.postback_url_template = postback(template.as_deref())?;
+    }
+    after.updated_at = format_rfc3339(app.keys.now_ms());
+    let (released, taken) = if after.slug == before.slug {
+        (vec![], vec![])
+    } else {
+        (
+            vec![slug_claim(&before.slug)],
+            vec![slug_claim(&after.slug)],
+        )
+    };
+    let document = Document {
+        brand_id: brand_id.clone(),
+        kind: KIND,
+        id: after.id.clone(),
+        version: stored.version + 1,
+        body: encode(&after)?,
+    };
+    app.data
+        .update_document(&document, &released, &taken)
+        .await
+        .map_err(|error| slug_taken(error, &after.slug))?;
+    Ok(Json(after))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let brand_id = &caller.principal.brand_id;
+    let stored: Stored<Partner> = load(&app, brand_id, KIND, ID_PREFIX, &id, "partner").await?;
+    app.data
+        .delete_document(
+            brand_id,
+            KIND,
+            &id,
+            stored.version,
+            &[slug_claim(&stored.value.slug)],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

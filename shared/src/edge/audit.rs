@@ -1,0 +1,39 @@
+//! The activity log writer. A record is written before the response leaves (nothing runs after
+//! it in Lambda); a failed write is retried once, and if it still fails the whole record goes to
+//! the logs as one structured error line, so it can be recovered from there. Never dropped silently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::brand_data::{ActivityRecord, BrandDataStore};
+
+const RETRY_DELAY: Duration = Duration::from_millis(25);
+
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn BrandDataStore>,
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<dyn BrandDataStore>) -> Self {
+        Self { store }
+    }
+
+    /// Stores the record; on failure, after one retry, logs it in full at error level.
+    pub async fn record(&self, record: &ActivityRecord) {
+        let first = match self.store.append_activity(record).await {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        tokio::time::sleep(RETRY_DELAY).await;
+        if let Err(second) = self.store.append_activity(record).await {
+            let serialized = serde_json::to_string(record).unwrap_or_default();
+            tracing::error!(
+                first_error = %first,
+                error = %second,
+                activity_record = %serialized,
+                "activity record could not be stored; it is preserved in this log line"
+            );
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Configuration of the HTTP functions beyond the key service: the data table, the rate limit and
+//! how long activity is kept. Read once at start; errors name the variable.
+
+use crate::config::ConfigError;
+
+pub const DATA_TABLE_VAR: &str = "TRCKER_DATA_TABLE";
+pub const RATE_LIMIT_VAR: &str = "TRCKER_RATE_LIMIT_PER_MINUTE";
+pub const ACTIVITY_RETENTION_VAR: &str = "TRCKER_ACTIVITY_RETENTION_DAYS";
+
+/// Every variable this module reads, for the infrastructure contract test.
+pub const ALL_VARS: [&str; 3] = [DATA_TABLE_VAR, RATE_LIMIT_VAR, ACTIVITY_RETENTION_VAR];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub data_table: String,
+    pub limits: EdgeLimits,
+}
+
+/// Tunables of the authenticated edge, with the documented defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Requests per key per minute on the public API and MCP together.
+    pub rate_limit_per_minute: u32,
+    pub activity_retention_days: u32,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: 100,
+            activity_retention_days: 90,
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let data_table = non_empty(DATA_TABLE_VAR).ok_or(ConfigError::Missing(DATA_TABLE_VAR))?;
+        let defaults = EdgeLimits::default();
+        let number = |name: &'static str, default: u32, max: u32| -> Result<u32, ConfigError> {
+            match non_empty(name) {
+                None => Ok(default),
+                Some(raw) => match raw.trim().parse::<u32>() {
+                    Ok(value) if (1..=max).contains(&value) => Ok(value),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("{raw:?} is not an integer in 1..={max}"),
+                    }),
+                },
+            }
+        };
+        Ok(Self {
+            data_table,
+            limits: EdgeLimits {
+                rate_limit_per_minute: number(
+                    RATE_LIMIT_VAR,
+                    defaults.rate_limit_per_minute,
+                    1_000_000,
+                )?,
+                activity_retention_days: number(
+                    ACTIVITY_RETENTION_VAR,
+                    defaults.activity_retention_days,
+                    3_650,
+                )?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let parsed =
+            ApiConfig::from_lookup(|name| (name == DATA_TABLE_VAR).then(|| "d".into())).unwrap();
+        assert_eq!(parsed.limits, EdgeLimits::default());
+        assert_eq!(
+            ApiConfig::from_lookup(|_| None),
+            Err(ConfigError::Missing(DATA_TABLE_VAR))
+        );
+        let bad = ApiConfig::from_lookup(|name| match name {
+            DATA_TABLE_VAR => Some("d".into()),
+            RATE_LIMIT_VAR => Some("0".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(bad.to_string().contains(RATE_LIMIT_VAR));
+    }
+}

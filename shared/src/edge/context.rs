@@ -1,0 +1,122 @@
+//! The caller's identity as API Gateway records it: request id, source IP and user agent, read
+//! from the lambda_http request context (HTTP API v2 or REST API v1). The local gateway fills the
+//! same context, so functions read it one way everywhere.
+
+use axum::http::request::Parts;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+
+/// Longer user agents are cut (with a marker) before they reach logs and the audit trail.
+const MAX_USER_AGENT_CHARS: usize = 512;
+const UNKNOWN: &str = "unknown";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientContext {
+    pub request_id: String,
+    pub source_ip: String,
+    pub user_agent: String,
+}
+
+impl ClientContext {
+    pub fn from_parts(parts: &Parts) -> Self {
+        let (request_id, source_ip, user_agent) = match parts.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => (
+                context.request_id.clone(),
+                context.http.source_ip.clone(),
+                context.http.user_agent.clone(),
+            ),
+            Some(RequestContext::ApiGatewayV1(context)) => (
+                context.request_id.clone(),
+                context.identity.source_ip.clone(),
+                context.identity.user_agent.clone(),
+            ),
+            _ => (None, None, None),
+        };
+        // API Gateway copies the header into the context; fall back to the header itself.
+        let user_agent = user_agent.or_else(|| {
+            parts
+                .headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        });
+        Self {
+            request_id: request_id.unwrap_or_else(|| UNKNOWN.into()),
+            source_ip: source_ip.unwrap_or_else(|| UNKNOWN.into()),
+            user_agent: bounded(user_agent.unwrap_or_else(|| UNKNOWN.into())),
+        }
+    }
+}
+
+fn bounded(text: String) -> String {
+    if text.chars().count() <= MAX_USER_AGENT_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_USER_AGENT_CHARS).collect();
+    cut.push('…');
+    cut
+}
+
+/// Builds the API Gateway (HTTP API) request context the way AWS fills it, for the local gateway
+/// and tests.
+pub fn api_gateway_context(
+    method: &axum::http::Method,
+    path: &str,
+    source_ip: &str,
+    user_agent: Option<&str>,
+    request_id: &str,
+    now_ms: i64,
+) -> RequestContext {
+    let mut http = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = method.clone();
+    http.path = Some(path.to_owned());
+    http.protocol = Some("HTTP/1.1".into());
+    http.source_ip = Some(source_ip.to_owned());
+    http.user_agent = user_agent.map(str::to_owned);
+    let mut context =
+        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+    context.request_id = Some(request_id.to_owned());
+    context.stage = Some("$default".into());
+    context.time_epoch = now_ms;
+    context.http = http;
+    RequestContext::ApiGatewayV2(context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_api_gateway_context_and_bounds_the_user_agent() {
+        let long_agent = "a".repeat(2_000);
+        let mut request = axum::http::Request::builder()
+            .uri("/api/public/whoami")
+            .body(())
+            .unwrap();
+        request.extensions_mut().insert(api_gateway_context(
+            &axum::http::Method::GET,
+            "/api/public/whoami",
+            "203.0.113.9",
+            Some(&long_agent),
+            "req-1",
+            0,
+        ));
+        let (parts, ()) = request.into_parts();
+        let context = ClientContext::from_parts(&parts);
+        assert_eq!(context.request_id, "req-1");
+        assert_eq!(context.source_ip, "203.0.113.9");
+        assert_eq!(context.user_agent.chars().count(), MAX_USER_AGENT_CHARS + 1);
+    }
+
+    #[test]
+    fn without_a_context_the_fields_say_unknown() {
+        let request = axum::http::Request::builder()
+            .header("user-agent", "curl/8")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let context = ClientContext::from_parts(&parts);
+        assert_eq!(context.source_ip, "unknown");
+        assert_eq!(context.user_agent, "curl/8");
+    }
+}
