@@ -50,6 +50,20 @@ pub async fn fresh_dynamo_store() -> (aws_sdk_dynamodb::Client, DynamoStore) {
     (client.clone(), DynamoStore::new(client, table))
 }
 
+/// A data table of its own (random name) on moto, and a brand data store over it.
+pub async fn fresh_dynamo_brand_data() -> crate::brand_data::dynamo::DynamoBrandData {
+    let config = moto_aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!(
+        "data-test-{:016x}",
+        crate::token::random_u64().expect("randomness")
+    );
+    create_table(&client, &crate::store::schema::DATA_TABLE, &table)
+        .await
+        .expect("create table on moto");
+    crate::brand_data::dynamo::DynamoBrandData::new(client, table)
+}
+
 /// Every item of a table, for tests that inspect raw storage. Production code never scans.
 pub async fn all_items_as_text(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
     let mut items = Vec::new();

@@ -158,15 +158,6 @@ async fn a_revoked_key_fails_on_the_first_request_after_the_ttl() {
 
 #[tokio::test]
 async fn dynamodb_brand_data_passes_the_conformance_suite() {
-    let config = moto_aws_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = format!(
-        "data-test-{:016x}",
-        trcker_shared::token::random_u64().unwrap()
-    );
-    create_table(&client, &trcker_shared::store::schema::DATA_TABLE, &table)
-        .await
-        .unwrap();
-    let store = trcker_shared::brand_data::dynamo::DynamoBrandData::new(client, table);
+    let store = trcker_shared::testing::fresh_dynamo_brand_data().await;
     trcker_shared::brand_data::conformance::run_all(&store).await;
 }

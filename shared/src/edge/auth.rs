@@ -337,9 +337,9 @@ mod tests {
         let key = key.expose_secret();
         for query in [
             format!("x={key}"),
-            format!("api_key=abc"),
+            "api_key=abc".to_owned(),
             "API_KEY=1".to_owned(),
-            format!("limit=5&token={}", "a"),
+            "limit=5&token=a".to_owned(),
             format!("q=%74k_{}", &key[3..]),
         ] {
             assert!(credentials_in_url(Some(&query)).is_some(), "{query}");

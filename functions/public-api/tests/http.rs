@@ -1,0 +1,889 @@
+//! The public API through its HTTP layer, on both store backends (in memory and DynamoDB on moto):
+//! every route, every error status it can produce, brand isolation, cursors, rate limiting, the
+//! audit trail, and the API Gateway sample events through the Lambda request adapter.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use trcker_shared::brand_data::BrandDataStore;
+use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::clock::SystemClock;
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::edge::context::api_gateway_context;
+use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::ids::BrandId;
+use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::store::KeyStore;
+use trcker_shared::store::StoreError;
+use trcker_shared::store::counting::StoreOperation;
+use trcker_shared::store::faulty::FaultyStore;
+use trcker_shared::store::memory::MemoryStore;
+use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store};
+
+struct Api {
+    router: Router,
+    keys: Arc<KeyService>,
+    data: Arc<dyn BrandDataStore>,
+}
+
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Api {
+    fn new(
+        key_store: Arc<dyn KeyStore>,
+        data: Arc<dyn BrandDataStore>,
+        limits: EdgeLimits,
+    ) -> Self {
+        let keys = Arc::new(KeyService::new(
+            key_store,
+            KeyHasher::new(&Pepper::insecure_dev()),
+            Arc::new(SystemClock),
+            KeySettings::default(),
+        ));
+        Self {
+            router: trcker_public_api::router(keys.clone(), data.clone(), limits),
+            keys,
+            data,
+        }
+    }
+
+    fn memory() -> Self {
+        Self::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryBrandData::new()),
+            EdgeLimits::default(),
+        )
+    }
+
+    async fn dynamodb() -> Self {
+        let (_, keys) = fresh_dynamo_store().await;
+        Self::new(
+            Arc::new(keys),
+            Arc::new(fresh_dynamo_brand_data().await),
+            EdgeLimits::default(),
+        )
+    }
+
+    /// Registers a brand and returns its key.
+    async fn brand(&self, id: &str) -> String {
+        let brand_id = BrandId::parse(id).unwrap();
+        self.keys.create_brand(&brand_id, id).await.unwrap();
+        self.keys
+            .generate(&brand_id, None)
+            .await
+            .unwrap()
+            .key
+            .expose_secret()
+            .to_owned()
+    }
+
+    async fn send(&self, request: Request<Body>) -> Response {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 4 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("user-agent", "http-test/1.0");
+        if let Some(key) = key {
+            builder = builder.header("authorization", format!("Bearer {key}"));
+        }
+        let body = match body {
+            Some(body) => Body::from(body.to_string()),
+            None => Body::empty(),
+        };
+        let mut request = builder.body(body).unwrap();
+        request.extensions_mut().insert(api_gateway_context(
+            &method,
+            path,
+            "192.0.2.10",
+            Some("http-test/1.0"),
+            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
+            0,
+        ));
+        self.send(request).await
+    }
+
+    async fn get(&self, path: &str, key: &str) -> Response {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    async fn activity(&self, key: &str) -> Vec<Value> {
+        let response = self.get("/api/public/activity?limit=100", key).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        response.body["data"].as_array().unwrap().clone()
+    }
+}
+
+fn code(response: &Response) -> &str {
+    response.body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {}", response.body))
+}
+
+fn partner_body(slug: &str) -> Value {
+    json!({"name": format!("Partner {slug}"), "email": format!("{slug}@partners.example"), "slug": slug})
+}
+
+fn offer_body(slug: &str) -> Value {
+    json!({
+        "name": format!("Offer {slug}"),
+        "slug": slug,
+        "destination_url": format!("https://shop.example/{slug}"),
+        "default_payout": {"type": "flat", "amount": 12.5, "currency": "EUR"},
+        "caps": {"daily_conversions": 100}
+    })
+}
+
+async fn whoami_and_audit(api: &Api) {
+    let key = api.brand("acme").await;
+    let response = api.get("/api/public/whoami", &key).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.body["brand_id"], "acme");
+    assert!(
+        response.body["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp_")
+    );
+    assert_eq!(response.headers["ratelimit-limit"], "100");
+    assert_eq!(response.headers["x-ratelimit-remaining"], "99");
+
+    let activity = api.activity(&key).await;
+    assert_eq!(activity.len(), 1, "one record per request: {activity:?}");
+    let record = &activity[0];
+    assert_eq!(record["target"], "/api/public/whoami");
+    assert_eq!(record["status"], 200);
+    assert_eq!(record["source"], "api");
+    assert_eq!(record["source_ip"], "192.0.2.10");
+    assert_eq!(record["user_agent"], "http-test/1.0");
+    assert_eq!(record["fingerprint"], response.body["fingerprint"]);
+    assert_eq!(record["key_id"], response.body["key_id"]);
+    assert_eq!(record["outcome"], "ok");
+    assert_eq!(
+        api.activity(&key).await.len(),
+        2,
+        "the activity read is itself audited"
+    );
+}
+
+async fn partner_lifecycle(api: &Api) {
+    let key = api.brand("acme").await;
+    let created = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&key),
+            Some(partner_body("alice")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["status"], "active");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/public/partners/{id}");
+    assert_eq!(api.get(&path, &key).await.body, created.body);
+
+    let duplicate = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&key),
+            Some(partner_body("alice")),
+        )
+        .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    assert_eq!(code(&duplicate), "already_exists");
+
+    let updated = api
+        .call(Method::PATCH, &path, Some(&key), Some(json!({"slug": "alice-2", "status": "paused", "postback_url_template": "https://alice.example/pb?c={click_id}"})))
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["slug"], "alice-2");
+    assert_eq!(updated.body["status"], "paused");
+    let cleared = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&key),
+            Some(json!({"postback_url_template": null})),
+        )
+        .await;
+    assert_eq!(cleared.body["postback_url_template"], Value::Null);
+    // The old slug was released.
+    let reuse = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&key),
+            Some(partner_body("alice")),
+        )
+        .await;
+    assert_eq!(reuse.status, StatusCode::CREATED);
+    let clash = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&key),
+            Some(json!({"slug": "alice"})),
+        )
+        .await;
+    assert_eq!(clash.status, StatusCode::CONFLICT);
+
+    for (body, what) in [
+        (json!({"email": "not-an-email"}), "email"),
+        (json!({"slug": "Bad Slug"}), "slug"),
+        (json!({"status": "deleted"}), "status"),
+        (json!({"name": 5}), "name type"),
+        (json!({"nickname": "x"}), "unknown field"),
+        (json!({"postback_url_template": "ftp://x"}), "postback url"),
+    ] {
+        let refused = api.call(Method::PATCH, &path, Some(&key), Some(body)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            refused.body
+        );
+        assert_eq!(code(&refused), "invalid_request", "{what}");
+    }
+
+    let listed = api.get("/api/public/partners", &key).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(listed.body["next_cursor"], Value::Null);
+
+    let deleted = api.call(Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.get(&path, &key).await.status, StatusCode::NOT_FOUND);
+    let again = api.call(Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let freed = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&key),
+            Some(partner_body("alice-2")),
+        )
+        .await;
+    assert_eq!(
+        freed.status,
+        StatusCode::CREATED,
+        "a deleted partner's slug is free"
+    );
+}
+
+async fn offer_lifecycle(api: &Api) {
+    let key = api.brand("acme").await;
+    let created = api
+        .call(
+            Method::POST,
+            "/api/public/offers",
+            Some(&key),
+            Some(offer_body("summer")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        created.body["default_payout"],
+        json!({"type": "flat", "amount": 12.5, "currency": "EUR"})
+    );
+    assert_eq!(
+        created.body["caps"],
+        json!({"daily_conversions": 100, "monthly_conversions": null})
+    );
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/public/offers/{id}");
+
+    let percent = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&key),
+            Some(json!({"default_payout": {"type": "percent", "amount": 15}})),
+        )
+        .await;
+    assert_eq!(percent.status, StatusCode::OK, "{}", percent.body);
+    assert_eq!(percent.body["default_payout"]["currency"], "USD");
+    for body in [
+        json!({"default_payout": {"type": "percent", "amount": 150}}),
+        json!({"default_payout": {"type": "flat", "amount": -1}}),
+        json!({"default_payout": {"type": "bonus", "amount": 1}}),
+        json!({"default_payout": {"type": "flat", "amount": 1, "currency": "usd"}}),
+        json!({"destination_url": "javascript:alert(1)"}),
+        json!({"status": "archived"}),
+        json!({"caps": {"hourly": 1}}),
+    ] {
+        let refused = api
+            .call(Method::PATCH, &path, Some(&key), Some(body.clone()))
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.body
+        );
+    }
+
+    let archived = api
+        .call(Method::POST, &format!("{path}/archive"), Some(&key), None)
+        .await;
+    assert_eq!(archived.status, StatusCode::OK);
+    assert_eq!(archived.body["status"], "archived");
+    let twice = api
+        .call(Method::POST, &format!("{path}/archive"), Some(&key), None)
+        .await;
+    assert_eq!(twice.body["status"], "archived", "archiving is idempotent");
+    let frozen = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&key),
+            Some(json!({"name": "Changed"})),
+        )
+        .await;
+    assert_eq!(frozen.status, StatusCode::CONFLICT);
+    assert_eq!(code(&frozen), "conflict");
+    let deleting = api.call(Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!(
+        deleting.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "offers are archived, not deleted"
+    );
+    assert_eq!(code(&deleting), "method_not_allowed");
+}
+
+async fn pagination_and_cursor_tampering(api: &Api) {
+    let key = api.brand("acme").await;
+    let other = api.brand("globex").await;
+    for index in 0..5 {
+        let created = api
+            .call(
+                Method::POST,
+                "/api/public/partners",
+                Some(&key),
+                Some(partner_body(&format!("p{index}"))),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/public/partners?limit=2".to_owned();
+    let mut first_cursor = None;
+    loop {
+        let page = api.get(&path, &key).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        seen.extend(
+            page.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["slug"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => {
+                first_cursor.get_or_insert_with(|| cursor.to_owned());
+                path = format!("/api/public/partners?limit=2&cursor={cursor}");
+            }
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4"]);
+
+    let cursor = first_cursor.unwrap();
+    let foreign = api
+        .get(&format!("/api/public/partners?cursor={cursor}"), &other)
+        .await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&foreign), "invalid_cursor");
+    let other_listing = api
+        .get(&format!("/api/public/offers?cursor={cursor}"), &key)
+        .await;
+    assert_eq!(
+        code(&other_listing),
+        "invalid_cursor",
+        "a partners cursor cannot steer offers"
+    );
+    for bad in [&cursor[..cursor.len() - 3], "garbage", "%00%01"] {
+        let response = api
+            .get(&format!("/api/public/partners?cursor={bad}"), &key)
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(code(&response), "invalid_cursor");
+    }
+    for limit in ["0", "101", "-1", "ten"] {
+        let response = api
+            .get(&format!("/api/public/partners?limit={limit}"), &key)
+            .await;
+        assert_eq!(code(&response), "invalid_request", "{limit}");
+    }
+    let unknown = api.get("/api/public/partners?sort=name", &key).await;
+    assert_eq!(code(&unknown), "invalid_request");
+}
+
+async fn brands_never_cross(api: &Api) {
+    let acme = api.brand("acme").await;
+    let globex = api.brand("globex").await;
+    let partner = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&acme),
+            Some(partner_body("shared")),
+        )
+        .await;
+    let offer = api
+        .call(
+            Method::POST,
+            "/api/public/offers",
+            Some(&acme),
+            Some(offer_body("shared")),
+        )
+        .await;
+    let partner_path = format!(
+        "/api/public/partners/{}",
+        partner.body["id"].as_str().unwrap()
+    );
+    let offer_path = format!("/api/public/offers/{}", offer.body["id"].as_str().unwrap());
+    let missing_partner = "/api/public/partners/ptr_0000000000000000";
+
+    // Globex sees acme's ids exactly as ids that do not exist.
+    let foreign = api.get(&partner_path, &globex).await;
+    let missing = api.get(missing_partner, &globex).await;
+    assert_eq!(
+        (foreign.status, &foreign.body),
+        (missing.status, &missing.body)
+    );
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            partner_path.as_str(),
+            Some(json!({"name": "Hijacked"})),
+        ),
+        (Method::DELETE, partner_path.as_str(), None),
+        (Method::GET, offer_path.as_str(), None),
+        (
+            Method::PATCH,
+            offer_path.as_str(),
+            Some(json!({"name": "Hijacked"})),
+        ),
+        (Method::POST, &format!("{offer_path}/archive"), None),
+    ] {
+        let response = api.call(method.clone(), path, Some(&globex), body).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    // Nothing of acme's changed, and globex's own lists are empty.
+    assert_eq!(api.get(&partner_path, &acme).await.body, partner.body);
+    assert_eq!(api.get(&offer_path, &acme).await.body["status"], "active");
+    assert!(
+        api.get("/api/public/partners", &globex).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        api.get("/api/public/offers", &globex).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Same slug in another brand is fine.
+    let own = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&globex),
+            Some(partner_body("shared")),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED);
+    // Globex's activity holds only globex's requests.
+    let acme_key_id = api.get("/api/public/whoami", &acme).await.body["key_id"].clone();
+    let activity = api.activity(&globex).await;
+    assert!(!activity.is_empty());
+    assert!(
+        activity
+            .iter()
+            .all(|record| record["key_id"] != acme_key_id)
+    );
+}
+
+async fn error_statuses(api: &Api) {
+    let key = api.brand("acme").await;
+
+    let missing = api
+        .call(Method::GET, "/api/public/whoami", None, None)
+        .await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.headers["www-authenticate"], "Bearer");
+    assert_eq!(code(&missing), "unauthorized");
+    for bad in [
+        "tk_short",
+        "",
+        &format!("{key}x"),
+        "tk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let response = api
+            .call(Method::GET, "/api/public/whoami", Some(bad), None)
+            .await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(!response.body.to_string().contains(&key[3..]));
+    }
+    let unknown = trcker_shared::token::generate_key().unwrap();
+    let response = api
+        .call(
+            Method::GET,
+            "/api/public/whoami",
+            Some(unknown.expose_secret()),
+            None,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+
+    let in_url = api
+        .call(
+            Method::GET,
+            &format!("/api/public/whoami?api_key={key}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(in_url.status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&in_url), "credentials_in_url");
+    assert!(!in_url.body.to_string().contains(&key[3..]));
+
+    let not_json = api
+        .send({
+            let mut request = Request::post("/api/public/partners")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::from("{\"name\":"))
+                .unwrap();
+            request.extensions_mut().insert(api_gateway_context(
+                &Method::POST,
+                "/",
+                "192.0.2.10",
+                None,
+                "r",
+                0,
+            ));
+            request
+        })
+        .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    let not_utf8 = api
+        .send(
+            Request::post("/api/public/partners")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::from(vec![0x7b, 0xff, 0x7d]))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(not_utf8.status, StatusCode::BAD_REQUEST);
+    let empty = api
+        .call(Method::POST, "/api/public/partners", Some(&key), None)
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let huge = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&key),
+            Some(json!({"name": "x".repeat(1_100_000)})),
+        )
+        .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(code(&huge), "payload_too_large");
+
+    let route = api.get("/api/public/nothing-here", &key).await;
+    assert_eq!(route.status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&route), "not_found");
+    let method = api
+        .call(Method::PUT, "/api/public/whoami", Some(&key), None)
+        .await;
+    assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+    for id in [
+        "ptr_%23x",
+        "..%2F..%2Fkeys",
+        "ptr_%C3%A9",
+        &"a".repeat(1024),
+    ] {
+        let response = api.get(&format!("/api/public/partners/{id}"), &key).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{id}");
+    }
+    // Nothing above created anything.
+    assert!(
+        api.get("/api/public/partners", &key).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn revoked_keys_are_refused_and_audited(api: &Api) {
+    let key = api.brand("acme").await;
+    let brand_id = BrandId::parse("acme").unwrap();
+    let replacement = api
+        .keys
+        .generate(&brand_id, Some("replacement"))
+        .await
+        .unwrap();
+    let whoami = api.get("/api/public/whoami", &key).await;
+    let old_key_id = whoami.body["key_id"].as_str().unwrap().to_owned();
+    api.keys
+        .revoke(
+            &brand_id,
+            &trcker_shared::ids::KeyId::parse(&old_key_id).unwrap(),
+        )
+        .await
+        .unwrap();
+    let refused = api.get("/api/public/whoami", &key).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers["www-authenticate"], "Bearer");
+    let activity = api.activity(replacement.key.expose_secret()).await;
+    let attempt = activity
+        .iter()
+        .find(|record| record["outcome"] == "revoked_key")
+        .expect("the revoked attempt is in the brand's activity");
+    assert_eq!(attempt["key_id"], old_key_id.as_str());
+    assert_eq!(attempt["status"], 401);
+    assert_eq!(attempt["source_ip"], "192.0.2.10");
+    assert_eq!(attempt["user_agent"], "http-test/1.0");
+}
+
+async fn rate_limit_answers_429(api_limited: &Api) {
+    let key = api_limited.brand("acme").await;
+    for _ in 0..3 {
+        assert_eq!(
+            api_limited.get("/api/public/whoami", &key).await.status,
+            StatusCode::OK
+        );
+    }
+    let limited = api_limited.get("/api/public/whoami", &key).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(code(&limited), "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(limited.headers["ratelimit-remaining"], "0");
+    assert_eq!(limited.headers["x-ratelimit-limit"], "3");
+    let brand_id = BrandId::parse("acme").unwrap();
+    let page = api_limited
+        .data
+        .list_activity(&brand_id, Default::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 4, "the refused request is audited too");
+    assert_eq!(page.items[0].outcome, "rate_limited");
+    assert_eq!(page.items[0].status, 429);
+}
+
+async fn activity_filters(api: &Api) {
+    let key = api.brand("acme").await;
+    api.get("/api/public/whoami", &key).await;
+    let api_only = api.get("/api/public/activity?source=api", &key).await;
+    assert_eq!(api_only.body["data"].as_array().unwrap().len(), 1);
+    let mcp_only = api.get("/api/public/activity?source=mcp", &key).await;
+    assert!(mcp_only.body["data"].as_array().unwrap().is_empty());
+    let future = api
+        .get("/api/public/activity?from=2999-01-01T00:00:00Z", &key)
+        .await;
+    assert!(future.body["data"].as_array().unwrap().is_empty());
+    let past = api
+        .get("/api/public/activity?to=2000-01-01T00:00:00Z", &key)
+        .await;
+    assert!(past.body["data"].as_array().unwrap().is_empty());
+    for bad in ["source=email", "from=yesterday", "to=13"] {
+        let response = api.get(&format!("/api/public/activity?{bad}"), &key).await;
+        if bad == "to=13" {
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "Unix milliseconds are accepted"
+            );
+        } else {
+            assert_eq!(code(&response), "invalid_request", "{bad}");
+        }
+    }
+}
+
+async fn run_scenarios(make: impl AsyncFn() -> Api) {
+    whoami_and_audit(&make().await).await;
+    partner_lifecycle(&make().await).await;
+    offer_lifecycle(&make().await).await;
+    pagination_and_cursor_tampering(&make().await).await;
+    brands_never_cross(&make().await).await;
+    error_statuses(&make().await).await;
+    revoked_keys_are_refused_and_audited(&make().await).await;
+    activity_filters(&make().await).await;
+}
+
+#[tokio::test]
+async fn every_route_in_memory() {
+    run_scenarios(async || Api::memory()).await;
+    let limits = EdgeLimits {
+        rate_limit_per_minute: 3,
+        ..EdgeLimits::default()
+    };
+    rate_limit_answers_429(&Api::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryBrandData::new()),
+        limits,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn every_route_on_dynamodb() {
+    run_scenarios(Api::dynamodb).await;
+    let (_, keys) = fresh_dynamo_store().await;
+    let limits = EdgeLimits {
+        rate_limit_per_minute: 3,
+        ..EdgeLimits::default()
+    };
+    rate_limit_answers_429(&Api::new(
+        Arc::new(keys),
+        Arc::new(fresh_dynamo_brand_data().await),
+        limits,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_store_outage_is_503_with_retry_after() {
+    let faulty = Arc::new(FaultyStore::new(MemoryStore::new()));
+    let api = Api::new(
+        faulty.clone(),
+        Arc::new(MemoryBrandData::new()),
+        EdgeLimits::default(),
+    );
+    let key = api.brand("acme").await;
+    faulty.fail_always(StoreOperation::FindKeyByHash, StoreError::Throttled);
+    let response = api.get("/api/public/whoami", &key).await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(code(&response), "store_unavailable");
+    assert_eq!(response.headers["retry-after"], "1");
+    faulty.clear();
+    assert_eq!(
+        api.get("/api/public/whoami", &key).await.status,
+        StatusCode::OK
+    );
+}
+
+fn event(name: &str, substitutions: &[(&str, &str)]) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/public-api")
+        .join(name);
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (placeholder, value) in substitutions {
+        text = text.replace(placeholder, value);
+    }
+    text
+}
+
+#[tokio::test]
+async fn api_gateway_events_pass_through_the_lambda_adapter() {
+    let api = Api::memory();
+    let key = api.brand("acme").await;
+    let brand_id = BrandId::parse("acme").unwrap();
+    let revoked = api.keys.generate(&brand_id, None).await.unwrap();
+    api.keys.revoke(&brand_id, &revoked.key_id).await.unwrap();
+
+    let whoami =
+        lambda_http::request::from_str(&event("whoami.json", &[("{{KEY}}", &key)])).unwrap();
+    let response = api.send(whoami.map(|body| Body::from(body.to_vec()))).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(response.body["brand_id"], "acme");
+
+    let create =
+        lambda_http::request::from_str(&event("create-partner.json", &[("{{KEY}}", &key)]))
+            .unwrap();
+    let response = api.send(create.map(|body| Body::from(body.to_vec()))).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+    assert_eq!(response.body["slug"], "fixture-partner");
+
+    let leaked = lambda_http::request::from_str(&event(
+        "list-partners-revoked-key.json",
+        &[("{{REVOKED_KEY}}", revoked.key.expose_secret())],
+    ))
+    .unwrap();
+    let response = api.send(leaked.map(|body| Body::from(body.to_vec()))).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+
+    let page = api
+        .data
+        .list_activity(&brand_id, Default::default(), 10, None)
+        .await
+        .unwrap();
+    let by_request: Vec<(&str, &str, &str, &str)> = page
+        .items
+        .iter()
+        .map(|r| {
+            (
+                r.request_id.as_str(),
+                r.source_ip.as_str(),
+                r.user_agent.as_str(),
+                r.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_request,
+        [
+            (
+                "fixture-request-3",
+                "203.0.113.99",
+                "leaky-ci/2.3",
+                "revoked_key"
+            ),
+            (
+                "fixture-request-2",
+                "198.51.100.23",
+                "fixture-agent/1.0",
+                "ok"
+            ),
+            (
+                "fixture-request-1",
+                "198.51.100.23",
+                "fixture-agent/1.0",
+                "ok"
+            ),
+        ],
+        "the API Gateway context (request id, source IP, user agent) reaches the audit trail"
+    );
+}
