@@ -38,7 +38,9 @@ usage: trcker-local [--port PORT] [--store memory|dynamodb] [--create-tables]
   --store dynamodb   DynamoDB from the standard AWS environment (AWS_ENDPOINT_URL, AWS_REGION,
                      credentials); tables TRCKER_KEYS_TABLE (default trcker-keys) and
                      TRCKER_DATA_TABLE (default trcker-data)
-  --create-tables    with --store dynamodb: create the tables first if they are missing";
+  --create-tables    with --store dynamodb: create the tables first if they are missing
+
+environment: TRCKER_RATE_LIMIT_PER_MINUTE (default 100), TRCKER_ACTIVITY_RETENTION_DAYS (90)";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
@@ -116,7 +118,9 @@ async fn run(options: Options) -> Result<(), String> {
     } else {
         memory_backends().await?
     };
-    let app = gateway(backends.keys, backends.data, EdgeLimits::default());
+    // The same variables, defaults and checks as the Lambda functions.
+    let limits = EdgeLimits::from_env().map_err(|error| error.to_string())?;
+    let app = gateway(backends.keys, backends.data, limits);
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -24,14 +24,32 @@ struct State {
     counters: HashMap<(BrandId, String, UnixMillis), u64>,
 }
 
-#[derive(Debug, Default)]
+/// Activity records kept per brand and surface in memory: local mode keeps the newest, so a long
+/// load test cannot grow the process without bound (DynamoDB keeps everything until the TTL).
+pub const DEFAULT_ACTIVITY_CAP: usize = 10_000;
+
+#[derive(Debug)]
 pub struct MemoryBrandData {
     state: Mutex<State>,
+    activity_cap: usize,
+}
+
+impl Default for MemoryBrandData {
+    fn default() -> Self {
+        Self::with_activity_cap(DEFAULT_ACTIVITY_CAP)
+    }
 }
 
 impl MemoryBrandData {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_activity_cap(activity_cap: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            activity_cap: activity_cap.max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -200,11 +218,15 @@ impl BrandDataStore for MemoryBrandData {
     }
 
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
-        self.lock()
+        let mut state = self.lock();
+        let records = state
             .activity
             .entry((record.brand_id.clone(), record.surface))
-            .or_default()
-            .insert(activity_sort_key(record), record.clone());
+            .or_default();
+        records.insert(activity_sort_key(record), record.clone());
+        while records.len() > self.activity_cap {
+            records.pop_first();
+        }
         Ok(())
     }
 
@@ -255,6 +277,37 @@ impl BrandDataStore for MemoryBrandData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn activity_keeps_the_newest_records_up_to_the_cap() {
+        let store = MemoryBrandData::with_activity_cap(3);
+        let brand_id = BrandId::parse("capped").unwrap();
+        for at in 0..10 {
+            let record = ActivityRecord {
+                brand_id: brand_id.clone(),
+                at,
+                request_id: format!("r{at}"),
+                surface: Surface::Api,
+                method: "GET".into(),
+                target: "/".into(),
+                status: 200,
+                latency_ms: 0,
+                key_id: "k".into(),
+                fingerprint: "f".into(),
+                source_ip: "ip".into(),
+                user_agent: "ua".into(),
+                outcome: "ok".into(),
+                expires_at: 0,
+            };
+            store.append_activity(&record).await.unwrap();
+        }
+        let page = store
+            .list_activity(&brand_id, Default::default(), 10, None)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page.items.iter().map(|r| r.request_id.as_str()).collect();
+        assert_eq!(ids, ["r9", "r8", "r7"]);
+    }
 
     #[tokio::test]
     async fn memory_brand_data_passes_the_conformance_suite() {

@@ -39,11 +39,26 @@ impl ApiConfig {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let data_table = non_empty(DATA_TABLE_VAR).ok_or(ConfigError::Missing(DATA_TABLE_VAR))?;
-        let defaults = EdgeLimits::default();
+        let data_table = lookup(DATA_TABLE_VAR)
+            .filter(|value| !value.trim().is_empty())
+            .ok_or(ConfigError::Missing(DATA_TABLE_VAR))?;
+        Ok(Self {
+            data_table,
+            limits: EdgeLimits::from_lookup(lookup)?,
+        })
+    }
+}
+
+impl EdgeLimits {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The limits from their variables, defaults where unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
         let number = |name: &'static str, default: u32, max: u32| -> Result<u32, ConfigError> {
-            match non_empty(name) {
+            match lookup(name).filter(|value| !value.trim().is_empty()) {
                 None => Ok(default),
                 Some(raw) => match raw.trim().parse::<u32>() {
                     Ok(value) if (1..=max).contains(&value) => Ok(value),
@@ -55,19 +70,16 @@ impl ApiConfig {
             }
         };
         Ok(Self {
-            data_table,
-            limits: EdgeLimits {
-                rate_limit_per_minute: number(
-                    RATE_LIMIT_VAR,
-                    defaults.rate_limit_per_minute,
-                    1_000_000,
-                )?,
-                activity_retention_days: number(
-                    ACTIVITY_RETENTION_VAR,
-                    defaults.activity_retention_days,
-                    3_650,
-                )?,
-            },
+            rate_limit_per_minute: number(
+                RATE_LIMIT_VAR,
+                defaults.rate_limit_per_minute,
+                1_000_000,
+            )?,
+            activity_retention_days: number(
+                ACTIVITY_RETENTION_VAR,
+                defaults.activity_retention_days,
+                3_650,
+            )?,
         })
     }
 }
