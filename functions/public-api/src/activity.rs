@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
 use serde::Serialize;
-use trcker_shared::brand_data::{ActivityFilter, ActivityRecord, Surface};
+use trcker_shared::brand_data::{ActivityFilter, ActivityRecord, Surface, is_activity_sort_key};
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
@@ -77,18 +77,17 @@ pub async fn list(
         .as_deref()
         .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
         .transpose()?;
+    if after
+        .as_deref()
+        .is_some_and(|position| !is_activity_sort_key(position))
+    {
+        return Err(trcker_shared::cursor::InvalidCursor.into());
+    }
     let filter = ActivityFilter { surface, from, to };
     let page = app
         .data
         .list_activity(brand_id, filter, paging.limit, after.as_deref())
-        .await
-        .map_err(|error| match error {
-            // Only a forged position could be malformed, and cursors are signed.
-            trcker_shared::store::StoreError::Corrupt(_) => {
-                ApiError::from(trcker_shared::cursor::InvalidCursor)
-            }
-            other => other.into(),
-        })?;
+        .await?;
     let data: Vec<ActivityEntry> = page.items.into_iter().map(ActivityEntry::from).collect();
     Ok(Json(serde_json::json!({
         "data": data,

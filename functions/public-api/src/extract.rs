@@ -2,7 +2,8 @@
 //! fields rejected), list parameters (`limit`, `cursor`) and timestamps.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use trcker_shared::clock::UnixMillis;
 use trcker_shared::edge::error::ApiError;
@@ -33,6 +34,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))
+    }
+}
+
+/// The `{id}` segment of a path. One that does not even decode cannot name anything: it gets the
+/// same JSON 404 as a missing id, not the framework's plain-text 400.
+pub struct IdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| IdPath(id))
+            .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such resource"))
     }
 }
 
@@ -124,7 +140,11 @@ fn parse_rfc3339_utc(raw: &str) -> Option<UnixMillis> {
     let year: i64 = date_parts.next()?.parse().ok()?;
     let month: i64 = date_parts.next()?.parse().ok()?;
     let day: i64 = date_parts.next()?.parse().ok()?;
-    if date_parts.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if date_parts.next().is_some()
+        || !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+    {
         return None;
     }
     let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
@@ -146,6 +166,16 @@ fn parse_rfc3339_utc(raw: &str) -> Option<UnixMillis> {
     };
     let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).

@@ -24,6 +24,7 @@ pub mod documents;
 pub mod extract;
 pub mod offers;
 pub mod partners;
+pub mod pricing;
 pub mod validate;
 
 /// Every route this function serves, for the local gateway and the infrastructure contract.
@@ -66,10 +67,23 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
             get(offers::get).patch(offers::update),
         )
         .route("/api/public/offers/{id}/archive", post(offers::archive))
+        .route("/api/public/offers/{id}/payout", get(pricing::resolve))
+        .route(
+            "/api/public/pricing-rules",
+            get(pricing::list).post(pricing::create),
+        )
+        .route(
+            "/api/public/pricing-rules/{id}",
+            get(pricing::get)
+                .patch(pricing::update)
+                .delete(pricing::delete),
+        )
         .route("/api/public/activity", get(activity::list))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .route_layer(from_fn_with_state(guard, authenticate))
+        // `layer`, not `route_layer`: unknown paths and wrong methods are authenticated and
+        // audited like every other request.
+        .layer(from_fn_with_state(guard, authenticate))
         .with_state(state);
     Router::new()
         .route("/api/public/health", get(health))

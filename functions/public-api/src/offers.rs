@@ -2,7 +2,7 @@
 //! Offers are archived rather than deleted, because clicks and conversions refer to them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
@@ -13,7 +13,7 @@ use trcker_shared::error::ErrorCode;
 use trcker_shared::store::StoreError;
 
 use crate::documents::{Stored, encode, list_page, load, new_id};
-use crate::extract::{JsonBody, Paging, query_params};
+use crate::extract::{IdPath, JsonBody, Paging, query_params};
 use crate::{AppState, validate};
 
 const ID_PREFIX: &str = "off";
@@ -119,14 +119,15 @@ fn slug_taken(error: StoreError, slug: &str) -> ApiError {
     }
 }
 
-fn payout(input: Payout) -> Result<Payout, ApiError> {
+/// A payout's amount is within range for its type and its currency is an ISO code.
+pub fn validate_payout(field: &str, input: Payout) -> Result<Payout, ApiError> {
     let max = match input.kind {
         PayoutType::Flat => MAX_FLAT_PAYOUT,
         PayoutType::Percent => 100.0,
     };
     if !input.amount.is_finite() || input.amount < 0.0 || input.amount > max {
         return Err(ApiError::invalid(format!(
-            "default_payout.amount must be between 0 and {max}"
+            "{field}.amount must be between 0 and {max}"
         )));
     }
     Ok(Payout {
@@ -178,7 +179,7 @@ pub async fn create_offer(
         slug: validate::slug(&input.slug).map_err(ApiError::invalid)?,
         destination_url: validate::url("destination_url", &input.destination_url)
             .map_err(ApiError::invalid)?,
-        default_payout: payout(input.default_payout)?,
+        default_payout: validate_payout("default_payout", input.default_payout)?,
         status: settable_status(input.status)?.unwrap_or(OfferStatus::Active),
         caps: input.caps.unwrap_or_default(),
         created_at: now.clone(),
@@ -201,7 +202,7 @@ pub async fn create_offer(
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Offer>, ApiError> {
     let stored: Stored<Offer> = load(
         &app,
@@ -218,7 +219,7 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateOffer>,
 ) -> Result<Json<Offer>, ApiError> {
     let brand_id = &caller.principal.brand_id;
@@ -242,7 +243,7 @@ pub async fn update(
             validate::url("destination_url", &url).map_err(ApiError::invalid)?;
     }
     if let Some(default_payout) = input.default_payout {
-        after.default_payout = payout(default_payout)?;
+        after.default_payout = validate_payout("default_payout", default_payout)?;
     }
     if let Some(status) = settable_status(input.status)? {
         after.status = status;
@@ -259,7 +260,7 @@ pub async fn update(
 pub async fn archive(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Offer>, ApiError> {
     let brand_id = &caller.principal.brand_id;
     let stored: Stored<Offer> = load(&app, brand_id, KIND, ID_PREFIX, &id, "offer").await?;

@@ -2,7 +2,7 @@
 //! of tracking links).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
@@ -13,7 +13,7 @@ use trcker_shared::error::ErrorCode;
 use trcker_shared::store::StoreError;
 
 use crate::documents::{Stored, encode, list_page, load, new_id};
-use crate::extract::{JsonBody, Paging, query_params};
+use crate::extract::{IdPath, JsonBody, Paging, query_params};
 use crate::{AppState, validate};
 
 const ID_PREFIX: &str = "ptr";
@@ -145,7 +145,7 @@ pub async fn create_partner(
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Partner>, ApiError> {
     let stored: Stored<Partner> = load(
         &app,
@@ -162,7 +162,7 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdatePartner>,
 ) -> Result<Json<Partner>, ApiError> {
     let brand_id = &caller.principal.brand_id;
@@ -210,7 +210,7 @@ pub async fn update(
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     let brand_id = &caller.principal.brand_id;
     let stored: Stored<Partner> = load(&app, brand_id, KIND, ID_PREFIX, &id, "partner").await?;

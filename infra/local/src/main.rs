@@ -235,10 +235,8 @@ async fn api_gateway_request_context(mut request: Request, next: Next) -> Respon
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let request_id = format!(
-        "local-{:016x}",
-        trcker_shared::token::random_u64().unwrap_or_default()
-    );
+    let request_id =
+        trcker_shared::edge::context::generated_request_id().replacen("gen", "local", 1);
     let context = api_gateway_context(
         request.method(),
         request.uri().path(),

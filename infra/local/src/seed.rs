@@ -1,4 +1,5 @@
-//! Demo data for the in-memory mode: a `demo` brand with a key, two partners and two offers,
+//! Demo data for the in-memory mode: a `demo` brand with a key, two partners, two offers and a
+//! pricing rule,
 //! created through the same code paths the API uses.
 
 use std::sync::Arc;
@@ -6,6 +7,7 @@ use std::sync::Arc;
 use trcker_public_api::AppState;
 use trcker_public_api::offers::{self, Caps, CreateOffer, Payout, PayoutType};
 use trcker_public_api::partners::{self, CreatePartner, PartnerStatus};
+use trcker_public_api::pricing::{self, CreateRule};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
@@ -30,6 +32,7 @@ pub async fn demo(
         keys: keys.clone(),
         data: data.clone(),
     };
+    let mut partner_ids = Vec::new();
     for (name, slug, email, status) in [
         (
             "Alice Media",
@@ -44,7 +47,7 @@ pub async fn demo(
             PartnerStatus::Pending,
         ),
     ] {
-        partners::create_partner(
+        let partner = partners::create_partner(
             &app,
             &brand_id,
             CreatePartner {
@@ -57,12 +60,14 @@ pub async fn demo(
         )
         .await
         .map_err(|error| error.message)?;
+        partner_ids.push(partner.id);
     }
+    let mut offer_ids = Vec::new();
     for (name, slug, kind, amount) in [
         ("Summer Sale", "summer-sale", PayoutType::Flat, 10.0),
         ("Premium Plan", "premium-plan", PayoutType::Percent, 20.0),
     ] {
-        offers::create_offer(
+        let offer = offers::create_offer(
             &app,
             &brand_id,
             CreateOffer {
@@ -80,6 +85,27 @@ pub async fn demo(
         )
         .await
         .map_err(|error| error.message)?;
+        offer_ids.push(offer.id);
     }
+    // Alice earns more on the summer sale than the offer's default.
+    let alice = partner_ids.first().cloned();
+    pricing::create_rule(
+        &app,
+        &brand_id,
+        CreateRule {
+            offer_id: offer_ids[0].clone(),
+            partner_id: alice,
+            payout: Payout {
+                kind: PayoutType::Flat,
+                amount: 15.0,
+                currency: "USD".into(),
+            },
+            priority: Some(10),
+            valid_from: None,
+            valid_until: None,
+        },
+    )
+    .await
+    .map_err(|error| error.message)?;
     Ok(generated.key)
 }

@@ -190,6 +190,40 @@ pub async fn documents_list_in_pages_within_the_brand(store: &dyn BrandDataStore
         .await
         .unwrap();
     assert!(offers.items.is_empty() && offers.next_position.is_none());
+
+    // A prefix narrows the listing to matching ids, still in pages.
+    for id in ["rul_a_1", "rul_a_2", "rul_a_3", "rul_b_1"] {
+        let rule = Document {
+            kind: DocumentKind::PricingRule,
+            ..partner(&brand, id, 1, "R")
+        };
+        store.create_document(&rule, &[]).await.unwrap();
+    }
+    let ids = |page: &crate::store::Page<Document>| {
+        page.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>()
+    };
+    let first = store
+        .list_documents_by_prefix(&brand, DocumentKind::PricingRule, "rul_a_", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&first), ["rul_a_1", "rul_a_2"]);
+    let rest = store
+        .list_documents_by_prefix(
+            &brand,
+            DocumentKind::PricingRule,
+            "rul_a_",
+            2,
+            first.next_position.as_deref(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), ["rul_a_3"]);
+    assert_eq!(rest.next_position, None);
+    let none = store
+        .list_documents_by_prefix(&brand, DocumentKind::PricingRule, "rul_c_", 10, None)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
 }
 
 fn activity(brand_id: &BrandId, at: i64, surface: Surface, request_id: &str) -> ActivityRecord {
@@ -228,6 +262,12 @@ pub async fn activity_lists_newest_first_with_filters(store: &dyn BrandDataStore
         .append_activity(&activity(&other, 2_500, Surface::Api, "x"))
         .await
         .unwrap();
+
+    assert_eq!(
+        store.append_activity(&records[0]).await,
+        Err(StoreError::AlreadyExists),
+        "a record is never overwritten"
+    );
 
     let mut seen = Vec::new();
     let mut position = None;

@@ -15,8 +15,8 @@ use super::{
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::dynamo::{
-    Item, build_error, cancellation_codes, classify, is_throttling_reason, number, read_number,
-    read_text, text,
+    Item, build_error, cancellation_codes, classify, is_condition_failure, is_throttling_reason,
+    number, read_number, read_text, text,
 };
 use crate::store::{Page, StoreError};
 
@@ -271,10 +271,11 @@ impl BrandDataStore for DynamoBrandData {
         }
     }
 
-    async fn list_documents(
+    async fn list_documents_by_prefix(
         &self,
         brand_id: &BrandId,
         kind: DocumentKind,
+        id_prefix: &str,
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<Document>, StoreError> {
@@ -285,7 +286,7 @@ impl BrandDataStore for DynamoBrandData {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", text(brand_id.as_str()))
-            .expression_attribute_values(":prefix", text(format!("{}#", kind.as_str())))
+            .expression_attribute_values(":prefix", text(format!("{}#{id_prefix}", kind.as_str())))
             .set_exclusive_start_key(start)
             .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
             .send()
@@ -319,14 +320,20 @@ impl BrandDataStore for DynamoBrandData {
         );
         item.insert("record".into(), text(body));
         item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            // Never overwrite another request's record (request ids are unique; make sure).
+            .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failure(&error) => Err(StoreError::AlreadyExists),
+            Err(error) => Err(classify(error)),
+        }
     }
 
     async fn query_activity(

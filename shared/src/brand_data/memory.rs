@@ -184,10 +184,11 @@ impl BrandDataStore for MemoryBrandData {
         Ok(())
     }
 
-    async fn list_documents(
+    async fn list_documents_by_prefix(
         &self,
         brand_id: &BrandId,
         kind: DocumentKind,
+        id_prefix: &str,
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<Document>, StoreError> {
@@ -200,11 +201,12 @@ impl BrandDataStore for MemoryBrandData {
         };
         let start = match after_position {
             Some(position) => Bound::Excluded(position.to_owned()),
-            None => Bound::Unbounded,
+            None => Bound::Included(id_prefix.to_owned()),
         };
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut matching = docs
             .range::<String, _>((start, Bound::Unbounded))
+            .take_while(|(id, _)| id.starts_with(id_prefix))
             .map(|(_, doc)| doc.clone());
         let items: Vec<Document> = matching.by_ref().take(limit).collect();
         let next_position = match matching.next() {
@@ -223,7 +225,11 @@ impl BrandDataStore for MemoryBrandData {
             .activity
             .entry((record.brand_id.clone(), record.surface))
             .or_default();
-        records.insert(activity_sort_key(record), record.clone());
+        let sort_key = activity_sort_key(record);
+        if records.contains_key(&sort_key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        records.insert(sort_key, record.clone());
         while records.len() > self.activity_cap {
             records.pop_first();
         }

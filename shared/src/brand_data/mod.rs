@@ -19,6 +19,7 @@ pub mod memory;
 pub enum DocumentKind {
     Partner,
     Offer,
+    PricingRule,
 }
 
 impl DocumentKind {
@@ -26,6 +27,7 @@ impl DocumentKind {
         match self {
             Self::Partner => "PARTNER",
             Self::Offer => "OFFER",
+            Self::PricingRule => "RULE",
         }
     }
 }
@@ -145,6 +147,17 @@ pub trait BrandDataStore: Send + Sync {
         claims: &[UniqueClaim],
     ) -> Result<(), StoreError>;
 
+    /// The brand's documents of `kind` whose id starts with `id_prefix`, in id order, at most
+    /// `limit`, after `after_position`. One query, whatever else the brand holds.
+    async fn list_documents_by_prefix(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id_prefix: &str,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Document>, StoreError>;
+
     /// The brand's documents of `kind` in id order, at most `limit`, after `after_position`.
     async fn list_documents(
         &self,
@@ -152,7 +165,10 @@ pub trait BrandDataStore: Send + Sync {
         kind: DocumentKind,
         limit: u32,
         after_position: Option<&str>,
-    ) -> Result<Page<Document>, StoreError>;
+    ) -> Result<Page<Document>, StoreError> {
+        self.list_documents_by_prefix(brand_id, kind, "", limit, after_position)
+            .await
+    }
 
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError>;
 
@@ -233,7 +249,8 @@ pub(crate) fn activity_sort_key(record: &ActivityRecord) -> String {
     format!("{:013}#{}", record.at.max(0), record.request_id)
 }
 
-fn is_activity_sort_key(text: &str) -> bool {
+/// Whether `text` has the shape of an activity position (`<13 digits>#<request id>`).
+pub fn is_activity_sort_key(text: &str) -> bool {
     text.len() > 14
         && text.as_bytes()[..13].iter().all(u8::is_ascii_digit)
         && text.as_bytes()[13] == b'#'
@@ -241,7 +258,7 @@ fn is_activity_sort_key(text: &str) -> bool {
 
 /// The bounds of an activity time filter as sort keys.
 pub(crate) fn activity_sort_bounds(filter: &ActivityFilter) -> (String, String) {
-    let from = filter.from.unwrap_or(0).max(0);
+    let from = filter.from.unwrap_or(0).clamp(0, 9_999_999_999_999);
     let to = filter
         .to
         .unwrap_or(9_999_999_999_999)

@@ -178,12 +178,7 @@ impl AuditedRequest {
     fn of(parts: &Parts) -> Self {
         Self {
             method: parts.method.to_string(),
-            path: parts
-                .uri
-                .path()
-                .chars()
-                .take(MAX_AUDITED_TARGET_CHARS)
-                .collect(),
+            path: audited_path(parts),
         }
     }
 }
@@ -241,6 +236,18 @@ impl EdgeGuard {
     }
 }
 
+/// The path as it may be stored and logged: bounded, and with anything key-shaped redacted (a key
+/// pasted into a path must not land in the audit trail).
+fn audited_path(parts: &Parts) -> String {
+    let bounded: String = parts
+        .uri
+        .path()
+        .chars()
+        .take(MAX_AUDITED_TARGET_CHARS)
+        .collect();
+    crate::token::redact_key_shaped(&bounded).into_owned()
+}
+
 /// A key (or a credential-named parameter) in the query string is refused: URLs end up in logs,
 /// histories and referrers.
 fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
@@ -248,6 +255,7 @@ fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
     let decoded = query_pairs(query);
     let suspicious = decoded.iter().any(|(name, value)| {
         CREDENTIAL_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
+            || crate::token::redact_key_shaped(name) != name.as_str()
             || crate::token::redact_key_shaped(value) != value.as_str()
     });
     suspicious.then(|| {
@@ -322,7 +330,7 @@ fn log_refusal(context: &ClientContext, parts: &Parts, reason: &str, fingerprint
         user_agent = %context.user_agent,
         request_id = %context.request_id,
         method = %parts.method,
-        path = %parts.uri.path().chars().take(MAX_AUDITED_TARGET_CHARS).collect::<String>(),
+        path = %audited_path(parts),
         "request refused before authentication"
     );
 }
@@ -341,6 +349,7 @@ mod tests {
             "API_KEY=1".to_owned(),
             "limit=5&token=a".to_owned(),
             format!("q=%74k_{}", &key[3..]),
+            format!("{key}=1"),
         ] {
             assert!(credentials_in_url(Some(&query)).is_some(), "{query}");
         }

@@ -41,10 +41,28 @@ impl ClientContext {
                 .map(str::to_owned)
         });
         Self {
-            request_id: request_id.unwrap_or_else(|| UNKNOWN.into()),
+            // Request ids key the audit records, so one is made up when the context has none.
+            request_id: request_id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(generated_request_id),
             source_ip: source_ip.unwrap_or_else(|| UNKNOWN.into()),
-            user_agent: bounded(user_agent.unwrap_or_else(|| UNKNOWN.into())),
+            user_agent: bounded(
+                crate::token::redact_key_shaped(&user_agent.unwrap_or_else(|| UNKNOWN.into()))
+                    .into_owned(),
+            ),
         }
+    }
+}
+
+/// `gen-` + random hex, or a process-wide sequence number if the OS has no randomness to give.
+pub fn generated_request_id() -> String {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    match crate::token::random_u64() {
+        Ok(random) => format!("gen-{random:016x}"),
+        Err(_) => format!(
+            "gen-seq-{}",
+            SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
     }
 }
 
@@ -118,5 +136,23 @@ mod tests {
         let context = ClientContext::from_parts(&parts);
         assert_eq!(context.source_ip, "unknown");
         assert_eq!(context.user_agent, "curl/8");
+        assert!(context.request_id.starts_with("gen-"));
+        let again = ClientContext::from_parts(&parts);
+        assert_ne!(
+            context.request_id, again.request_id,
+            "made-up ids are unique"
+        );
+    }
+
+    #[test]
+    fn a_key_in_the_user_agent_is_redacted() {
+        let key = crate::token::generate_key().unwrap();
+        let request = axum::http::Request::builder()
+            .header("user-agent", format!("bot {}", key.expose_secret()))
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let context = ClientContext::from_parts(&parts);
+        assert_eq!(context.user_agent, "bot tk_<redacted>");
     }
 }
