@@ -346,7 +346,8 @@ mod tests {
                 partitions[(next() as usize) % partition_count].push(key);
             }
             let modulus = 1 + next() % 4;
-            let keep = |key: &String| key.as_bytes()[key.len() - 1] as u64 % modulus == 0;
+            let keep =
+                |key: &String| u64::from(key.as_bytes()[key.len() - 1]).is_multiple_of(modulus);
             let limit = 1 + (next() % 4) as u32;
             let mut expected: Vec<String> = partitions
                 .iter()
