@@ -21,6 +21,20 @@ pub fn new_id(prefix: &str) -> Result<String, ApiError> {
     Ok(format!("{prefix}_{random:016x}"))
 }
 
+/// A fresh id that sorts by creation time: `<prefix>_` + 11 hex digits of Unix milliseconds + 5
+/// random hex digits (16 hex digits in all, so [`is_id`] accepts it).
+pub fn new_time_id(prefix: &str, now_ms: i64) -> Result<String, ApiError> {
+    let random = random_u64().map_err(|error| {
+        tracing::error!(error = %error, "no randomness for an id");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })?;
+    Ok(format!(
+        "{prefix}_{:011x}{:05x}",
+        now_ms.clamp(0, 0xfff_ffff_ffff),
+        random & 0xf_ffff
+    ))
+}
+
 /// Whether `id` has the shape of an id minted by [`new_id`]; anything else cannot exist.
 pub fn is_id(prefix: &str, id: &str) -> bool {
     id.strip_prefix(prefix)

@@ -20,8 +20,11 @@ use trcker_shared::error::ErrorCode;
 use trcker_shared::keys::KeyService;
 
 pub mod activity;
+pub mod clicks;
+pub mod conversions;
 pub mod documents;
 pub mod extract;
+pub mod fraud;
 pub mod offers;
 pub mod partners;
 pub mod pricing;
@@ -35,6 +38,7 @@ pub const ROUTE_PREFIX: &str = "/api/public";
 pub struct AppState {
     pub keys: Arc<KeyService>,
     pub data: Arc<dyn BrandDataStore>,
+    pub limits: EdgeLimits,
 }
 
 /// The public API as one axum router: the Lambda binary serves it through `lambda_http`, the local
@@ -48,7 +52,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         credential_headers: CredentialHeaders::BearerOnly,
         activity_retention_days: limits.activity_retention_days,
     });
-    let state = AppState { keys, data };
+    let state = AppState { keys, data, limits };
     let guarded = Router::new()
         .route("/api/public/whoami", get(whoami))
         .route(
@@ -79,6 +83,21 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
                 .delete(pricing::delete),
         )
         .route("/api/public/activity", get(activity::list))
+        .route("/api/public/clicks", get(clicks::list))
+        .route("/api/public/clicks/{id}", get(clicks::get))
+        .route(
+            "/api/public/conversions",
+            get(conversions::list).post(conversions::create),
+        )
+        .route(
+            "/api/public/conversions/{id}",
+            get(conversions::get).patch(conversions::update),
+        )
+        .route("/api/public/fraud-signals", get(fraud::list))
+        .route(
+            "/api/public/fraud-signals/{id}",
+            get(fraud::get).patch(fraud::review),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // `layer`, not `route_layer`: unknown paths and wrong methods are authenticated and

@@ -75,7 +75,7 @@ pub struct UpdateRule {
 }
 
 /// Where a resolved payout came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutSource {
     PartnerRule,

@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use trcker_shared::brand_data::BrandDataStore;
+use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::clock::Clock;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
@@ -1014,6 +1016,425 @@ async fn pricing_rules_and_payout_resolution(api: &Api) {
     assert!(listed.body["next_cursor"].is_string());
 }
 
+fn click_record(
+    brand: &str,
+    click_id: &str,
+    ago_ms: i64,
+    offer: Option<&str>,
+    partner: Option<&str>,
+) -> ClickRecord {
+    ClickRecord {
+        brand_id: BrandId::parse(brand).unwrap(),
+        click_id: click_id.to_owned(),
+        at: SystemClock.now_ms() - ago_ms,
+        offer_id: offer.map(str::to_owned),
+        partner_id: partner.map(str::to_owned),
+        sub_ids: [Some("s1".into()), None, None, None, None],
+        landing_url: Some("https://shop.example/landing".into()),
+        referrer: None,
+        source_ip: "198.51.100.7".into(),
+        user_agent: "Mozilla/5.0".into(),
+        fraud_score: if click_id == "c2" { 95 } else { 0 },
+    }
+}
+
+async fn clicks_conversions_and_fraud_signals(api: &Api) {
+    let key = api.brand("acme").await;
+    let other = api.brand("globex").await;
+    let offer = api
+        .call(
+            Method::POST,
+            "/api/public/offers",
+            Some(&key),
+            Some(offer_body("sale")),
+        )
+        .await;
+    let offer_id = offer.body["id"].as_str().unwrap().to_owned();
+    let mut percent_body = offer_body("percent");
+    percent_body["default_payout"] = json!({"type": "percent", "amount": 10});
+    let percent = api
+        .call(
+            Method::POST,
+            "/api/public/offers",
+            Some(&key),
+            Some(percent_body),
+        )
+        .await;
+    let percent_id = percent.body["id"].as_str().unwrap().to_owned();
+    let alice = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&key),
+            Some(partner_body("alice")),
+        )
+        .await;
+    let bob = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            Some(&key),
+            Some(partner_body("bob")),
+        )
+        .await;
+    let (alice, bob) = (
+        alice.body["id"].as_str().unwrap().to_owned(),
+        bob.body["id"].as_str().unwrap().to_owned(),
+    );
+    let rule = json!({"offer_id": offer_id, "partner_id": alice, "payout": {"type": "flat", "amount": 15, "currency": "EUR"}});
+    assert_eq!(
+        api.call(
+            Method::POST,
+            "/api/public/pricing-rules",
+            Some(&key),
+            Some(rule)
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    for click in [
+        click_record("acme", "c1", 60_000, Some(&offer_id), Some(&alice)),
+        click_record("acme", "c2", 5_000, Some(&offer_id), Some(&bob)),
+        click_record("acme", "c3", 70_000, None, None),
+        click_record("acme", "c4", 120_000, Some(&percent_id), Some(&alice)),
+        click_record("globex", "g1", 60_000, None, None),
+    ] {
+        api.data.insert_click(&click).await.unwrap();
+    }
+
+    // Clicks.
+    let clicks = api.get("/api/public/clicks", &key).await;
+    assert_eq!(clicks.status, StatusCode::OK, "{}", clicks.body);
+    let ids: Vec<&str> = clicks.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["click_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c2", "c1", "c3", "c4"], "newest first");
+    let by_partner = api
+        .get(
+            &format!("/api/public/clicks?partner_id={alice}&offer_id={offer_id}"),
+            &key,
+        )
+        .await;
+    assert_eq!(by_partner.body["data"].as_array().unwrap().len(), 1);
+    let flagged = api.get("/api/public/clicks/c2", &key).await;
+    assert_eq!(
+        (
+            flagged.body["fraud_score"].clone(),
+            flagged.body["flagged"].clone()
+        ),
+        (json!(95), json!(true))
+    );
+    assert_eq!(flagged.body["sub1"], "s1");
+    assert_eq!(
+        api.get("/api/public/clicks/g1", &key).await.status,
+        StatusCode::NOT_FOUND,
+        "another brand's click"
+    );
+    assert_eq!(
+        api.get("/api/public/clicks/a%20b", &key).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        api.get("/api/public/clicks", &other).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    );
+
+    // A conversion is attributed through its click and priced by the rules.
+    let order = json!({"click_id": "c1", "amount": 100, "txn_id": "order-1"});
+    let created = api
+        .call(
+            Method::POST,
+            "/api/public/conversions",
+            Some(&key),
+            Some(order.clone()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["duplicate"], false);
+    assert_eq!(created.body["partner_id"], alice.as_str());
+    assert_eq!(created.body["offer_id"], offer_id.as_str());
+    assert_eq!(created.body["status"], "pending");
+    assert_eq!(created.body["event"], "sale");
+    assert_eq!(created.body["currency"], "USD");
+    assert_eq!(created.body["payout"]["amount"], 15.0);
+    assert_eq!(created.body["payout"]["currency"], "EUR");
+    assert_eq!(created.body["payout"]["source"], "partner_rule");
+    let conversion_id = created.body["id"].as_str().unwrap().to_owned();
+
+    let repeat = api
+        .call(
+            Method::POST,
+            "/api/public/conversions",
+            Some(&key),
+            Some(json!({"click_id": "c2", "txn_id": "order-1"})),
+        )
+        .await;
+    assert_eq!(repeat.status, StatusCode::OK, "{}", repeat.body);
+    assert_eq!(repeat.body["duplicate"], true);
+    assert_eq!(repeat.body["id"], conversion_id.as_str());
+    assert_eq!(repeat.body["click_id"], "c1", "the original, unchanged");
+
+    for (body, status, what) in [
+        (
+            json!({"click_id": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown click",
+        ),
+        (
+            json!({"click_id": "g1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "another brand's click",
+        ),
+        (
+            json!({"click_id": "c3"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "click without offer",
+        ),
+        (
+            json!({"click_id": "c4"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "percent payout without amount",
+        ),
+        (
+            json!({"click_id": "c1", "amount": -5}),
+            StatusCode::BAD_REQUEST,
+            "negative amount",
+        ),
+        (
+            json!({"click_id": "c1", "amount": "10"}),
+            StatusCode::BAD_REQUEST,
+            "amount type",
+        ),
+        (
+            json!({"click_id": "c1", "currency": "euro"}),
+            StatusCode::BAD_REQUEST,
+            "currency",
+        ),
+        (
+            json!({"click_id": "c1", "event": "Big Sale!"}),
+            StatusCode::BAD_REQUEST,
+            "event",
+        ),
+        (
+            json!({"click_id": "a b"}),
+            StatusCode::BAD_REQUEST,
+            "click id shape",
+        ),
+        (
+            json!({"click_id": "c1", "coupon": "x"}),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            json!({"amount": 5}),
+            StatusCode::BAD_REQUEST,
+            "missing click_id",
+        ),
+    ] {
+        let refused = api
+            .call(
+                Method::POST,
+                "/api/public/conversions",
+                Some(&key),
+                Some(body),
+            )
+            .await;
+        assert_eq!(refused.status, status, "{what}: {}", refused.body);
+    }
+    let listed = api.get("/api/public/conversions", &key).await;
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        1,
+        "refusals and duplicates wrote nothing"
+    );
+    assert!(
+        api.get("/api/public/fraud-signals", &key).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Percent payout, in the conversion's currency.
+    let percent_sale = api
+        .call(
+            Method::POST,
+            "/api/public/conversions",
+            Some(&key),
+            Some(json!({"click_id": "c4", "amount": 80, "currency": "GBP"})),
+        )
+        .await;
+    assert_eq!(
+        percent_sale.status,
+        StatusCode::CREATED,
+        "{}",
+        percent_sale.body
+    );
+    assert_eq!(
+        percent_sale.body["payout"],
+        json!({"amount": 8.0, "currency": "GBP", "source": "offer_default", "rule_id": null})
+    );
+
+    // Too soon after its click: a fraud signal, written with the conversion.
+    let fast = api
+        .call(
+            Method::POST,
+            "/api/public/conversions",
+            Some(&key),
+            Some(json!({"click_id": "c2", "amount": 10})),
+        )
+        .await;
+    assert_eq!(fast.status, StatusCode::CREATED, "{}", fast.body);
+    assert_eq!(fast.body["payout"]["amount"], 12.5);
+    assert_eq!(fast.body["payout"]["source"], "offer_default");
+    let signals = api.get("/api/public/fraud-signals", &key).await;
+    let signals = signals.body["data"].as_array().unwrap().clone();
+    assert_eq!(signals.len(), 1);
+    assert_eq!(signals[0]["kind"], "fast_conversion");
+    assert_eq!(signals[0]["conversion_id"], fast.body["id"]);
+    assert_eq!(signals[0]["review_state"], "open");
+    let signal_path = format!(
+        "/api/public/fraud-signals/{}",
+        signals[0]["id"].as_str().unwrap()
+    );
+    let reviewed = api
+        .call(
+            Method::PATCH,
+            &signal_path,
+            Some(&key),
+            Some(json!({"review_state": "confirmed"})),
+        )
+        .await;
+    assert_eq!(reviewed.status, StatusCode::OK, "{}", reviewed.body);
+    assert_eq!(reviewed.body["review_state"], "confirmed");
+    assert!(
+        api.get("/api/public/fraud-signals?review_state=open", &key)
+            .await
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let bad_state = api
+        .call(
+            Method::PATCH,
+            &signal_path,
+            Some(&key),
+            Some(json!({"review_state": "maybe"})),
+        )
+        .await;
+    assert_eq!(bad_state.status, StatusCode::BAD_REQUEST);
+
+    // Status transitions.
+    let path = format!("/api/public/conversions/{conversion_id}");
+    let fast_path = format!(
+        "/api/public/conversions/{}",
+        fast.body["id"].as_str().unwrap()
+    );
+    let set = |status: &str| json!({"status": status});
+    assert_eq!(
+        api.call(Method::PATCH, &fast_path, Some(&key), Some(set("paid")))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        api.call(Method::PATCH, &path, Some(&key), Some(set("approved")))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.call(Method::PATCH, &path, Some(&key), Some(set("paid")))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let back = api
+        .call(Method::PATCH, &path, Some(&key), Some(set("approved")))
+        .await;
+    assert_eq!(back.status, StatusCode::CONFLICT);
+    assert_eq!(code(&back), "conflict");
+    assert_eq!(
+        api.call(Method::PATCH, &fast_path, Some(&key), Some(set("rejected")))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.call(Method::PATCH, &fast_path, Some(&key), Some(set("approved")))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        api.call(Method::PATCH, &path, Some(&key), Some(set("lost")))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Lists with filters, pages.
+    let paid = api.get("/api/public/conversions?status=paid", &key).await;
+    assert_eq!(paid.body["data"].as_array().unwrap().len(), 1);
+    let future = api
+        .get("/api/public/conversions?from=2999-01-01T00:00:00Z", &key)
+        .await;
+    assert!(future.body["data"].as_array().unwrap().is_empty());
+    let mut seen = 0;
+    let mut next = "/api/public/conversions?limit=1".to_owned();
+    loop {
+        let page = api.get(&next, &key).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        seen += page.body["data"].as_array().unwrap().len();
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => next = format!("/api/public/conversions?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 3);
+
+    // Another brand sees none of it.
+    assert_eq!(api.get(&path, &other).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call(Method::PATCH, &path, Some(&other), Some(set("rejected")))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get(&signal_path, &other).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        api.get("/api/public/conversions", &other).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        api.get("/api/public/fraud-signals", &other).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let foreign_click = api
+        .call(
+            Method::POST,
+            "/api/public/conversions",
+            Some(&other),
+            Some(json!({"click_id": "c1"})),
+        )
+        .await;
+    assert_eq!(foreign_click.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 async fn run_scenarios(make: impl AsyncFn() -> Api) {
     whoami_and_audit(&make().await).await;
     partner_lifecycle(&make().await).await;
@@ -1024,6 +1445,7 @@ async fn run_scenarios(make: impl AsyncFn() -> Api) {
     revoked_keys_are_refused_and_audited(&make().await).await;
     activity_filters(&make().await).await;
     pricing_rules_and_payout_resolution(&make().await).await;
+    clicks_conversions_and_fraud_signals(&make().await).await;
 }
 
 #[tokio::test]

@@ -1,6 +1,5 @@
-//! Demo data for the in-memory mode: a `demo` brand with a key, two partners, two offers and a
-//! pricing rule,
-//! created through the same code paths the API uses.
+//! Demo data for the in-memory mode: a `demo` brand with a key, two partners, two offers, a
+//! pricing rule (created through the same code paths the API uses) and 200 clicks.
 
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use trcker_public_api::offers::{self, Caps, CreateOffer, Payout, PayoutType};
 use trcker_public_api::partners::{self, CreatePartner, PartnerStatus};
 use trcker_public_api::pricing::{self, CreateRule};
 use trcker_shared::brand_data::BrandDataStore;
+use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
 use trcker_shared::token::PlaintextKey;
@@ -31,6 +31,7 @@ pub async fn demo(
     let app = AppState {
         keys: keys.clone(),
         data: data.clone(),
+        limits: trcker_shared::edge::config::EdgeLimits::default(),
     };
     let mut partner_ids = Vec::new();
     for (name, slug, email, status) in [
@@ -107,5 +108,42 @@ pub async fn demo(
     )
     .await
     .map_err(|error| error.message)?;
+    seed_clicks(data, &brand_id, &partner_ids, &offer_ids, keys.now_ms()).await?;
     Ok(generated.key)
+}
+
+/// 200 clicks over the last hour, spread over the partners and offers, as capture would record
+/// them (capture itself is not built yet).
+async fn seed_clicks(
+    data: &Arc<dyn BrandDataStore>,
+    brand_id: &BrandId,
+    partner_ids: &[String],
+    offer_ids: &[String],
+    now: i64,
+) -> Result<(), String> {
+    for index in 0..200_usize {
+        let click = ClickRecord {
+            brand_id: brand_id.clone(),
+            click_id: format!("demo-click-{index:03}"),
+            at: now - 3_600_000 + i64::try_from(index).unwrap_or(0) * 18_000,
+            offer_id: offer_ids.get(index % offer_ids.len().max(1)).cloned(),
+            partner_id: partner_ids.get(index % partner_ids.len().max(1)).cloned(),
+            sub_ids: [
+                Some(format!("campaign-{}", index % 3)),
+                None,
+                None,
+                None,
+                None,
+            ],
+            landing_url: Some("https://shop.example/summer-sale".into()),
+            referrer: Some("https://blog.example/review".into()),
+            source_ip: format!("198.51.100.{}", index % 250),
+            user_agent: "Mozilla/5.0 (demo seed)".into(),
+            fraud_score: if index % 50 == 0 { 95 } else { 5 },
+        };
+        data.insert_click(&click)
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
 }

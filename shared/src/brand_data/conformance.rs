@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::clicks::{ClickFilter, ClickRecord};
 use super::{
     ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
 };
@@ -16,6 +17,8 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     documents_list_in_pages_within_the_brand(store).await;
     activity_lists_newest_first_with_filters(store).await;
     counters_count_per_window(store).await;
+    clicks_are_stored_once_and_listed_newest_first(store).await;
+    documents_are_created_together_and_queried_by_id_range(store).await;
 }
 
 fn slug(value: &str) -> UniqueClaim {
@@ -376,5 +379,202 @@ pub async fn counters_count_per_window(store: &dyn BrandDataStore) {
             .await
             .unwrap(),
         1
+    );
+}
+
+fn click(brand_id: &BrandId, click_id: &str, at: i64, offer: &str, partner: &str) -> ClickRecord {
+    ClickRecord {
+        brand_id: brand_id.clone(),
+        click_id: click_id.to_owned(),
+        at,
+        offer_id: Some(offer.to_owned()),
+        partner_id: Some(partner.to_owned()),
+        sub_ids: [Some("s1".into()), None, None, None, None],
+        landing_url: Some("https://shop.example/landing".into()),
+        referrer: None,
+        source_ip: "203.0.113.5".into(),
+        user_agent: "conformance".into(),
+        fraud_score: 0,
+    }
+}
+
+pub async fn clicks_are_stored_once_and_listed_newest_first(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("clicks");
+    let other = fresh_brand_id("clicks");
+    let mut written = Vec::new();
+    for index in 0..40 {
+        let record = click(
+            &brand,
+            &format!("c{index:02}"),
+            1_000 + index * 10,
+            if index % 2 == 0 {
+                "off_even"
+            } else {
+                "off_odd"
+            },
+            if index % 3 == 0 {
+                "ptr_three"
+            } else {
+                "ptr_other"
+            },
+        );
+        store.insert_click(&record).await.unwrap();
+        written.push(record);
+    }
+    store
+        .insert_click(&click(&other, "c00", 5, "off_even", "ptr_three"))
+        .await
+        .unwrap();
+
+    let duplicate = ClickRecord {
+        at: 99_999,
+        ..written[0].clone()
+    };
+    assert_eq!(
+        store.insert_click(&duplicate).await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        store.get_click(&brand, "c00").await.unwrap(),
+        Some(written[0].clone())
+    );
+    assert_eq!(store.get_click(&brand, "nope").await.unwrap(), None);
+    assert_eq!(store.get_click(&other, "c00").await.unwrap().unwrap().at, 5);
+
+    let even_three = |c: &&ClickRecord| {
+        c.offer_id.as_deref() == Some("off_even") && c.partner_id.as_deref() == Some("ptr_three")
+    };
+    for (filter, expected) in [
+        (ClickFilter::default(), written.clone()),
+        (
+            ClickFilter {
+                offer_id: Some("off_even".into()),
+                partner_id: Some("ptr_three".into()),
+                ..ClickFilter::default()
+            },
+            written.iter().filter(even_three).cloned().collect(),
+        ),
+        (
+            ClickFilter {
+                from: Some(1_100),
+                to: Some(1_200),
+                ..ClickFilter::default()
+            },
+            written
+                .iter()
+                .filter(|c| (1_100..=1_200).contains(&c.at))
+                .cloned()
+                .collect(),
+        ),
+    ] {
+        let mut seen = Vec::new();
+        let mut position: Option<String> = None;
+        for _ in 0..100 {
+            let page = store
+                .list_clicks(&brand, &filter, 3, position.as_deref())
+                .await
+                .unwrap();
+            assert!(page.items.len() <= 3);
+            seen.extend(page.items);
+            match page.next_position {
+                Some(next) => position = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<ClickRecord> = expected;
+        expected.reverse();
+        assert_eq!(seen, expected, "{filter:?}");
+    }
+}
+
+pub async fn documents_are_created_together_and_queried_by_id_range(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("batch");
+    let conversion = |id: &str| Document {
+        kind: DocumentKind::Conversion,
+        ..partner(&brand, id, 1, "C")
+    };
+    let signal = Document {
+        kind: DocumentKind::FraudSignal,
+        ..partner(&brand, "frd_1", 1, "F")
+    };
+    let txn = UniqueClaim {
+        field: "txn_id",
+        value: "order-1".into(),
+    };
+    store
+        .create_documents(&[
+            (&conversion("cnv_1"), std::slice::from_ref(&txn)),
+            (&signal, &[]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_holder(&brand, DocumentKind::Conversion, &txn)
+            .await
+            .unwrap(),
+        Some("cnv_1".to_owned())
+    );
+    let other_txn = UniqueClaim {
+        field: "txn_id",
+        value: "order-2".into(),
+    };
+    assert_eq!(
+        store
+            .claim_holder(&brand, DocumentKind::Conversion, &other_txn)
+            .await
+            .unwrap(),
+        None
+    );
+    // A batch with one taken claim writes nothing at all.
+    let second_signal = Document {
+        id: "frd_2".into(),
+        ..signal.clone()
+    };
+    assert_eq!(
+        store
+            .create_documents(&[
+                (&conversion("cnv_2"), std::slice::from_ref(&txn)),
+                (&second_signal, &[])
+            ])
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Conversion, "cnv_2")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::FraudSignal, "frd_2")
+            .await
+            .unwrap(),
+        None
+    );
+
+    for id in ["cnv_2", "cnv_3", "cnv_4"] {
+        store.create_document(&conversion(id), &[]).await.unwrap();
+    }
+    let newest_first = store
+        .query_documents(&brand, DocumentKind::Conversion, "cnv_2", "cnv_3", 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        newest_first
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>(),
+        ["cnv_3", "cnv_2"]
+    );
+    let limited = store
+        .query_documents(&brand, DocumentKind::Conversion, "cnv_", "cnv_~", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        limited.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["cnv_4", "cnv_3"]
     );
 }

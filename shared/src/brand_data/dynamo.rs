@@ -4,11 +4,14 @@
 //! - unique claim: `pk = <brand_id>`, `sk = <KIND>CLAIM#<field>#<value>`, `id`
 //! - activity: `pk = <brand_id>#ACTIVITY#<surface>`, `sk = <ms, 13 digits>#<request id>`
 //! - counter: `pk = <brand_id>#COUNTER#<name>`, `sk = <window start ms>`, `count`
+//! - click: `pk = <brand_id>#CLICK#<shard 00-15>`, `sk = ID#<click id>` and
+//!   `sk = T#<ms, 13 digits>#<click id>` (the same record, by id and by time)
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 
+use super::clicks::{ClickRecord, click_shard, click_sort_key};
 use super::{
     ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim, activity_sort_key,
 };
@@ -56,6 +59,10 @@ impl DynamoBrandData {
             brand_id.to_string(),
             format!("{}CLAIM#{}#{}", kind.as_str(), claim.field, claim.value),
         )
+    }
+
+    fn click_partition(brand_id: &BrandId, shard: u32) -> String {
+        format!("{brand_id}#CLICK#{shard:02}")
     }
 
     fn activity_partition(brand_id: &BrandId, surface: Surface) -> String {
@@ -151,6 +158,11 @@ impl DynamoBrandData {
     }
 }
 
+fn decode_record<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(read_text(item, "record")?)
+        .map_err(|error| StoreError::Corrupt(format!("{what}: {error}")))
+}
+
 fn document_from_item(
     brand_id: &BrandId,
     kind: DocumentKind,
@@ -175,22 +187,76 @@ fn document_from_item(
 
 #[async_trait]
 impl BrandDataStore for DynamoBrandData {
-    async fn create_document(
+    async fn create_documents(
         &self,
-        document: &Document,
-        claims: &[UniqueClaim],
+        documents: &[(&Document, &[UniqueClaim])],
     ) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(Self::document_item(document)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        for claim in claims {
-            items.push(self.put_claim(document, claim)?);
+        let mut items = Vec::new();
+        for (document, claims) in documents {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(Self::document_item(document)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            for claim in *claims {
+                items.push(self.put_claim(document, claim)?);
+            }
         }
         self.transact(items, StoreError::AlreadyExists).await
+    }
+
+    async fn claim_holder(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        claim: &UniqueClaim,
+    ) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::claim_key(brand_id, kind, claim)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .item
+            .map(|item| read_text(&item, "id").map(str::to_owned))
+            .transpose()
+    }
+
+    async fn query_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        if lower > upper {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
+            .expression_attribute_values(":pk", text(brand_id.as_str()))
+            .expression_attribute_values(":lower", text(format!("{}#{lower}", kind.as_str())))
+            .expression_attribute_values(":upper", text(format!("{}#{upper}", kind.as_str())))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .items()
+            .iter()
+            .map(|item| document_from_item(brand_id, kind, item))
+            .collect()
     }
 
     async fn get_document(
@@ -367,6 +433,89 @@ impl BrandDataStore for DynamoBrandData {
                 serde_json::from_str(read_text(item, "record")?)
                     .map_err(|error| StoreError::Corrupt(format!("activity record: {error}")))
             })
+            .collect()
+    }
+
+    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        let body = serde_json::to_string(click)
+            .map_err(|error| StoreError::Corrupt(format!("click record: {error}")))?;
+        let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
+        let mut by_id = Self::key(partition.clone(), format!("ID#{}", click.click_id));
+        by_id.insert("record".into(), text(&body));
+        let mut by_time = Self::key(partition, format!("T#{}", click_sort_key(click)));
+        by_time.insert("record".into(), text(body));
+        let put_id = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(by_id))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let put_time = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(by_time))
+            .build()
+            .map_err(build_error)?;
+        self.transact(
+            vec![
+                TransactWriteItem::builder().put(put_id).build(),
+                TransactWriteItem::builder().put(put_time).build(),
+            ],
+            StoreError::AlreadyExists,
+        )
+        .await
+    }
+
+    async fn get_click(
+        &self,
+        brand_id: &BrandId,
+        click_id: &str,
+    ) -> Result<Option<ClickRecord>, StoreError> {
+        let key = Self::key(
+            Self::click_partition(brand_id, click_shard(click_id)),
+            format!("ID#{click_id}"),
+        );
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .item
+            .map(|item| decode_record(&item, "click record"))
+            .transpose()
+    }
+
+    async fn query_clicks(
+        &self,
+        brand_id: &BrandId,
+        shard: u32,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ClickRecord>, StoreError> {
+        if lower > upper {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
+            .expression_attribute_values(":pk", text(Self::click_partition(brand_id, shard)))
+            .expression_attribute_values(":lower", text(format!("T#{lower}")))
+            .expression_attribute_values(":upper", text(format!("T#{upper}")))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .items()
+            .iter()
+            .map(|item| decode_record(item, "click record"))
             .collect()
     }
 

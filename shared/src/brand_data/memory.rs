@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::clicks::{ClickRecord, click_shard, click_sort_key};
 use super::{
     ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim, activity_sort_key,
 };
@@ -22,6 +23,8 @@ struct State {
     claims: HashMap<ClaimKey, String>,
     activity: HashMap<(BrandId, Surface), BTreeMap<String, ActivityRecord>>,
     counters: HashMap<(BrandId, String, UnixMillis), u64>,
+    clicks: HashMap<(BrandId, String), ClickRecord>,
+    click_times: HashMap<(BrandId, u32), BTreeMap<String, ClickRecord>>,
 }
 
 /// Activity records kept per brand and surface in memory: local mode keeps the newest, so a long
@@ -65,37 +68,77 @@ fn claim_key(brand_id: &BrandId, kind: DocumentKind, claim: &UniqueClaim) -> Cla
 
 #[async_trait]
 impl BrandDataStore for MemoryBrandData {
-    async fn create_document(
+    async fn create_documents(
         &self,
-        document: &Document,
-        claims: &[UniqueClaim],
+        documents: &[(&Document, &[UniqueClaim])],
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        let partition = (document.brand_id.clone(), document.kind);
-        let exists = state
-            .documents
-            .get(&partition)
-            .is_some_and(|docs| docs.contains_key(&document.id));
-        let claimed = claims.iter().any(|claim| {
+        let mut claimed = std::collections::HashSet::new();
+        for (document, claims) in documents {
+            let exists = state
+                .documents
+                .get(&(document.brand_id.clone(), document.kind))
+                .is_some_and(|docs| docs.contains_key(&document.id));
+            if exists {
+                return Err(StoreError::AlreadyExists);
+            }
+            for claim in *claims {
+                let key = claim_key(&document.brand_id, document.kind, claim);
+                if state.claims.contains_key(&key) || !claimed.insert(key) {
+                    return Err(StoreError::AlreadyExists);
+                }
+            }
+        }
+        for (document, claims) in documents {
+            for claim in *claims {
+                state.claims.insert(
+                    claim_key(&document.brand_id, document.kind, claim),
+                    document.id.clone(),
+                );
+            }
             state
-                .claims
-                .contains_key(&claim_key(&document.brand_id, document.kind, claim))
-        });
-        if exists || claimed {
-            return Err(StoreError::AlreadyExists);
+                .documents
+                .entry((document.brand_id.clone(), document.kind))
+                .or_default()
+                .insert(document.id.clone(), (*document).clone());
         }
-        for claim in claims {
-            state.claims.insert(
-                claim_key(&document.brand_id, document.kind, claim),
-                document.id.clone(),
-            );
-        }
-        state
-            .documents
-            .entry(partition)
-            .or_default()
-            .insert(document.id.clone(), document.clone());
         Ok(())
+    }
+
+    async fn claim_holder(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        claim: &UniqueClaim,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .claims
+            .get(&claim_key(brand_id, kind, claim))
+            .cloned())
+    }
+
+    async fn query_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        if lower > upper {
+            return Ok(Vec::new());
+        }
+        let state = self.lock();
+        let Some(docs) = state.documents.get(&(brand_id.clone(), kind)) else {
+            return Ok(Vec::new());
+        };
+        Ok(docs
+            .range::<str, _>((Bound::Included(lower), Bound::Included(upper)))
+            .rev()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(_, doc)| doc.clone())
+            .collect())
     }
 
     async fn get_document(
@@ -256,6 +299,56 @@ impl BrandDataStore for MemoryBrandData {
             .rev()
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .map(|(_, record)| record.clone())
+            .collect())
+    }
+
+    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let id = (click.brand_id.clone(), click.click_id.clone());
+        if state.clicks.contains_key(&id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.clicks.insert(id, click.clone());
+        state
+            .click_times
+            .entry((click.brand_id.clone(), click_shard(&click.click_id)))
+            .or_default()
+            .insert(click_sort_key(click), click.clone());
+        Ok(())
+    }
+
+    async fn get_click(
+        &self,
+        brand_id: &BrandId,
+        click_id: &str,
+    ) -> Result<Option<ClickRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .clicks
+            .get(&(brand_id.clone(), click_id.to_owned()))
+            .cloned())
+    }
+
+    async fn query_clicks(
+        &self,
+        brand_id: &BrandId,
+        shard: u32,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ClickRecord>, StoreError> {
+        let state = self.lock();
+        let Some(clicks) = state.click_times.get(&(brand_id.clone(), shard)) else {
+            return Ok(Vec::new());
+        };
+        if lower > upper {
+            return Ok(Vec::new());
+        }
+        Ok(clicks
+            .range::<str, _>((Bound::Included(lower), Bound::Included(upper)))
+            .rev()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(_, click)| click.clone())
             .collect())
     }
 

@@ -5,10 +5,12 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use self::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_sort_key, is_click_sort_key};
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::{Page, StoreError};
 
+pub mod clicks;
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod dynamo;
@@ -20,6 +22,8 @@ pub enum DocumentKind {
     Partner,
     Offer,
     PricingRule,
+    Conversion,
+    FraudSignal,
 }
 
 impl DocumentKind {
@@ -28,6 +32,8 @@ impl DocumentKind {
             Self::Partner => "PARTNER",
             Self::Offer => "OFFER",
             Self::PricingRule => "RULE",
+            Self::Conversion => "CONVERSION",
+            Self::FraudSignal => "FRAUD",
         }
     }
 }
@@ -111,13 +117,39 @@ pub struct ActivityFilter {
 /// A brand's data. Every method is scoped to the brand it is given.
 #[async_trait]
 pub trait BrandDataStore: Send + Sync {
-    /// Stores a new document (version 1) and its unique claims, all or nothing.
-    /// `AlreadyExists` if the id or any claim is taken.
+    /// Stores new documents (version 1), each with its unique claims, all or nothing.
+    /// `AlreadyExists` if any id or claim is taken.
+    async fn create_documents(
+        &self,
+        documents: &[(&Document, &[UniqueClaim])],
+    ) -> Result<(), StoreError>;
+
+    /// Stores one new document and its unique claims, all or nothing.
     async fn create_document(
         &self,
         document: &Document,
         claims: &[UniqueClaim],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.create_documents(&[(document, claims)]).await
+    }
+
+    /// The id of the document of `kind` holding `claim`, if any.
+    async fn claim_holder(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        claim: &UniqueClaim,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Documents of `kind` with `lower <= id <= upper`, highest id first, at most `limit`.
+    async fn query_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError>;
 
     async fn get_document(
         &self,
@@ -219,6 +251,63 @@ pub trait BrandDataStore: Send + Sync {
         ))
     }
 
+    /// Stores a click once: `AlreadyExists` if the brand already has this click id (nothing is
+    /// changed then). The id view and the time view are written together or not at all.
+    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError>;
+
+    async fn get_click(
+        &self,
+        brand_id: &BrandId,
+        click_id: &str,
+    ) -> Result<Option<ClickRecord>, StoreError>;
+
+    /// One shard's clicks with `lower <= time key <= upper`, newest first, at most `limit`.
+    async fn query_clicks(
+        &self,
+        brand_id: &BrandId,
+        shard: u32,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ClickRecord>, StoreError>;
+
+    /// Newest first across the shards, filtered by offer and partner. A page reads at most
+    /// `limit + 2` items per shard, whatever the brand's total.
+    async fn list_clicks(
+        &self,
+        brand_id: &BrandId,
+        filter: &ClickFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<ClickRecord>, StoreError> {
+        let (lower, mut upper) = activity_sort_bounds(&ActivityFilter {
+            surface: None,
+            from: filter.from,
+            to: filter.to,
+        });
+        if let Some(position) = after_position {
+            if !is_click_sort_key(position) {
+                return Err(StoreError::Corrupt("bad click position".into()));
+            }
+            upper = upper.min(position.to_owned());
+        }
+        let fetch = per_partition_fetch(limit);
+        let mut parts = Vec::with_capacity(CLICK_SHARDS as usize);
+        for shard in 0..CLICK_SHARDS {
+            let items = self
+                .query_clicks(brand_id, shard, &lower, &upper, fetch)
+                .await?;
+            parts.push(Fetched::new(items, fetch));
+        }
+        Ok(merge_newest_first(
+            parts,
+            click_sort_key,
+            |click| filter.keeps(click),
+            after_position,
+            limit,
+        ))
+    }
+
     /// Adds one to the counter `name` of `brand_id` for the window starting at `window_start`
     /// and returns the new count. The counter expires at `expires_at` (Unix seconds).
     async fn increment_counter(
@@ -232,18 +321,18 @@ pub trait BrandDataStore: Send + Sync {
 
 /// Items per partition one page reads: the page, one to tell whether more exist, and one for the
 /// item at the position itself (ranges include their upper bound).
-pub(crate) fn per_partition_fetch(limit: u32) -> u32 {
+pub fn per_partition_fetch(limit: u32) -> u32 {
     limit.saturating_add(2)
 }
 
 /// One partition's newest-first slice of a time range, and whether it was cut at the fetch size.
-pub(crate) struct Fetched<T> {
+pub struct Fetched<T> {
     items: Vec<T>,
     full: bool,
 }
 
 impl<T> Fetched<T> {
-    pub(crate) fn new(items: Vec<T>, fetch: u32) -> Self {
+    pub fn new(items: Vec<T>, fetch: u32) -> Self {
         let full = items.len() >= usize::try_from(fetch).unwrap_or(usize::MAX);
         Self { items, full }
     }
@@ -254,7 +343,7 @@ impl<T> Fetched<T> {
 /// partition that had more), because below it an unfetched item could be newer than a fetched
 /// one; the next page resumes there. With a selective `keep`, a page can be short (even empty)
 /// and still carry a position: its cost is bounded, as with a DynamoDB filter expression.
-pub(crate) fn merge_newest_first<T>(
+pub fn merge_newest_first<T>(
     parts: Vec<Fetched<T>>,
     sort_key: impl Fn(&T) -> String,
     keep: impl Fn(&T) -> bool,

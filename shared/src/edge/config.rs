@@ -6,9 +6,15 @@ use crate::config::ConfigError;
 pub const DATA_TABLE_VAR: &str = "TRCKER_DATA_TABLE";
 pub const RATE_LIMIT_VAR: &str = "TRCKER_RATE_LIMIT_PER_MINUTE";
 pub const ACTIVITY_RETENTION_VAR: &str = "TRCKER_ACTIVITY_RETENTION_DAYS";
+pub const MIN_CLICK_TO_CONVERSION_VAR: &str = "TRCKER_MIN_CLICK_TO_CONVERSION_SECONDS";
 
 /// Every variable this module reads, for the infrastructure contract test.
-pub const ALL_VARS: [&str; 3] = [DATA_TABLE_VAR, RATE_LIMIT_VAR, ACTIVITY_RETENTION_VAR];
+pub const ALL_VARS: [&str; 4] = [
+    DATA_TABLE_VAR,
+    RATE_LIMIT_VAR,
+    ACTIVITY_RETENTION_VAR,
+    MIN_CLICK_TO_CONVERSION_VAR,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -22,6 +28,8 @@ pub struct EdgeLimits {
     /// Requests per key per minute on the public API and MCP together.
     pub rate_limit_per_minute: u32,
     pub activity_retention_days: u32,
+    /// A conversion sooner than this after its click raises a fraud signal.
+    pub min_click_to_conversion_ms: i64,
 }
 
 impl Default for EdgeLimits {
@@ -29,6 +37,7 @@ impl Default for EdgeLimits {
         Self {
             rate_limit_per_minute: 100,
             activity_retention_days: 90,
+            min_click_to_conversion_ms: 15_000,
         }
     }
 }
@@ -73,13 +82,18 @@ impl EdgeLimits {
             rate_limit_per_minute: number(
                 RATE_LIMIT_VAR,
                 defaults.rate_limit_per_minute,
-                1_000_000,
+                1_000_000_000,
             )?,
             activity_retention_days: number(
                 ACTIVITY_RETENTION_VAR,
                 defaults.activity_retention_days,
                 3_650,
             )?,
+            min_click_to_conversion_ms: i64::from(number(
+                MIN_CLICK_TO_CONVERSION_VAR,
+                u32::try_from(defaults.min_click_to_conversion_ms / 1000).unwrap_or(15),
+                86_400,
+            )?) * 1000,
         })
     }
 }

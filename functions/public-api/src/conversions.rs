@@ -1,0 +1,492 @@
+//! Conversions (inbound postbacks): attributed through their click, priced by the pricing rules,
+//! deduplicated on `txn_id`, and moved through pending -> approved | rejected, approved -> paid.
+//! A conversion that comes sooner after its click than the configured minimum also raises a fraud
+//! signal, written in the same transaction.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+use trcker_shared::brand_data::clicks::is_valid_click_id;
+use trcker_shared::brand_data::{
+    Document, DocumentKind, Fetched, UniqueClaim, merge_newest_first, per_partition_fetch,
+};
+use trcker_shared::clock::format_rfc3339;
+use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::error::ApiError;
+use trcker_shared::error::ErrorCode;
+use trcker_shared::ids::BrandId;
+use trcker_shared::store::StoreError;
+
+use crate::documents::{
+    Stored, decode, decode_cursor, encode, encode_cursor, is_id, load, new_time_id,
+};
+use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
+use crate::fraud::FraudSignal;
+use crate::offers::{Offer, PayoutType};
+use crate::pricing::{PayoutSource, resolve_payout, rules_of_offer};
+use crate::{AppState, validate};
+
+const KIND: DocumentKind = DocumentKind::Conversion;
+const ID_PREFIX: &str = "cnv";
+const LISTING: &str = "CONVERSIONS";
+const MAX_TXN_ID_LEN: usize = 128;
+const MAX_EVENT_LEN: usize = 64;
+/// How often a create retries after an id collision (two conversions in one millisecond drawing
+/// the same 20 random bits).
+const ID_ATTEMPTS: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Paid,
+}
+
+impl ConversionStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Paid => "paid",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Rejected, Self::Paid]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// The only allowed moves.
+    fn can_become(self, next: Self) -> bool {
+        matches!(
+            (self, next),
+            (Self::Pending, Self::Approved | Self::Rejected) | (Self::Approved, Self::Paid)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversionPayout {
+    pub amount: f64,
+    pub currency: String,
+    pub source: PayoutSource,
+    pub rule_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversion {
+    pub id: String,
+    pub click_id: String,
+    pub offer_id: String,
+    pub partner_id: Option<String>,
+    pub txn_id: Option<String>,
+    pub event: String,
+    pub amount: Option<f64>,
+    pub currency: String,
+    pub payout: ConversionPayout,
+    pub status: ConversionStatus,
+    pub click_at: String,
+    pub seconds_from_click: f64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The create response: the conversion, and whether it was already recorded under its `txn_id`.
+#[derive(Debug, Serialize)]
+pub struct Recorded {
+    #[serde(flatten)]
+    pub conversion: Conversion,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversion {
+    pub click_id: String,
+    #[serde(default)]
+    pub amount: Option<f64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub txn_id: Option<String>,
+    #[serde(default)]
+    pub event: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConversion {
+    status: ConversionStatus,
+}
+
+fn unprocessable(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::UnprocessableEntity, message)
+}
+
+fn txn_claim(txn_id: &str) -> UniqueClaim {
+    UniqueClaim {
+        field: "txn_id",
+        value: txn_id.to_owned(),
+    }
+}
+
+fn round_cents(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn validated(
+    input: &CreateConversion,
+) -> Result<(Option<f64>, String, Option<String>, String), ApiError> {
+    if !is_valid_click_id(&input.click_id) {
+        return Err(ApiError::invalid(
+            "click_id must be 1-128 characters of A-Z, a-z, 0-9, '-', '_' and '.'",
+        ));
+    }
+    if let Some(amount) = input.amount
+        && (!amount.is_finite() || !(0.0..=1e12).contains(&amount))
+    {
+        return Err(ApiError::invalid(
+            "amount must be a number between 0 and 1e12",
+        ));
+    }
+    let currency = validate::currency(input.currency.as_deref().unwrap_or("USD"))
+        .map_err(ApiError::invalid)?;
+    let txn_id = match &input.txn_id {
+        Some(txn)
+            if txn.is_empty()
+                || txn.len() > MAX_TXN_ID_LEN
+                || txn.chars().any(char::is_control) =>
+        {
+            return Err(ApiError::invalid(format!(
+                "txn_id must be 1-{MAX_TXN_ID_LEN} characters without control characters"
+            )));
+        }
+        other => other.clone(),
+    };
+    let event = input.event.clone().unwrap_or_else(|| "sale".into());
+    let event_ok = !event.is_empty()
+        && event.len() <= MAX_EVENT_LEN
+        && event
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !event_ok {
+        return Err(ApiError::invalid(format!(
+            "event must be 1-{MAX_EVENT_LEN} characters of a-z, 0-9, '_' and '-'"
+        )));
+    }
+    Ok((input.amount, currency, txn_id, event))
+}
+
+async fn existing_duplicate(
+    app: &AppState,
+    brand_id: &BrandId,
+    txn_id: &str,
+) -> Result<Option<Conversion>, ApiError> {
+    let Some(id) = app
+        .data
+        .claim_holder(brand_id, KIND, &txn_claim(txn_id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let stored: Stored<Conversion> =
+        load(app, brand_id, KIND, ID_PREFIX, &id, "conversion").await?;
+    Ok(Some(stored.value))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<CreateConversion>,
+) -> Result<(StatusCode, Json<Recorded>), ApiError> {
+    let recorded = record_conversion(&app, &caller.principal.brand_id, input).await?;
+    let status = if recorded.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(recorded)))
+}
+
+/// Records a conversion (or finds the one already recorded under its `txn_id`).
+pub async fn record_conversion(
+    app: &AppState,
+    brand_id: &BrandId,
+    input: CreateConversion,
+) -> Result<Recorded, ApiError> {
+    let (amount, currency, txn_id, event) = validated(&input)?;
+    if let Some(txn) = &txn_id
+        && let Some(original) = existing_duplicate(app, brand_id, txn).await?
+    {
+        return Ok(Recorded {
+            conversion: original,
+            duplicate: true,
+        });
+    }
+    let click = app
+        .data
+        .get_click(brand_id, &input.click_id)
+        .await?
+        .ok_or_else(|| unprocessable("click_id does not name a click of this brand"))?;
+    let offer_id = click.offer_id.clone().ok_or_else(|| {
+        unprocessable("the click has no offer, so the conversion cannot be priced")
+    })?;
+    let offer: Stored<Offer> = load(
+        app,
+        brand_id,
+        DocumentKind::Offer,
+        "off",
+        &offer_id,
+        "offer",
+    )
+    .await
+    .map_err(|error| match error.code {
+        ErrorCode::NotFound => unprocessable("the click's offer no longer exists"),
+        _ => error,
+    })?;
+    let now = app.keys.now_ms();
+    let rules = rules_of_offer(app, brand_id, &offer.value.id).await?;
+    let resolved = resolve_payout(&offer.value, &rules, click.partner_id.as_deref(), now);
+    let payout = match resolved.payout.kind {
+        PayoutType::Flat => ConversionPayout {
+            amount: round_cents(resolved.payout.amount),
+            currency: resolved.payout.currency.clone(),
+            source: resolved.source,
+            rule_id: resolved.rule_id.clone(),
+        },
+        PayoutType::Percent => {
+            let sale = amount.ok_or_else(|| {
+                unprocessable("amount is required: this offer pays a percentage of the sale")
+            })?;
+            ConversionPayout {
+                amount: round_cents(sale * resolved.payout.amount / 100.0),
+                currency: currency.clone(),
+                source: resolved.source,
+                rule_id: resolved.rule_id.clone(),
+            }
+        }
+    };
+    let elapsed_ms = now.saturating_sub(click.at).max(0);
+    let created_at = format_rfc3339(now);
+    for _ in 0..ID_ATTEMPTS {
+        let conversion = Conversion {
+            id: new_time_id(ID_PREFIX, now)?,
+            click_id: click.click_id.clone(),
+            offer_id: offer_id.clone(),
+            partner_id: click.partner_id.clone(),
+            txn_id: txn_id.clone(),
+            event: event.clone(),
+            amount,
+            currency: currency.clone(),
+            payout: payout.clone(),
+            status: ConversionStatus::Pending,
+            click_at: format_rfc3339(click.at),
+            seconds_from_click: elapsed_ms as f64 / 1000.0,
+            created_at: created_at.clone(),
+            updated_at: created_at.clone(),
+        };
+        let document = Document {
+            brand_id: brand_id.clone(),
+            kind: KIND,
+            id: conversion.id.clone(),
+            version: 1,
+            body: encode(&conversion)?,
+        };
+        let claims: Vec<UniqueClaim> = txn_id.iter().map(|txn| txn_claim(txn)).collect();
+        let minimum = app.limits.min_click_to_conversion_ms;
+        let signal = if elapsed_ms < minimum {
+            let signal = FraudSignal::fast_conversion(&conversion, elapsed_ms, minimum, now)?;
+            Some(Document {
+                brand_id: brand_id.clone(),
+                kind: DocumentKind::FraudSignal,
+                id: signal.id.clone(),
+                version: 1,
+                body: encode(&signal)?,
+            })
+        } else {
+            None
+        };
+        let mut batch: Vec<(&Document, &[UniqueClaim])> = vec![(&document, &claims)];
+        if let Some(signal) = &signal {
+            batch.push((signal, &[]));
+        }
+        match app.data.create_documents(&batch).await {
+            Ok(()) => {
+                return Ok(Recorded {
+                    conversion,
+                    duplicate: false,
+                });
+            }
+            Err(StoreError::AlreadyExists) => {
+                // A concurrent request with the same txn_id won: answer with its conversion.
+                if let Some(txn) = &txn_id
+                    && let Some(original) = existing_duplicate(app, brand_id, txn).await?
+                {
+                    return Ok(Recorded {
+                        conversion: original,
+                        duplicate: true,
+                    });
+                }
+                // Otherwise an id collided: draw new ids.
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        "could not allocate a conversion id; retry",
+    ))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Conversion>, ApiError> {
+    let stored: Stored<Conversion> = load(
+        &app,
+        &caller.principal.brand_id,
+        KIND,
+        ID_PREFIX,
+        &id,
+        "conversion",
+    )
+    .await?;
+    Ok(Json(stored.value))
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(input): JsonBody<UpdateConversion>,
+) -> Result<Json<Conversion>, ApiError> {
+    let brand_id = &caller.principal.brand_id;
+    let stored: Stored<Conversion> =
+        load(&app, brand_id, KIND, ID_PREFIX, &id, "conversion").await?;
+    let mut conversion = stored.value;
+    if !conversion.status.can_become(input.status) {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "a {} conversion cannot become {}: allowed are pending -> approved or rejected, approved -> paid",
+                conversion.status.as_str(),
+                input.status.as_str()
+            ),
+        ));
+    }
+    conversion.status = input.status;
+    conversion.updated_at = format_rfc3339(app.keys.now_ms());
+    let document = Document {
+        brand_id: brand_id.clone(),
+        kind: KIND,
+        id: conversion.id.clone(),
+        version: stored.version + 1,
+        body: encode(&conversion)?,
+    };
+    app.data.update_document(&document, &[], &[]).await?;
+    Ok(Json(conversion))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_params(uri.query(), &["limit", "cursor", "status", "from", "to"])?;
+    let paging = Paging::from_pairs(&pairs)?;
+    let status = param(&pairs, "status")
+        .map(|raw| {
+            ConversionStatus::parse(raw).ok_or_else(|| {
+                ApiError::invalid("status must be one of pending, approved, rejected, paid")
+            })
+        })
+        .transpose()?;
+    let from = param(&pairs, "from")
+        .map(|raw| parse_time("from", raw))
+        .transpose()?;
+    let to = param(&pairs, "to")
+        .map(|raw| parse_time("to", raw))
+        .transpose()?;
+    let brand_id = &caller.principal.brand_id;
+    let after = paging
+        .cursor
+        .as_deref()
+        .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
+        .transpose()?;
+    if after
+        .as_deref()
+        .is_some_and(|position| !is_id(ID_PREFIX, position))
+    {
+        return Err(trcker_shared::cursor::InvalidCursor.into());
+    }
+    // Ids begin with the creation time, so a time range is an id range.
+    let lower = from.map_or_else(|| format!("{ID_PREFIX}_"), |ms| time_bound(ms, "00000"));
+    let mut upper = to.map_or_else(|| format!("{ID_PREFIX}_~"), |ms| time_bound(ms, "fffff"));
+    if let Some(position) = &after {
+        upper = upper.min(position.clone());
+    }
+    let fetch = per_partition_fetch(paging.limit);
+    let documents = app
+        .data
+        .query_documents(brand_id, KIND, &lower, &upper, fetch)
+        .await?;
+    let fetched = Fetched::new(
+        documents
+            .iter()
+            .map(decode::<Conversion>)
+            .collect::<Result<Vec<_>, _>>()?,
+        fetch,
+    );
+    let page = merge_newest_first(
+        vec![fetched],
+        |conversion: &Conversion| conversion.id.clone(),
+        |conversion| status.is_none_or(|status| conversion.status == status),
+        after.as_deref(),
+        paging.limit,
+    );
+    Ok(Json(serde_json::json!({
+        "data": page.items,
+        "next_cursor": page
+            .next_position
+            .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
+    })))
+}
+
+fn time_bound(millis: i64, random_part: &str) -> String {
+    format!(
+        "{ID_PREFIX}_{:011x}{random_part}",
+        millis.clamp(0, 0xfff_ffff_ffff)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_transitions() {
+        use ConversionStatus::*;
+        let allowed = [(Pending, Approved), (Pending, Rejected), (Approved, Paid)];
+        for from in [Pending, Approved, Rejected, Paid] {
+            for to in [Pending, Approved, Rejected, Paid] {
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cents() {
+        assert_eq!(round_cents(12.345), 12.35);
+        assert_eq!(round_cents(0.1 + 0.2), 0.3);
+    }
+}

@@ -1,0 +1,189 @@
+//! Fraud signals: raised by conversions that follow their click too quickly (and, with capture, by
+//! suspicious clicks). A brand reviews each one: open -> dismissed or confirmed (and back).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::Uri;
+use serde::{Deserialize, Serialize};
+use trcker_shared::brand_data::{
+    Document, DocumentKind, Fetched, merge_newest_first, per_partition_fetch,
+};
+use trcker_shared::clock::{UnixMillis, format_rfc3339};
+use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::error::ApiError;
+
+use crate::AppState;
+use crate::conversions::Conversion;
+use crate::documents::{
+    Stored, decode, decode_cursor, encode, encode_cursor, is_id, load, new_time_id,
+};
+use crate::extract::{IdPath, JsonBody, Paging, param, query_params};
+
+const KIND: DocumentKind = DocumentKind::FraudSignal;
+const ID_PREFIX: &str = "frd";
+const LISTING: &str = "FRAUD";
+/// The score of a conversion that came too soon after its click.
+const FAST_CONVERSION_SCORE: u8 = 80;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    Open,
+    Dismissed,
+    Confirmed,
+}
+
+impl ReviewState {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(Self::Open),
+            "dismissed" => Some(Self::Dismissed),
+            "confirmed" => Some(Self::Confirmed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FraudSignal {
+    pub id: String,
+    /// What was detected, e.g. `fast_conversion`.
+    pub kind: String,
+    pub click_id: String,
+    pub conversion_id: Option<String>,
+    pub partner_id: Option<String>,
+    pub offer_id: Option<String>,
+    pub score: u8,
+    pub detail: String,
+    pub review_state: ReviewState,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl FraudSignal {
+    /// The signal for a conversion `elapsed_ms` after its click, under a `minimum_ms` threshold.
+    pub fn fast_conversion(
+        conversion: &Conversion,
+        elapsed_ms: i64,
+        minimum_ms: i64,
+        now: UnixMillis,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: new_time_id(ID_PREFIX, now)?,
+            kind: "fast_conversion".into(),
+            click_id: conversion.click_id.clone(),
+            conversion_id: Some(conversion.id.clone()),
+            partner_id: conversion.partner_id.clone(),
+            offer_id: Some(conversion.offer_id.clone()),
+            score: FAST_CONVERSION_SCORE,
+            detail: format!(
+                "converted {:.1} s after the click; the minimum is {:.1} s",
+                elapsed_ms as f64 / 1000.0,
+                minimum_ms as f64 / 1000.0
+            ),
+            review_state: ReviewState::Open,
+            created_at: format_rfc3339(now),
+            updated_at: format_rfc3339(now),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewUpdate {
+    review_state: ReviewState,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_params(uri.query(), &["limit", "cursor", "review_state"])?;
+    let paging = Paging::from_pairs(&pairs)?;
+    let review_state = param(&pairs, "review_state")
+        .map(|raw| {
+            ReviewState::parse(raw).ok_or_else(|| {
+                ApiError::invalid("review_state must be one of open, dismissed, confirmed")
+            })
+        })
+        .transpose()?;
+    let brand_id = &caller.principal.brand_id;
+    let after = paging
+        .cursor
+        .as_deref()
+        .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
+        .transpose()?;
+    if after
+        .as_deref()
+        .is_some_and(|position| !is_id(ID_PREFIX, position))
+    {
+        return Err(trcker_shared::cursor::InvalidCursor.into());
+    }
+    let upper = after.clone().unwrap_or_else(|| format!("{ID_PREFIX}_~"));
+    let fetch = per_partition_fetch(paging.limit);
+    let documents = app
+        .data
+        .query_documents(brand_id, KIND, &format!("{ID_PREFIX}_"), &upper, fetch)
+        .await?;
+    let fetched = Fetched::new(
+        documents
+            .iter()
+            .map(decode::<FraudSignal>)
+            .collect::<Result<Vec<_>, _>>()?,
+        fetch,
+    );
+    let page = merge_newest_first(
+        vec![fetched],
+        |signal: &FraudSignal| signal.id.clone(),
+        |signal| review_state.is_none_or(|state| signal.review_state == state),
+        after.as_deref(),
+        paging.limit,
+    );
+    Ok(Json(serde_json::json!({
+        "data": page.items,
+        "next_cursor": page
+            .next_position
+            .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
+    })))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<FraudSignal>, ApiError> {
+    let stored: Stored<FraudSignal> = load(
+        &app,
+        &caller.principal.brand_id,
+        KIND,
+        ID_PREFIX,
+        &id,
+        "fraud signal",
+    )
+    .await?;
+    Ok(Json(stored.value))
+}
+
+pub async fn review(
+    State(app): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(input): JsonBody<ReviewUpdate>,
+) -> Result<Json<FraudSignal>, ApiError> {
+    let brand_id = &caller.principal.brand_id;
+    let stored: Stored<FraudSignal> =
+        load(&app, brand_id, KIND, ID_PREFIX, &id, "fraud signal").await?;
+    let mut signal = stored.value;
+    signal.review_state = input.review_state;
+    signal.updated_at = format_rfc3339(app.keys.now_ms());
+    let document = Document {
+        brand_id: brand_id.clone(),
+        kind: KIND,
+        id: signal.id.clone(),
+        version: stored.version + 1,
+        body: encode(&signal)?,
+    };
+    app.data.update_document(&document, &[], &[]).await?;
+    Ok(Json(signal))
+}

@@ -1,0 +1,115 @@
+//! Click records: written once per click id (idempotent capture), read by id, and listed newest
+//! first by time. Both views of a click live in one of [`CLICK_SHARDS`] partitions chosen by a hash
+//! of the click id, so a brand's capture rate is spread over that many partitions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixMillis;
+use crate::ids::BrandId;
+
+/// Partitions per brand for clicks: 5,000 captures/s over 16 partitions is 313 writes/s each,
+/// a third of DynamoDB's per-partition limit (docs/ARCHITECTURE.md).
+pub const CLICK_SHARDS: u32 = 16;
+pub const MAX_CLICK_ID_LEN: usize = 128;
+/// Scores at or above this flag a click.
+pub const FLAGGED_SCORE: u8 = 90;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickRecord {
+    pub brand_id: BrandId,
+    pub click_id: String,
+    pub at: UnixMillis,
+    pub offer_id: Option<String>,
+    pub partner_id: Option<String>,
+    /// `sub1` .. `sub5` of the tracking link.
+    pub sub_ids: [Option<String>; 5],
+    pub landing_url: Option<String>,
+    pub referrer: Option<String>,
+    pub source_ip: String,
+    pub user_agent: String,
+    /// 0-100; at or above [`FLAGGED_SCORE`] the click is flagged.
+    pub fraud_score: u8,
+}
+
+impl ClickRecord {
+    pub fn flagged(&self) -> bool {
+        self.fraud_score >= FLAGGED_SCORE
+    }
+}
+
+/// Which clicks to list. Times are inclusive bounds in Unix milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClickFilter {
+    pub from: Option<UnixMillis>,
+    pub to: Option<UnixMillis>,
+    pub offer_id: Option<String>,
+    pub partner_id: Option<String>,
+}
+
+impl ClickFilter {
+    pub fn keeps(&self, click: &ClickRecord) -> bool {
+        self.offer_id
+            .as_ref()
+            .is_none_or(|offer| click.offer_id.as_ref() == Some(offer))
+            && self
+                .partner_id
+                .as_ref()
+                .is_none_or(|partner| click.partner_id.as_ref() == Some(partner))
+    }
+}
+
+/// Whether a click id from a tracking link can be stored: 1-128 characters of `A-Z a-z 0-9 - _ .`.
+pub fn is_valid_click_id(click_id: &str) -> bool {
+    !click_id.is_empty()
+        && click_id.len() <= MAX_CLICK_ID_LEN
+        && click_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The partition of a click id.
+pub fn click_shard(click_id: &str) -> u32 {
+    crc32fast::hash(click_id.as_bytes()) % CLICK_SHARDS
+}
+
+/// Time-ordered key of a click: `<ms, 13 digits>#<click id>`.
+pub fn click_sort_key(click: &ClickRecord) -> String {
+    format!(
+        "{:013}#{}",
+        click.at.clamp(0, 9_999_999_999_999),
+        click.click_id
+    )
+}
+
+/// Whether `text` has the shape of a click position.
+pub fn is_click_sort_key(text: &str) -> bool {
+    text.split_once('#').is_some_and(|(millis, click_id)| {
+        millis.len() == 13
+            && millis.bytes().all(|b| b.is_ascii_digit())
+            && is_valid_click_id(click_id)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn click_ids_and_shards() {
+        assert!(is_valid_click_id("abc-123_X.y"));
+        for bad in ["", "a b", "a#b", "a/b", "é", &"a".repeat(129)] {
+            assert!(!is_valid_click_id(bad), "{bad}");
+        }
+        let shards: std::collections::HashSet<u32> = (0..1_000)
+            .map(|i| click_shard(&format!("click-{i}")))
+            .collect();
+        assert_eq!(
+            shards.len(),
+            CLICK_SHARDS as usize,
+            "ids spread over every shard"
+        );
+        assert!(is_click_sort_key("0000000001000#abc"));
+        assert!(!is_click_sort_key("1000#abc"));
+        assert!(!is_click_sort_key("0000000001000#a b"));
+    }
+}
