@@ -4,8 +4,8 @@
 //! - unique claim: `pk = <brand_id>`, `sk = <KIND>CLAIM#<field>#<value>`, `id`
 //! - activity: `pk = <brand_id>#ACTIVITY#<surface>`, `sk = <ms, 13 digits>#<request id>`
 //! - counter: `pk = <brand_id>#COUNTER#<name>`, `sk = <window start ms>`, `count`
-//! - click: `pk = <brand_id>#CLICK#<shard 00-15>`, `sk = ID#<click id>` and
-//!   `sk = T#<ms, 13 digits>#<click id>` (the same record, by id and by time)
+//! - click: `pk = <brand_id>#CLICK#<shard 00-15>`, `sk = ID#<click id>`, `record`; listed by time
+//!   through the `by_time` index (`gsi1pk` = the same partition, `gsi1sk = <ms, 13 digits>#<id>`)
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -21,6 +21,7 @@ use crate::store::dynamo::{
     Item, build_error, cancellation_codes, classify, is_condition_failure, is_throttling_reason,
     number, read_number, read_text, text,
 };
+use crate::store::schema::CLICKS_BY_TIME;
 use crate::store::{Page, StoreError};
 
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -440,29 +441,24 @@ impl BrandDataStore for DynamoBrandData {
         let body = serde_json::to_string(click)
             .map_err(|error| StoreError::Corrupt(format!("click record: {error}")))?;
         let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
-        let mut by_id = Self::key(partition.clone(), format!("ID#{}", click.click_id));
-        by_id.insert("record".into(), text(&body));
-        let mut by_time = Self::key(partition, format!("T#{}", click_sort_key(click)));
-        by_time.insert("record".into(), text(body));
-        let put_id = Put::builder()
+        let mut item = Self::key(partition.clone(), format!("ID#{}", click.click_id));
+        item.insert("record".into(), text(body));
+        // The time view is the index entry of this same item: one conditional write per click.
+        item.insert(CLICKS_BY_TIME.partition_key.into(), text(partition));
+        item.insert(CLICKS_BY_TIME.sort_key.into(), text(click_sort_key(click)));
+        let result = self
+            .client
+            .put_item()
             .table_name(&self.table)
-            .set_item(Some(by_id))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
-        let put_time = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(by_time))
-            .build()
-            .map_err(build_error)?;
-        self.transact(
-            vec![
-                TransactWriteItem::builder().put(put_id).build(),
-                TransactWriteItem::builder().put(put_time).build(),
-            ],
-            StoreError::AlreadyExists,
-        )
-        .await
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failure(&error) => Err(StoreError::AlreadyExists),
+            Err(error) => Err(classify(error)),
+        }
     }
 
     async fn get_click(
@@ -503,10 +499,13 @@ impl BrandDataStore for DynamoBrandData {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
+            .index_name(CLICKS_BY_TIME.name)
+            .key_condition_expression("#ipk = :pk AND #isk BETWEEN :lower AND :upper")
+            .expression_attribute_names("#ipk", CLICKS_BY_TIME.partition_key)
+            .expression_attribute_names("#isk", CLICKS_BY_TIME.sort_key)
             .expression_attribute_values(":pk", text(Self::click_partition(brand_id, shard)))
-            .expression_attribute_values(":lower", text(format!("T#{lower}")))
-            .expression_attribute_values(":upper", text(format!("T#{upper}")))
+            .expression_attribute_values(":lower", text(lower))
+            .expression_attribute_values(":upper", text(upper))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()

@@ -4,12 +4,20 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::StoreError;
 use super::dynamo::{PARTITION_KEY, SORT_KEY};
+
+/// A global secondary index (string keys, all attributes projected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexDefinition {
+    pub name: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+}
 
 /// What a table looks like, independent of the name it is deployed under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +28,7 @@ pub struct TableDefinition {
     pub sort_key: &'static str,
     /// Attribute DynamoDB expires items by, if the table has one.
     pub ttl_attribute: Option<&'static str>,
+    pub indexes: &'static [IndexDefinition],
 }
 
 /// Brands, their keys, and the key-hash lookups.
@@ -28,69 +37,104 @@ pub const KEYS_TABLE: TableDefinition = TableDefinition {
     partition_key: PARTITION_KEY,
     sort_key: SORT_KEY,
     ttl_attribute: None,
+    indexes: &[],
 };
 
-/// Partners, offers, the activity log and rate counters (activity and counters expire by TTL).
+/// Clicks by time: one index write per click, in the click's shard, with no transaction.
+pub const CLICKS_BY_TIME: IndexDefinition = IndexDefinition {
+    name: "by_time",
+    partition_key: "gsi1pk",
+    sort_key: "gsi1sk",
+};
+
+/// Program data: documents, claims, clicks, the activity log and rate counters (activity and
+/// counters expire by TTL).
 pub const DATA_TABLE: TableDefinition = TableDefinition {
     purpose: "data",
     partition_key: PARTITION_KEY,
     sort_key: SORT_KEY,
     ttl_attribute: Some(crate::brand_data::dynamo::TTL_ATTRIBUTE),
+    indexes: &[CLICKS_BY_TIME],
 };
 
-/// Creates `table_name` with `definition`'s key schema, on-demand billing.
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn string_attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(unavailable)
+}
+
+fn key_schema(partition: &str, sort: &str) -> Result<Vec<KeySchemaElement>, StoreError> {
+    [(partition, KeyType::Hash), (sort, KeyType::Range)]
+        .into_iter()
+        .map(|(name, key_type)| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(unavailable)
+        })
+        .collect()
+}
+
+/// Creates `table_name` with `definition`'s key schema, indexes and TTL, on-demand billing.
 pub async fn create_table(
     client: &Client,
     definition: &TableDefinition,
     table_name: &str,
 ) -> Result<(), StoreError> {
-    let string_attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let key_element = |name: &str, key_type: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-    };
-    let unavailable = |error: String| StoreError::Unavailable(error);
+    let mut attributes = vec![
+        string_attribute(definition.partition_key)?,
+        string_attribute(definition.sort_key)?,
+    ];
+    let mut indexes = Vec::new();
+    for index in definition.indexes {
+        attributes.push(string_attribute(index.partition_key)?);
+        attributes.push(string_attribute(index.sort_key)?);
+        indexes.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .set_key_schema(Some(key_schema(index.partition_key, index.sort_key)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(unavailable)?,
+        );
+    }
     client
         .create_table()
         .table_name(table_name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            string_attribute(definition.partition_key).map_err(|e| unavailable(e.to_string()))?,
-        )
-        .attribute_definitions(
-            string_attribute(definition.sort_key).map_err(|e| unavailable(e.to_string()))?,
-        )
-        .key_schema(
-            key_element(definition.partition_key, KeyType::Hash)
-                .map_err(|e| unavailable(e.to_string()))?,
-        )
-        .key_schema(
-            key_element(definition.sort_key, KeyType::Range)
-                .map_err(|e| unavailable(e.to_string()))?,
-        )
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(key_schema(
+            definition.partition_key,
+            definition.sort_key,
+        )?))
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
         .send()
         .await
-        .map_err(|error| unavailable(DisplayErrorContext(&error).to_string()))?;
+        .map_err(|error| unavailable(DisplayErrorContext(&error)))?;
     if let Some(attribute) = definition.ttl_attribute {
         let ttl = TimeToLiveSpecification::builder()
             .attribute_name(attribute)
             .enabled(true)
             .build()
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         client
             .update_time_to_live()
             .table_name(table_name)
             .time_to_live_specification(ttl)
             .send()
             .await
-            .map_err(|error| unavailable(DisplayErrorContext(&error).to_string()))?;
+            .map_err(|error| unavailable(DisplayErrorContext(&error)))?;
     }
     Ok(())
 }
