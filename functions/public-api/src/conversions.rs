@@ -8,9 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use trcker_shared::brand_data::clicks::is_valid_click_id;
-use trcker_shared::brand_data::{
-    Document, DocumentKind, Fetched, UniqueClaim, merge_newest_first, per_partition_fetch,
-};
+use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
@@ -18,9 +16,7 @@ use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
 use trcker_shared::store::StoreError;
 
-use crate::documents::{
-    Stored, decode, decode_cursor, encode, encode_cursor, is_id, load, new_time_id,
-};
+use crate::documents::{Stored, encode, load, new_time_id, newest_first_page, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::fraud::FraudSignal;
 use crate::offers::{Offer, PayoutType};
@@ -382,14 +378,17 @@ pub async fn update(
     }
     conversion.status = input.status;
     conversion.updated_at = format_rfc3339(app.keys.now_ms());
-    let document = Document {
-        brand_id: brand_id.clone(),
-        kind: KIND,
-        id: conversion.id.clone(),
-        version: stored.version + 1,
-        body: encode(&conversion)?,
-    };
-    app.data.update_document(&document, &[], &[]).await?;
+    save(
+        &app,
+        brand_id,
+        KIND,
+        &id,
+        stored.version,
+        &conversion,
+        &[],
+        &[],
+    )
+    .await?;
     Ok(Json(conversion))
 }
 
@@ -413,49 +412,22 @@ pub async fn list(
     let to = param(&pairs, "to")
         .map(|raw| parse_time("to", raw))
         .transpose()?;
-    let brand_id = &caller.principal.brand_id;
-    let after = paging
-        .cursor
-        .as_deref()
-        .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
-        .transpose()?;
-    if after
-        .as_deref()
-        .is_some_and(|position| !is_id(ID_PREFIX, position))
-    {
-        return Err(trcker_shared::cursor::InvalidCursor.into());
-    }
     // Ids begin with the creation time, so a time range is an id range.
     let lower = from.map_or_else(|| format!("{ID_PREFIX}_"), |ms| time_bound(ms, "00000"));
-    let mut upper = to.map_or_else(|| format!("{ID_PREFIX}_~"), |ms| time_bound(ms, "fffff"));
-    if let Some(position) = &after {
-        upper = upper.min(position.clone());
-    }
-    let fetch = per_partition_fetch(paging.limit);
-    let documents = app
-        .data
-        .query_documents(brand_id, KIND, &lower, &upper, fetch)
-        .await?;
-    let fetched = Fetched::new(
-        documents
-            .iter()
-            .map(decode::<Conversion>)
-            .collect::<Result<Vec<_>, _>>()?,
-        fetch,
-    );
-    let page = merge_newest_first(
-        vec![fetched],
+    let upper = to.map_or_else(|| format!("{ID_PREFIX}_~"), |ms| time_bound(ms, "fffff"));
+    let page = newest_first_page(
+        &app,
+        &caller.principal.brand_id,
+        KIND,
+        ID_PREFIX,
+        LISTING,
+        (lower, upper),
+        &paging,
         |conversion: &Conversion| conversion.id.clone(),
         |conversion| status.is_none_or(|status| conversion.status == status),
-        after.as_deref(),
-        paging.limit,
-    );
-    Ok(Json(serde_json::json!({
-        "data": page.items,
-        "next_cursor": page
-            .next_position
-            .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
-    })))
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 fn time_bound(millis: i64, random_part: &str) -> String {

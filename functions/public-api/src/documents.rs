@@ -3,10 +3,13 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trcker_shared::brand_data::{Document, DocumentKind};
+use trcker_shared::brand_data::{
+    Document, DocumentKind, Fetched, UniqueClaim, merge_newest_first, per_partition_fetch,
+};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
+use trcker_shared::store::StoreError;
 use trcker_shared::token::random_u64;
 
 use crate::AppState;
@@ -138,4 +141,98 @@ pub fn decode_cursor(
         .and_then(|rest| rest.strip_prefix(':'))
         .map(str::to_owned)
         .ok_or_else(|| ApiError::from(trcker_shared::cursor::InvalidCursor))
+}
+
+/// The claim that keeps a slug unique within a brand and kind.
+pub fn slug_claim(slug: &str) -> UniqueClaim {
+    UniqueClaim {
+        field: "slug",
+        value: slug.to_owned(),
+    }
+}
+
+/// The claims to release and take when a slug changes from `before` to `after`.
+pub fn slug_change(before: &str, after: &str) -> (Vec<UniqueClaim>, Vec<UniqueClaim>) {
+    if before == after {
+        (Vec::new(), Vec::new())
+    } else {
+        (vec![slug_claim(before)], vec![slug_claim(after)])
+    }
+}
+
+/// Stores `value` as the next version of document `id`, swapping claims, all or nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn save<T: Serialize>(
+    app: &AppState,
+    brand_id: &BrandId,
+    kind: DocumentKind,
+    id: &str,
+    read_version: u64,
+    value: &T,
+    released: &[UniqueClaim],
+    taken: &[UniqueClaim],
+) -> Result<(), StoreError> {
+    let body = serde_json::to_value(value)
+        .map_err(|error| StoreError::Corrupt(format!("document does not encode: {error}")))?;
+    let document = Document {
+        brand_id: brand_id.clone(),
+        kind,
+        id: id.to_owned(),
+        version: read_version + 1,
+        body,
+    };
+    app.data.update_document(&document, released, taken).await
+}
+
+/// A newest-first page of documents with time-ordered ids (`new_time_id`) between the ids `lower`
+/// and `upper`, keeping those `keep` accepts: `{"data":[…],"next_cursor":…}`. One query per page.
+#[allow(clippy::too_many_arguments)]
+pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
+    app: &AppState,
+    brand_id: &BrandId,
+    kind: DocumentKind,
+    id_prefix: &str,
+    listing: &str,
+    (lower, upper): (String, String),
+    paging: &Paging,
+    id_of: impl Fn(&T) -> String,
+    keep: impl Fn(&T) -> bool,
+) -> Result<serde_json::Value, ApiError> {
+    let after = paging
+        .cursor
+        .as_deref()
+        .map(|cursor| decode_cursor(app, brand_id, listing, cursor))
+        .transpose()?;
+    if after
+        .as_deref()
+        .is_some_and(|position| !is_id(id_prefix, position))
+    {
+        return Err(trcker_shared::cursor::InvalidCursor.into());
+    }
+    let upper = match &after {
+        Some(position) => upper.min(position.clone()),
+        None => upper,
+    };
+    let fetch = per_partition_fetch(paging.limit);
+    let documents = app
+        .data
+        .query_documents(brand_id, kind, &lower, &upper, fetch)
+        .await?;
+    let decoded = documents
+        .iter()
+        .map(decode::<T>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = merge_newest_first(
+        vec![Fetched::new(decoded, fetch)],
+        id_of,
+        keep,
+        after.as_deref(),
+        paging.limit,
+    );
+    Ok(serde_json::json!({
+        "data": page.items,
+        "next_cursor": page
+            .next_position
+            .map(|position| encode_cursor(app, brand_id, listing, &position)),
+    }))
 }

@@ -5,18 +5,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
 use serde::{Deserialize, Serialize};
-use trcker_shared::brand_data::{
-    Document, DocumentKind, Fetched, merge_newest_first, per_partition_fetch,
-};
+use trcker_shared::brand_data::DocumentKind;
 use trcker_shared::clock::{UnixMillis, format_rfc3339};
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
 
 use crate::AppState;
 use crate::conversions::Conversion;
-use crate::documents::{
-    Stored, decode, decode_cursor, encode, encode_cursor, is_id, load, new_time_id,
-};
+use crate::documents::{Stored, load, new_time_id, newest_first_page, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, query_params};
 
 const KIND: DocumentKind = DocumentKind::FraudSignal;
@@ -108,44 +104,19 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let brand_id = &caller.principal.brand_id;
-    let after = paging
-        .cursor
-        .as_deref()
-        .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
-        .transpose()?;
-    if after
-        .as_deref()
-        .is_some_and(|position| !is_id(ID_PREFIX, position))
-    {
-        return Err(trcker_shared::cursor::InvalidCursor.into());
-    }
-    let upper = after.clone().unwrap_or_else(|| format!("{ID_PREFIX}_~"));
-    let fetch = per_partition_fetch(paging.limit);
-    let documents = app
-        .data
-        .query_documents(brand_id, KIND, &format!("{ID_PREFIX}_"), &upper, fetch)
-        .await?;
-    let fetched = Fetched::new(
-        documents
-            .iter()
-            .map(decode::<FraudSignal>)
-            .collect::<Result<Vec<_>, _>>()?,
-        fetch,
-    );
-    let page = merge_newest_first(
-        vec![fetched],
+    let page = newest_first_page(
+        &app,
+        &caller.principal.brand_id,
+        KIND,
+        ID_PREFIX,
+        LISTING,
+        (format!("{ID_PREFIX}_"), format!("{ID_PREFIX}_~")),
+        &paging,
         |signal: &FraudSignal| signal.id.clone(),
         |signal| review_state.is_none_or(|state| signal.review_state == state),
-        after.as_deref(),
-        paging.limit,
-    );
-    Ok(Json(serde_json::json!({
-        "data": page.items,
-        "next_cursor": page
-            .next_position
-            .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
-    })))
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 pub async fn get(
@@ -177,13 +148,6 @@ pub async fn review(
     let mut signal = stored.value;
     signal.review_state = input.review_state;
     signal.updated_at = format_rfc3339(app.keys.now_ms());
-    let document = Document {
-        brand_id: brand_id.clone(),
-        kind: KIND,
-        id: signal.id.clone(),
-        version: stored.version + 1,
-        body: encode(&signal)?,
-    };
-    app.data.update_document(&document, &[], &[]).await?;
+    save(&app, brand_id, KIND, &id, stored.version, &signal, &[], &[]).await?;
     Ok(Json(signal))
 }

@@ -5,14 +5,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
-use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
+use trcker_shared::brand_data::{Document, DocumentKind};
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::store::StoreError;
 
-use crate::documents::{Stored, encode, list_page, load, new_id};
+use crate::documents::{self, Stored, encode, list_page, load, new_id, slug_change, slug_claim};
 use crate::extract::{IdPath, JsonBody, Paging, query_params};
 use crate::{AppState, validate};
 
@@ -100,13 +100,6 @@ pub struct UpdateOffer {
     status: Option<OfferStatus>,
     #[serde(default)]
     caps: Option<Caps>,
-}
-
-fn slug_claim(slug: &str) -> UniqueClaim {
-    UniqueClaim {
-        field: "slug",
-        value: slug.to_owned(),
-    }
 }
 
 fn slug_taken(error: StoreError, slug: &str) -> ApiError {
@@ -284,24 +277,11 @@ async fn save(
     version: u64,
 ) -> Result<Offer, ApiError> {
     after.updated_at = format_rfc3339(app.keys.now_ms());
-    let (released, taken) = if after.slug == before.slug {
-        (vec![], vec![])
-    } else {
-        (
-            vec![slug_claim(&before.slug)],
-            vec![slug_claim(&after.slug)],
-        )
-    };
-    let document = Document {
-        brand_id: brand_id.clone(),
-        kind: KIND,
-        id: after.id.clone(),
-        version: version + 1,
-        body: encode(&after)?,
-    };
-    app.data
-        .update_document(&document, &released, &taken)
-        .await
-        .map_err(|error| slug_taken(error, &after.slug))?;
+    let (released, taken) = slug_change(&before.slug, &after.slug);
+    documents::save(
+        app, brand_id, KIND, &after.id, version, &after, &released, &taken,
+    )
+    .await
+    .map_err(|error| slug_taken(error, &after.slug))?;
     Ok(after)
 }

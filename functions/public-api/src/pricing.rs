@@ -20,7 +20,7 @@ use trcker_shared::ids::BrandId;
 use trcker_shared::token::random_u64;
 
 use crate::AppState;
-use crate::documents::{Stored, decode, encode, list_page, load};
+use crate::documents::{Stored, decode, encode, list_page, load, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::offers::{Offer, Payout, validate_payout};
 use crate::partners::Partner;
@@ -355,14 +355,7 @@ pub async fn update(
     let until = input.valid_until.unwrap_or(rule.valid_until.clone());
     (rule.valid_from, rule.valid_until) = window(from.as_deref(), until.as_deref())?;
     rule.updated_at = format_rfc3339(app.keys.now_ms());
-    let document = Document {
-        brand_id: brand_id.clone(),
-        kind: KIND,
-        id: rule.id.clone(),
-        version: stored.version + 1,
-        body: encode(&rule)?,
-    };
-    app.data.update_document(&document, &[], &[]).await?;
+    save(&app, brand_id, KIND, &id, stored.version, &rule, &[], &[]).await?;
     Ok(Json(rule))
 }
 
