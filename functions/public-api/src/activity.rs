@@ -13,13 +13,15 @@ use trcker_shared::edge::error::ApiError;
 use crate::AppState;
 use crate::documents::{decode_cursor, encode_cursor};
 use crate::extract::{Paging, param, parse_time, query_params};
+use crate::openapi::{ActivityList, ErrorResponse};
 
 const LISTING: &str = "ACTIVITY";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActivityEntry {
     pub at: String,
     pub request_id: String,
+    #[schema(value_type = String, example = "api")]
     pub source: Surface,
     pub method: String,
     /// The request path, or the MCP tool.
@@ -52,6 +54,29 @@ impl From<ActivityRecord> for ActivityEntry {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/activity",
+    tag = "activity",
+    summary = "The delivery log, newest first",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("source" = Option<String>, Query, description = "api, mcp or capture"),
+        ("from" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or Unix ms")
+    ),
+    responses(
+        (status = 200, description = "The delivery log, newest first", body = ActivityList),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,

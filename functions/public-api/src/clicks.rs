@@ -15,10 +15,11 @@ use trcker_shared::edge::error::ApiError;
 use crate::AppState;
 use crate::documents::{decode_cursor, encode_cursor};
 use crate::extract::{IdPath, Paging, param, parse_time, query_params};
+use crate::openapi::{ClickList, ErrorResponse};
 
 const LISTING: &str = "CLICKS";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Click {
     pub click_id: String,
     pub at: String,
@@ -61,6 +62,30 @@ impl From<ClickRecord> for Click {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/clicks",
+    tag = "clicks",
+    summary = "List clicks, newest first",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("from" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
+        ("offer_id" = Option<String>, Query, description = "Only this offer"),
+        ("partner_id" = Option<String>, Query, description = "Only this partner")
+    ),
+    responses(
+        (status = 200, description = "List clicks, newest first", body = ClickList),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -106,6 +131,25 @@ pub async fn list(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/clicks/{id}",
+    tag = "clicks",
+    summary = "Get a click",
+    params(
+        ("id" = String, Path, description = "Click id")
+    ),
+    responses(
+        (status = 200, description = "Get a click", body = Click),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,

@@ -20,6 +20,7 @@ use crate::documents::{Stored, encode, load, new_time_id, newest_first_page, sav
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::fraud::FraudSignal;
 use crate::offers::{Offer, PayoutType};
+use crate::openapi::{ConversionList, ErrorResponse};
 use crate::pricing::{PayoutSource, resolve_payout, rules_of_offer};
 use crate::{AppState, validate};
 
@@ -32,7 +33,7 @@ const MAX_EVENT_LEN: usize = 64;
 /// the same 20 random bits).
 const ID_ATTEMPTS: usize = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversionStatus {
     Pending,
@@ -66,7 +67,7 @@ impl ConversionStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConversionPayout {
     pub amount: f64,
     pub currency: String,
@@ -74,7 +75,7 @@ pub struct ConversionPayout {
     pub rule_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conversion {
     pub id: String,
     pub click_id: String,
@@ -93,14 +94,14 @@ pub struct Conversion {
 }
 
 /// The create response: the conversion, and whether it was already recorded under its `txn_id`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Recorded {
     #[serde(flatten)]
     pub conversion: Conversion,
     pub duplicate: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConversion {
     pub click_id: String,
@@ -114,7 +115,7 @@ pub struct CreateConversion {
     pub event: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConversion {
     status: ConversionStatus,
@@ -195,6 +196,27 @@ async fn existing_duplicate(
     Ok(Some(stored.value))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/conversions",
+    tag = "conversions",
+    summary = "Record a conversion (200 with duplicate = true for a repeated txn_id)",
+    request_body = CreateConversion,
+    responses(
+        (status = 201, description = "Record a conversion (200 with duplicate = true for a repeated txn_id)", body = Recorded),
+        (status = 200, description = "A conversion with this txn_id was already recorded: the original, with duplicate = true", body = Recorded),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -339,6 +361,25 @@ pub async fn record_conversion(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/conversions/{id}",
+    tag = "conversions",
+    summary = "Get a conversion",
+    params(
+        ("id" = String, Path, description = "Conversion id")
+    ),
+    responses(
+        (status = 200, description = "Get a conversion", body = Conversion),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -356,6 +397,29 @@ pub async fn get(
     Ok(Json(stored.value))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/public/conversions/{id}",
+    tag = "conversions",
+    summary = "Change a conversion status",
+    params(
+        ("id" = String, Path, description = "Conversion id")
+    ),
+    request_body = UpdateConversion,
+    responses(
+        (status = 200, description = "Change a conversion status", body = Conversion),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -392,6 +456,29 @@ pub async fn update(
     Ok(Json(conversion))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/conversions",
+    tag = "conversions",
+    summary = "List conversions, newest first",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("status" = Option<String>, Query, description = "pending, approved, rejected or paid"),
+        ("from" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or Unix ms")
+    ),
+    responses(
+        (status = 200, description = "List conversions, newest first", body = ConversionList),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,

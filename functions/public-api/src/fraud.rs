@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::conversions::Conversion;
 use crate::documents::{Stored, load, new_time_id, newest_first_page, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, query_params};
+use crate::openapi::{ErrorResponse, FraudSignalList};
 
 const KIND: DocumentKind = DocumentKind::FraudSignal;
 const ID_PREFIX: &str = "frd";
@@ -21,7 +22,7 @@ const LISTING: &str = "FRAUD";
 /// The score of a conversion that came too soon after its click.
 const FAST_CONVERSION_SCORE: u8 = 80;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewState {
     Open,
@@ -40,7 +41,7 @@ impl ReviewState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FraudSignal {
     pub id: String,
     /// What was detected, e.g. `fast_conversion`.
@@ -84,12 +85,33 @@ impl FraudSignal {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewUpdate {
     review_state: ReviewState,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/fraud-signals",
+    tag = "fraud-signals",
+    summary = "List fraud signals, newest first",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("review_state" = Option<String>, Query, description = "open, dismissed or confirmed")
+    ),
+    responses(
+        (status = 200, description = "List fraud signals, newest first", body = FraudSignalList),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -119,6 +141,25 @@ pub async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/fraud-signals/{id}",
+    tag = "fraud-signals",
+    summary = "Get a fraud signal",
+    params(
+        ("id" = String, Path, description = "Signal id")
+    ),
+    responses(
+        (status = 200, description = "Get a fraud signal", body = FraudSignal),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -136,6 +177,29 @@ pub async fn get(
     Ok(Json(stored.value))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/public/fraud-signals/{id}",
+    tag = "fraud-signals",
+    summary = "Set the review state of a fraud signal",
+    params(
+        ("id" = String, Path, description = "Signal id")
+    ),
+    request_body = ReviewUpdate,
+    responses(
+        (status = 200, description = "Set the review state of a fraud signal", body = FraudSignal),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn review(
     State(app): State<AppState>,
     caller: Caller,

@@ -26,6 +26,7 @@ pub mod documents;
 pub mod extract;
 pub mod fraud;
 pub mod offers;
+pub mod openapi;
 pub mod partners;
 pub mod pricing;
 pub mod validate;
@@ -104,18 +105,48 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         // audited like every other request.
         .layer(from_fn_with_state(guard, authenticate))
         .with_state(state);
+    let document = Arc::new(openapi::document());
     Router::new()
         .route("/api/public/health", get(health))
+        .route(
+            "/api/public/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
         .merge(guarded)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
 }
 
 /// Unauthenticated liveness check (also the load-test baseline).
-async fn health() -> Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/api/public/health",
+    tag = "meta",
+    summary = "Liveness; no key needed",
+    responses((status = 200, description = "Up", body = openapi::Health))
+)]
+pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn whoami(caller: Caller) -> Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/api/public/whoami",
+    tag = "meta",
+    summary = "The calling key's brand, id and fingerprint",
+    responses(
+        (status = 200, description = "The calling key", body = openapi::Whoami),
+        (status = 400, description = "credentials_in_url", body = openapi::ErrorResponse),
+        (status = 401, description = "unauthorized", body = openapi::ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = openapi::ErrorResponse),
+        (status = 429, description = "rate_limited", body = openapi::ErrorResponse),
+        (status = 503, description = "store_unavailable", body = openapi::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn whoami(caller: Caller) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "brand_id": caller.principal.brand_id,
         "key_id": caller.principal.key_id,

@@ -14,13 +14,14 @@ use trcker_shared::store::StoreError;
 
 use crate::documents::{self, Stored, encode, list_page, load, new_id, slug_change, slug_claim};
 use crate::extract::{IdPath, JsonBody, Paging, query_params};
+use crate::openapi::{ErrorResponse, OfferList};
 use crate::{AppState, validate};
 
 const ID_PREFIX: &str = "off";
 const KIND: DocumentKind = DocumentKind::Offer;
 const MAX_FLAT_PAYOUT: f64 = 1_000_000.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OfferStatus {
     Active,
@@ -28,14 +29,14 @@ pub enum OfferStatus {
     Archived,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutType {
     Flat,
     Percent,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Payout {
     #[serde(rename = "type")]
@@ -50,7 +51,7 @@ fn default_currency() -> String {
     "USD".into()
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Caps {
     #[serde(default)]
@@ -59,7 +60,7 @@ pub struct Caps {
     pub monthly_conversions: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Offer {
     pub id: String,
     pub name: String,
@@ -72,7 +73,7 @@ pub struct Offer {
     pub updated_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOffer {
     pub name: String,
@@ -85,7 +86,7 @@ pub struct CreateOffer {
     pub caps: Option<Caps>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOffer {
     #[serde(default)]
@@ -139,6 +140,26 @@ fn settable_status(status: Option<OfferStatus>) -> Result<Option<OfferStatus>, A
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/offers",
+    tag = "offers",
+    summary = "List offers",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "List offers", body = OfferList),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -150,6 +171,26 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/offers",
+    tag = "offers",
+    summary = "Create an offer",
+    request_body = CreateOffer,
+    responses(
+        (status = 201, description = "Create an offer", body = Offer),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -192,6 +233,25 @@ pub async fn create_offer(
     Ok(offer)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/offers/{id}",
+    tag = "offers",
+    summary = "Get an offer",
+    params(
+        ("id" = String, Path, description = "Offer id")
+    ),
+    responses(
+        (status = 200, description = "Get an offer", body = Offer),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -209,6 +269,29 @@ pub async fn get(
     Ok(Json(stored.value))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/public/offers/{id}",
+    tag = "offers",
+    summary = "Change an offer",
+    params(
+        ("id" = String, Path, description = "Offer id")
+    ),
+    request_body = UpdateOffer,
+    responses(
+        (status = 200, description = "Change an offer", body = Offer),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -250,6 +333,28 @@ pub async fn update(
 }
 
 /// Archiving is one-way and idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/public/offers/{id}/archive",
+    tag = "offers",
+    summary = "Archive an offer",
+    params(
+        ("id" = String, Path, description = "Offer id")
+    ),
+    responses(
+        (status = 200, description = "Archive an offer", body = Offer),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn archive(
     State(app): State<AppState>,
     caller: Caller,

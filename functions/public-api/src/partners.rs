@@ -14,12 +14,13 @@ use trcker_shared::store::StoreError;
 
 use crate::documents::{Stored, encode, list_page, load, new_id, save, slug_change, slug_claim};
 use crate::extract::{IdPath, JsonBody, Paging, query_params};
+use crate::openapi::{ErrorResponse, PartnerList};
 use crate::{AppState, validate};
 
 const ID_PREFIX: &str = "ptr";
 const KIND: DocumentKind = DocumentKind::Partner;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
     Active,
@@ -27,7 +28,7 @@ pub enum PartnerStatus {
     Pending,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Partner {
     pub id: String,
     pub name: String,
@@ -39,7 +40,7 @@ pub struct Partner {
     pub updated_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartner {
     pub name: String,
@@ -51,7 +52,7 @@ pub struct CreatePartner {
     pub postback_url_template: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePartner {
     #[serde(default)]
@@ -64,6 +65,7 @@ pub struct UpdatePartner {
     status: Option<PartnerStatus>,
     /// `null` removes the template.
     #[serde(default, deserialize_with = "crate::present_or_null")]
+    #[schema(value_type = Option<String>)]
     postback_url_template: Option<Option<String>>,
 }
 
@@ -84,6 +86,26 @@ fn postback(template: Option<&str>) -> Result<Option<String>, ApiError> {
         .map_err(ApiError::invalid)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/partners",
+    tag = "partners",
+    summary = "List partners",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "List partners", body = PartnerList),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -95,6 +117,26 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/partners",
+    tag = "partners",
+    summary = "Create a partner",
+    request_body = CreatePartner,
+    responses(
+        (status = 201, description = "Create a partner", body = Partner),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -135,6 +177,25 @@ pub async fn create_partner(
     Ok(partner)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/partners/{id}",
+    tag = "partners",
+    summary = "Get a partner",
+    params(
+        ("id" = String, Path, description = "Partner id")
+    ),
+    responses(
+        (status = 200, description = "Get a partner", body = Partner),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -152,6 +213,29 @@ pub async fn get(
     Ok(Json(stored.value))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/public/partners/{id}",
+    tag = "partners",
+    summary = "Change a partner",
+    params(
+        ("id" = String, Path, description = "Partner id")
+    ),
+    request_body = UpdatePartner,
+    responses(
+        (status = 200, description = "Change a partner", body = Partner),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -194,6 +278,26 @@ pub async fn update(
     Ok(Json(after))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/public/partners/{id}",
+    tag = "partners",
+    summary = "Delete a partner",
+    params(
+        ("id" = String, Path, description = "Partner id")
+    ),
+    responses(
+        (status = 204, description = "Delete a partner"),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::documents::{Stored, decode, encode, list_page, load, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::offers::{Offer, Payout, validate_payout};
+use crate::openapi::{ErrorResponse, PricingRuleList};
 use crate::partners::Partner;
 
 const KIND: DocumentKind = DocumentKind::PricingRule;
@@ -30,7 +31,7 @@ const KIND: DocumentKind = DocumentKind::PricingRule;
 pub const MAX_RULES_PER_OFFER: u32 = 100;
 pub const MAX_PRIORITY: i32 = 1_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PricingRule {
     pub id: String,
     pub offer_id: String,
@@ -45,7 +46,7 @@ pub struct PricingRule {
     pub updated_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRule {
     pub offer_id: String,
@@ -61,7 +62,7 @@ pub struct CreateRule {
 }
 
 /// The offer and partner of a rule are fixed; to move a rule, delete it and create another.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRule {
     #[serde(default)]
@@ -69,13 +70,15 @@ pub struct UpdateRule {
     #[serde(default)]
     priority: Option<i32>,
     #[serde(default, deserialize_with = "crate::present_or_null")]
+    #[schema(value_type = Option<String>)]
     valid_from: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::present_or_null")]
+    #[schema(value_type = Option<String>)]
     valid_until: Option<Option<String>>,
 }
 
 /// Where a resolved payout came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutSource {
     PartnerRule,
@@ -83,7 +86,7 @@ pub enum PayoutSource {
     OfferDefault,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ResolvedPayout {
     pub payout: Payout,
     pub source: PayoutSource,
@@ -220,6 +223,26 @@ fn missing_reference(error: ApiError, message: &str) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/pricing-rules",
+    tag = "pricing-rules",
+    summary = "List pricing rules",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "List pricing rules", body = PricingRuleList),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -231,6 +254,26 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/pricing-rules",
+    tag = "pricing-rules",
+    summary = "Create a pricing rule",
+    request_body = CreateRule,
+    responses(
+        (status = 201, description = "Create a pricing rule", body = PricingRule),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -324,6 +367,25 @@ async fn load_rule(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/pricing-rules/{id}",
+    tag = "pricing-rules",
+    summary = "Get a pricing rule",
+    params(
+        ("id" = String, Path, description = "Rule id")
+    ),
+    responses(
+        (status = 200, description = "Get a pricing rule", body = PricingRule),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -336,6 +398,29 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/public/pricing-rules/{id}",
+    tag = "pricing-rules",
+    summary = "Change a pricing rule",
+    params(
+        ("id" = String, Path, description = "Rule id")
+    ),
+    request_body = UpdateRule,
+    responses(
+        (status = 200, description = "Change a pricing rule", body = PricingRule),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -359,6 +444,26 @@ pub async fn update(
     Ok(Json(rule))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/public/pricing-rules/{id}",
+    tag = "pricing-rules",
+    summary = "Delete a pricing rule",
+    params(
+        ("id" = String, Path, description = "Rule id")
+    ),
+    responses(
+        (status = 204, description = "Delete a pricing rule"),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
@@ -373,6 +478,27 @@ pub async fn delete(
 }
 
 /// `GET /offers/{id}/payout?partner_id=&at=`: what a conversion would pay, and why.
+#[utoipa::path(
+    get,
+    path = "/api/public/offers/{id}/payout",
+    tag = "pricing-rules",
+    summary = "Resolve the payout of an offer",
+    params(
+        ("id" = String, Path, description = "Offer id"),
+        ("partner_id" = Option<String>, Query, description = "Partner to price for"),
+        ("at" = Option<String>, Query, description = "RFC 3339 time or Unix ms (default now)")
+    ),
+    responses(
+        (status = 200, description = "Resolve the payout of an offer", body = ResolvedPayout),
+        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
+        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 405, description = "method_not_allowed", body = ErrorResponse),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn resolve(
     State(app): State<AppState>,
     caller: Caller,

@@ -1583,3 +1583,44 @@ async fn api_gateway_events_pass_through_the_lambda_adapter() {
         "the API Gateway context (request id, source IP, user agent) reaches the audit trail"
     );
 }
+
+/// The served OpenAPI document and the router agree: every documented operation is routed (not
+/// "no such route", not 405) and answers with a status the document lists for it.
+#[tokio::test]
+async fn the_openapi_document_matches_the_router() {
+    let api = Api::memory();
+    let key = api.brand("acme").await;
+    let document = api
+        .call(Method::GET, "/api/public/openapi.json", None, None)
+        .await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert_eq!(document.body["openapi"], "3.1.0");
+    assert!(document.body["components"]["securitySchemes"]["bearer"].is_object());
+    let mut operations = 0;
+    for (path, item) in document.body["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = matches!(method, Method::POST | Method::PATCH).then(|| json!({}));
+            let concrete = path.replace("{id}", "x");
+            let response = api.call(method.clone(), &concrete, Some(&key), body).await;
+            assert_ne!(
+                response.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_ne!(
+                response.body["error"]["message"], "no such route",
+                "{method} {path}"
+            );
+            let documented: Vec<&String> =
+                operation["responses"].as_object().unwrap().keys().collect();
+            assert!(
+                documented.contains(&&response.status.as_u16().to_string()),
+                "{method} {path} answered {} which is not documented ({documented:?})",
+                response.status
+            );
+        }
+    }
+    assert_eq!(operations, 28, "every route of the router is documented");
+}

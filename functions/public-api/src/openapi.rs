@@ -1,0 +1,123 @@
+//! The OpenAPI 3.1 document of the public API, generated from the handlers' `#[utoipa::path]`
+//! attributes and the request and response types themselves, served at
+//! `GET /api/public/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::activity::ActivityEntry;
+use crate::clicks::Click;
+use crate::conversions::Conversion;
+use crate::fraud::FraudSignal;
+use crate::offers::Offer;
+use crate::partners::Partner;
+use crate::pricing::PricingRule;
+
+/// `{"error":{"code":…,"message":…}}`
+#[derive(Debug, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `not_found`, `rate_limited`.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, ToSchema)]
+pub struct Whoami {
+    pub brand_id: String,
+    pub key_id: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+macro_rules! list_schema {
+    ($name:ident, $item:ty) => {
+        /// One page: `data`, and the cursor of the next page (`null` on the last).
+        #[derive(Debug, ToSchema)]
+        pub struct $name {
+            pub data: Vec<$item>,
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+
+list_schema!(PartnerList, Partner);
+list_schema!(OfferList, Offer);
+list_schema!(PricingRuleList, PricingRule);
+list_schema!(ClickList, Click);
+list_schema!(ConversionList, Conversion);
+list_schema!(FraudSignalList, FraudSignal);
+list_schema!(ActivityList, ActivityEntry);
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tk_ + 40 alphanumerics")
+                    .description(Some("The brand API key: `Authorization: Bearer tk_…`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Trcker public API",
+        description = "Brand-scoped access to a brand's affiliate program data with its API key."
+    ),
+    paths(
+        crate::health,
+        crate::whoami,
+        crate::partners::list,
+        crate::partners::create,
+        crate::partners::get,
+        crate::partners::update,
+        crate::partners::delete,
+        crate::offers::list,
+        crate::offers::create,
+        crate::offers::get,
+        crate::offers::update,
+        crate::offers::archive,
+        crate::pricing::resolve,
+        crate::pricing::list,
+        crate::pricing::create,
+        crate::pricing::get,
+        crate::pricing::update,
+        crate::pricing::delete,
+        crate::clicks::list,
+        crate::clicks::get,
+        crate::conversions::list,
+        crate::conversions::create,
+        crate::conversions::get,
+        crate::conversions::update,
+        crate::fraud::list,
+        crate::fraud::get,
+        crate::fraud::review,
+        crate::activity::list,
+    ),
+    modifiers(&BearerKey)
+)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document
+}
