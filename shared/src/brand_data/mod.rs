@@ -14,6 +14,8 @@ pub mod clicks;
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod dynamo;
+#[cfg(any(test, feature = "test-support"))]
+pub mod faulty;
 pub mod memory;
 
 /// The kinds of document the public API manages. The name is part of the stored sort key.

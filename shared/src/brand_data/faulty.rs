@@ -1,0 +1,188 @@
+//! A [`BrandDataStore`] wrapper that makes the guard's own writes fail on demand (activity
+//! appends, rate-limit counters), to prove that the limiter fails open and that an activity record
+//! is retried and, failing that, preserved in the logs.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use async_trait::async_trait;
+
+use super::clicks::ClickRecord;
+use super::{ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim};
+use crate::clock::UnixMillis;
+use crate::ids::BrandId;
+use crate::store::{Page, StoreError};
+
+#[derive(Debug, Default)]
+pub struct FaultyBrandData<S> {
+    inner: S,
+    failing_appends: AtomicU32,
+    counters_down: AtomicBool,
+}
+
+impl<S> FaultyBrandData<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            failing_appends: AtomicU32::new(0),
+            counters_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The next `count` activity appends fail with a transient error.
+    pub fn fail_next_appends(&self, count: u32) {
+        self.failing_appends.store(count, Ordering::SeqCst);
+    }
+
+    /// Every counter increment fails until set back.
+    pub fn set_counters_down(&self, down: bool) {
+        self.counters_down.store(down, Ordering::SeqCst);
+    }
+}
+
+fn injected() -> StoreError {
+    StoreError::Unavailable("injected fault".into())
+}
+
+#[async_trait]
+impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
+    async fn create_documents(
+        &self,
+        documents: &[(&Document, &[UniqueClaim])],
+    ) -> Result<(), StoreError> {
+        self.inner.create_documents(documents).await
+    }
+
+    async fn claim_holder(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        claim: &UniqueClaim,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.claim_holder(brand_id, kind, claim).await
+    }
+
+    async fn query_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        self.inner
+            .query_documents(brand_id, kind, lower, upper, limit)
+            .await
+    }
+
+    async fn get_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        self.inner.get_document(brand_id, kind, id).await
+    }
+
+    async fn update_document(
+        &self,
+        document: &Document,
+        released_claims: &[UniqueClaim],
+        new_claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        self.inner
+            .update_document(document, released_claims, new_claims)
+            .await
+    }
+
+    async fn delete_document(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id: &str,
+        version: u64,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        self.inner
+            .delete_document(brand_id, kind, id, version, claims)
+            .await
+    }
+
+    async fn list_documents_by_prefix(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        id_prefix: &str,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Document>, StoreError> {
+        self.inner
+            .list_documents_by_prefix(brand_id, kind, id_prefix, limit, after_position)
+            .await
+    }
+
+    async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        let failing = self
+            .failing_appends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if failing {
+            return Err(injected());
+        }
+        self.inner.append_activity(record).await
+    }
+
+    async fn query_activity(
+        &self,
+        brand_id: &BrandId,
+        surface: Surface,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ActivityRecord>, StoreError> {
+        self.inner
+            .query_activity(brand_id, surface, lower, upper, limit)
+            .await
+    }
+
+    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.inner.insert_click(click).await
+    }
+
+    async fn get_click(
+        &self,
+        brand_id: &BrandId,
+        click_id: &str,
+    ) -> Result<Option<ClickRecord>, StoreError> {
+        self.inner.get_click(brand_id, click_id).await
+    }
+
+    async fn query_clicks(
+        &self,
+        brand_id: &BrandId,
+        shard: u32,
+        lower: &str,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<ClickRecord>, StoreError> {
+        self.inner
+            .query_clicks(brand_id, shard, lower, upper, limit)
+            .await
+    }
+
+    async fn increment_counter(
+        &self,
+        brand_id: &BrandId,
+        name: &str,
+        window_start: UnixMillis,
+        expires_at: i64,
+    ) -> Result<u64, StoreError> {
+        if self.counters_down.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner
+            .increment_counter(brand_id, name, window_start, expires_at)
+            .await
+    }
+}
