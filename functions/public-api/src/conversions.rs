@@ -340,7 +340,8 @@ pub async fn record_conversion(
                     duplicate: false,
                 });
             }
-            Err(StoreError::AlreadyExists) => {
+            // DynamoDB cancels the loser of a race on the same txn_id claim either way.
+            Err(StoreError::AlreadyExists | StoreError::Contention) => {
                 // A concurrent request with the same txn_id won: answer with its conversion.
                 if let Some(txn) = &txn_id
                     && let Some(original) = existing_duplicate(app, brand_id, txn).await?
@@ -350,7 +351,8 @@ pub async fn record_conversion(
                         duplicate: true,
                     });
                 }
-                // Otherwise an id collided: draw new ids.
+                // Otherwise an id collided, or the race is still settling: draw new ids shortly.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(other) => return Err(other.into()),
         }

@@ -26,7 +26,7 @@ use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::dynamo::DynamoStore;
 use trcker_shared::store::memory::MemoryStore;
-use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, create_table};
+use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, create_table, index_names};
 
 mod seed;
 
@@ -170,6 +170,20 @@ async fn dynamodb_backends(create_tables: bool) -> Result<Backends, String> {
                 .await
                 .is_ok();
             if exists {
+                let present = index_names(&client, name)
+                    .await
+                    .map_err(|error| format!("describing table {name}: {error}"))?;
+                if let Some(missing) = definition
+                    .indexes
+                    .iter()
+                    .find(|index| !present.iter().any(|present| present == index.name))
+                {
+                    return Err(format!(
+                        "table {name} exists without the {} index this version needs: create a new \
+                         table (another TRCKER_DATA_TABLE) or add the index",
+                        missing.name
+                    ));
+                }
                 println!("table {name} exists");
             } else {
                 create_table(&client, definition, name)

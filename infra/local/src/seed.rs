@@ -1,9 +1,11 @@
 //! Demo data for the in-memory mode: a `demo` brand with a key, two partners, two offers, a
-//! pricing rule (created through the same code paths the API uses) and 200 clicks.
+//! pricing rule, 200 clicks and two conversions (one raising a fraud signal), created through
+//! the API's own code paths wherever the API has one.
 
 use std::sync::Arc;
 
 use trcker_public_api::AppState;
+use trcker_public_api::conversions::{self, CreateConversion};
 use trcker_public_api::offers::{self, Caps, CreateOffer, Payout, PayoutType};
 use trcker_public_api::partners::{self, CreatePartner, PartnerStatus};
 use trcker_public_api::pricing::{self, CreateRule};
@@ -109,11 +111,31 @@ pub async fn demo(
     .await
     .map_err(|error| error.message)?;
     seed_clicks(data, &brand_id, &partner_ids, &offer_ids, keys.now_ms()).await?;
+    // Two conversions: one an hour after its click, one seconds after (which raises a fraud
+    // signal), both through the API's own recording path.
+    for (click_id, amount, txn_id) in [
+        ("demo-click-000", 80.0, "demo-order-1"),
+        ("demo-click-199", 45.0, "demo-order-2"),
+    ] {
+        conversions::record_conversion(
+            &app,
+            &brand_id,
+            CreateConversion {
+                click_id: click_id.into(),
+                amount: Some(amount),
+                currency: None,
+                txn_id: Some(txn_id.into()),
+                event: None,
+            },
+        )
+        .await
+        .map_err(|error| error.message)?;
+    }
     Ok(generated.key)
 }
 
-/// 200 clicks over the last hour, spread over the partners and offers, as capture would record
-/// them (capture itself is not built yet).
+/// 200 clicks over the last hour (the last one 5 s ago), spread over the partners and offers, as
+/// capture would record them (capture itself is not built yet).
 async fn seed_clicks(
     data: &Arc<dyn BrandDataStore>,
     brand_id: &BrandId,
@@ -125,7 +147,8 @@ async fn seed_clicks(
         let click = ClickRecord {
             brand_id: brand_id.clone(),
             click_id: format!("demo-click-{index:03}"),
-            at: now - 3_600_000 + i64::try_from(index).unwrap_or(0) * 18_000,
+            // The last click lands 5 s before now, so a conversion on it looks too fast.
+            at: now - 3_587_000 + i64::try_from(index).unwrap_or(0) * 18_000,
             offer_id: offer_ids.get(index % offer_ids.len().max(1)).cloned(),
             partner_id: partner_ids.get(index % partner_ids.len().max(1)).cloned(),
             sub_ids: [

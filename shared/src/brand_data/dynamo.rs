@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 
 use super::clicks::{ClickRecord, click_shard, click_sort_key};
@@ -159,6 +160,34 @@ impl DynamoBrandData {
     }
 }
 
+/// Runs `query` until `limit` items are read or the range is exhausted: DynamoDB ends a page at
+/// 1 MB whatever its `Limit`, and a short page must not pass for the end of the range.
+async fn query_up_to(
+    query: QueryFluentBuilder,
+    start: Option<Item>,
+    limit: u32,
+) -> Result<Vec<Item>, StoreError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut items: Vec<Item> = Vec::new();
+    let mut start = start;
+    loop {
+        let remaining = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
+        let output = query
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .limit(remaining)
+            .send()
+            .await
+            .map_err(classify)?;
+        let last_key = output.last_evaluated_key().cloned();
+        items.extend(output.items.unwrap_or_default());
+        match last_key {
+            Some(key) if items.len() < limit => start = Some(key),
+            _ => return Ok(items),
+        }
+    }
+}
+
 fn decode_record<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(read_text(item, "record")?)
         .map_err(|error| StoreError::Corrupt(format!("{what}: {error}")))
@@ -240,7 +269,7 @@ impl BrandDataStore for DynamoBrandData {
         if lower > upper {
             return Ok(Vec::new());
         }
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -248,13 +277,9 @@ impl BrandDataStore for DynamoBrandData {
             .expression_attribute_values(":pk", text(brand_id.as_str()))
             .expression_attribute_values(":lower", text(format!("{}#{lower}", kind.as_str())))
             .expression_attribute_values(":upper", text(format!("{}#{upper}", kind.as_str())))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(classify)?;
-        output
-            .items()
+            .scan_index_forward(false);
+        query_up_to(query, None, limit)
+            .await?
             .iter()
             .map(|item| document_from_item(brand_id, kind, item))
             .collect()
@@ -347,20 +372,15 @@ impl BrandDataStore for DynamoBrandData {
         after_position: Option<&str>,
     ) -> Result<Page<Document>, StoreError> {
         let start = after_position.map(|id| Self::document_key(brand_id, kind, id));
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", text(brand_id.as_str()))
-            .expression_attribute_values(":prefix", text(format!("{}#{id_prefix}", kind.as_str())))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(classify)?;
-        let mut items = output
-            .items()
+            .expression_attribute_values(":prefix", text(format!("{}#{id_prefix}", kind.as_str())));
+        let mut items = query_up_to(query, start, limit.saturating_add(1))
+            .await?
             .iter()
             .map(|item| document_from_item(brand_id, kind, item))
             .collect::<Result<Vec<_>, _>>()?;
@@ -414,7 +434,7 @@ impl BrandDataStore for DynamoBrandData {
         if lower > upper {
             return Ok(Vec::new());
         }
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -422,18 +442,11 @@ impl BrandDataStore for DynamoBrandData {
             .expression_attribute_values(":pk", text(Self::activity_partition(brand_id, surface)))
             .expression_attribute_values(":lower", text(lower))
             .expression_attribute_values(":upper", text(upper))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(classify)?;
-        output
-            .items()
+            .scan_index_forward(false);
+        query_up_to(query, None, limit)
+            .await?
             .iter()
-            .map(|item| {
-                serde_json::from_str(read_text(item, "record")?)
-                    .map_err(|error| StoreError::Corrupt(format!("activity record: {error}")))
-            })
+            .map(|item| decode_record(item, "activity record"))
             .collect()
     }
 
@@ -475,6 +488,8 @@ impl BrandDataStore for DynamoBrandData {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key))
+            // A conversion may follow its click by milliseconds: read what was just written.
+            .consistent_read(true)
             .send()
             .await
             .map_err(classify)?;
@@ -495,7 +510,7 @@ impl BrandDataStore for DynamoBrandData {
         if lower > upper {
             return Ok(Vec::new());
         }
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -506,13 +521,9 @@ impl BrandDataStore for DynamoBrandData {
             .expression_attribute_values(":pk", text(Self::click_partition(brand_id, shard)))
             .expression_attribute_values(":lower", text(lower))
             .expression_attribute_values(":upper", text(upper))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(classify)?;
-        output
-            .items()
+            .scan_index_forward(false);
+        query_up_to(query, None, limit)
+            .await?
             .iter()
             .map(|item| decode_record(item, "click record"))
             .collect()

@@ -82,6 +82,49 @@ fn key_schema(partition: &str, sort: &str) -> Result<Vec<KeySchemaElement>, Stor
         .collect()
 }
 
+/// DynamoDB creates tables asynchronously; TTL can only be set on an ACTIVE table.
+async fn wait_until_active(client: &Client, table_name: &str) -> Result<(), StoreError> {
+    for _ in 0..120 {
+        let description = client
+            .describe_table()
+            .table_name(table_name)
+            .send()
+            .await
+            .map_err(|error| unavailable(DisplayErrorContext(&error)))?;
+        let active = description
+            .table()
+            .and_then(|table| table.table_status())
+            .is_some_and(|status| *status == aws_sdk_dynamodb::types::TableStatus::Active);
+        if active {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(StoreError::Unavailable(format!(
+        "table {table_name} did not become ACTIVE within 60 s"
+    )))
+}
+
+/// The index names a table already has, to tell a current table from an outdated one.
+pub async fn index_names(client: &Client, table_name: &str) -> Result<Vec<String>, StoreError> {
+    let description = client
+        .describe_table()
+        .table_name(table_name)
+        .send()
+        .await
+        .map_err(|error| unavailable(DisplayErrorContext(&error)))?;
+    Ok(description
+        .table()
+        .map(|table| {
+            table
+                .global_secondary_indexes()
+                .iter()
+                .filter_map(|index| index.index_name().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Creates `table_name` with `definition`'s key schema, indexes and TTL, on-demand billing.
 pub async fn create_table(
     client: &Client,
@@ -122,6 +165,7 @@ pub async fn create_table(
         .send()
         .await
         .map_err(|error| unavailable(DisplayErrorContext(&error)))?;
+    wait_until_active(client, table_name).await?;
     if let Some(attribute) = definition.ttl_attribute {
         let ttl = TimeToLiveSpecification::builder()
             .attribute_name(attribute)
