@@ -13,7 +13,7 @@ use trcker_shared::edge::error::ApiError;
 use crate::AppState;
 use crate::documents::{decode_cursor, encode_cursor};
 use crate::extract::{Paging, param, parse_time, query_params};
-use crate::openapi::{ActivityList, ErrorResponse};
+use crate::openapi::{ActivityList, ReadErrors};
 
 const LISTING: &str = "ACTIVITY";
 
@@ -68,12 +68,7 @@ impl From<ActivityRecord> for ActivityEntry {
     ),
     responses(
         (status = 200, description = "The delivery log, newest first", body = ActivityList),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]

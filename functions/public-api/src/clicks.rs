@@ -15,7 +15,7 @@ use trcker_shared::edge::error::ApiError;
 use crate::AppState;
 use crate::documents::{decode_cursor, encode_cursor};
 use crate::extract::{IdPath, Paging, param, parse_time, query_params};
-use crate::openapi::{ClickList, ErrorResponse};
+use crate::openapi::{ClickList, ReadErrors};
 
 const LISTING: &str = "CLICKS";
 
@@ -77,12 +77,7 @@ impl From<ClickRecord> for Click {
     ),
     responses(
         (status = 200, description = "List clicks, newest first", body = ClickList),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -141,12 +136,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "Get a click", body = Click),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]

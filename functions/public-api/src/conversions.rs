@@ -20,7 +20,7 @@ use crate::documents::{Stored, encode, load, new_time_id, newest_first_page, sav
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::fraud::FraudSignal;
 use crate::offers::{Offer, PayoutType};
-use crate::openapi::{ConversionList, ErrorResponse};
+use crate::openapi::{ConversionList, ReadErrors, WriteErrors};
 use crate::pricing::{PayoutSource, resolve_payout, rules_of_offer};
 use crate::{AppState, validate};
 
@@ -205,15 +205,7 @@ async fn existing_duplicate(
     responses(
         (status = 201, description = "Record a conversion (200 with duplicate = true for a repeated txn_id)", body = Recorded),
         (status = 200, description = "A conversion with this txn_id was already recorded: the original, with duplicate = true", body = Recorded),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -373,12 +365,7 @@ pub async fn record_conversion(
     ),
     responses(
         (status = 200, description = "Get a conversion", body = Conversion),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -410,15 +397,7 @@ pub async fn get(
     request_body = UpdateConversion,
     responses(
         (status = 200, description = "Change a conversion status", body = Conversion),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -472,12 +451,7 @@ pub async fn update(
     ),
     responses(
         (status = 200, description = "List conversions, newest first", body = ConversionList),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]

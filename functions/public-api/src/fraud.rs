@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::conversions::Conversion;
 use crate::documents::{Stored, load, new_time_id, newest_first_page, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, query_params};
-use crate::openapi::{ErrorResponse, FraudSignalList};
+use crate::openapi::{FraudSignalList, ReadErrors, WriteErrors};
 
 const KIND: DocumentKind = DocumentKind::FraudSignal;
 const ID_PREFIX: &str = "frd";
@@ -103,12 +103,7 @@ pub struct ReviewUpdate {
     ),
     responses(
         (status = 200, description = "List fraud signals, newest first", body = FraudSignalList),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -151,12 +146,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "Get a fraud signal", body = FraudSignal),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -188,15 +178,7 @@ pub async fn get(
     request_body = ReviewUpdate,
     responses(
         (status = 200, description = "Set the review state of a fraud signal", body = FraudSignal),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]

@@ -138,11 +138,7 @@ pub async fn health() -> Json<serde_json::Value> {
     summary = "The calling key's brand, id and fingerprint",
     responses(
         (status = 200, description = "The calling key", body = openapi::Whoami),
-        (status = 400, description = "credentials_in_url", body = openapi::ErrorResponse),
-        (status = 401, description = "unauthorized", body = openapi::ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = openapi::ErrorResponse),
-        (status = 429, description = "rate_limited", body = openapi::ErrorResponse),
-        (status = 503, description = "store_unavailable", body = openapi::ErrorResponse)
+        openapi::ReadErrors
     ),
     security(("bearer" = []))
 )]

@@ -14,7 +14,7 @@ use trcker_shared::store::StoreError;
 
 use crate::documents::{self, Stored, encode, list_page, load, new_id, slug_change, slug_claim};
 use crate::extract::{IdPath, JsonBody, Paging, query_params};
-use crate::openapi::{ErrorResponse, OfferList};
+use crate::openapi::{OfferList, ReadErrors, WriteErrors};
 use crate::{AppState, validate};
 
 const ID_PREFIX: &str = "off";
@@ -151,12 +151,7 @@ fn settable_status(status: Option<OfferStatus>) -> Result<Option<OfferStatus>, A
     ),
     responses(
         (status = 200, description = "List offers", body = OfferList),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -179,15 +174,7 @@ pub async fn list(
     request_body = CreateOffer,
     responses(
         (status = 201, description = "Create an offer", body = Offer),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -243,12 +230,7 @@ pub async fn create_offer(
     ),
     responses(
         (status = 200, description = "Get an offer", body = Offer),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -280,15 +262,7 @@ pub async fn get(
     request_body = UpdateOffer,
     responses(
         (status = 200, description = "Change an offer", body = Offer),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -343,15 +317,7 @@ pub async fn update(
     ),
     responses(
         (status = 200, description = "Archive an offer", body = Offer),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]

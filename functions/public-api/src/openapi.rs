@@ -26,6 +26,58 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The errors every read can answer with, documented once.
+#[derive(utoipa::IntoResponses)]
+pub enum ReadErrors {
+    #[response(
+        status = 400,
+        description = "invalid_request, invalid_cursor or credentials_in_url"
+    )]
+    BadRequest(ErrorResponse),
+    #[response(
+        status = 401,
+        description = "unauthorized: missing, malformed, unknown or revoked key"
+    )]
+    Unauthorized(ErrorResponse),
+    #[response(status = 404, description = "not_found")]
+    NotFound(ErrorResponse),
+    #[response(status = 405, description = "method_not_allowed")]
+    MethodNotAllowed(ErrorResponse),
+    #[response(status = 429, description = "rate_limited (Retry-After)")]
+    RateLimited(ErrorResponse),
+    #[response(status = 503, description = "store_unavailable (Retry-After)")]
+    StoreUnavailable(ErrorResponse),
+}
+
+/// The errors every write can answer with: the read errors plus conflicts, size and semantics.
+#[derive(utoipa::IntoResponses)]
+pub enum WriteErrors {
+    #[response(
+        status = 400,
+        description = "invalid_request, invalid_cursor or credentials_in_url"
+    )]
+    BadRequest(ErrorResponse),
+    #[response(
+        status = 401,
+        description = "unauthorized: missing, malformed, unknown or revoked key"
+    )]
+    Unauthorized(ErrorResponse),
+    #[response(status = 404, description = "not_found")]
+    NotFound(ErrorResponse),
+    #[response(status = 405, description = "method_not_allowed")]
+    MethodNotAllowed(ErrorResponse),
+    #[response(status = 409, description = "already_exists or conflict")]
+    Conflict(ErrorResponse),
+    #[response(status = 413, description = "payload_too_large")]
+    PayloadTooLarge(ErrorResponse),
+    #[response(status = 422, description = "unprocessable_entity")]
+    Unprocessable(ErrorResponse),
+    #[response(status = 429, description = "rate_limited (Retry-After)")]
+    RateLimited(ErrorResponse),
+    #[response(status = 503, description = "store_unavailable (Retry-After)")]
+    StoreUnavailable(ErrorResponse),
+}
+
 #[derive(Debug, ToSchema)]
 pub struct Whoami {
     pub brand_id: String,

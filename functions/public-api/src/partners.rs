@@ -14,7 +14,7 @@ use trcker_shared::store::StoreError;
 
 use crate::documents::{Stored, encode, list_page, load, new_id, save, slug_change, slug_claim};
 use crate::extract::{IdPath, JsonBody, Paging, query_params};
-use crate::openapi::{ErrorResponse, PartnerList};
+use crate::openapi::{PartnerList, ReadErrors, WriteErrors};
 use crate::{AppState, validate};
 
 const ID_PREFIX: &str = "ptr";
@@ -97,12 +97,7 @@ fn postback(template: Option<&str>) -> Result<Option<String>, ApiError> {
     ),
     responses(
         (status = 200, description = "List partners", body = PartnerList),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -125,15 +120,7 @@ pub async fn list(
     request_body = CreatePartner,
     responses(
         (status = 201, description = "Create a partner", body = Partner),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -187,12 +174,7 @@ pub async fn create_partner(
     ),
     responses(
         (status = 200, description = "Get a partner", body = Partner),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -224,15 +206,7 @@ pub async fn get(
     request_body = UpdatePartner,
     responses(
         (status = 200, description = "Change a partner", body = Partner),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -288,13 +262,7 @@ pub async fn update(
     ),
     responses(
         (status = 204, description = "Delete a partner"),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]

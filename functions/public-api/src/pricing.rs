@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::documents::{Stored, decode, encode, list_page, load, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::offers::{Offer, Payout, validate_payout};
-use crate::openapi::{ErrorResponse, PricingRuleList};
+use crate::openapi::{PricingRuleList, ReadErrors, WriteErrors};
 use crate::partners::Partner;
 
 const KIND: DocumentKind = DocumentKind::PricingRule;
@@ -234,12 +234,7 @@ fn missing_reference(error: ApiError, message: &str) -> ApiError {
     ),
     responses(
         (status = 200, description = "List pricing rules", body = PricingRuleList),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -262,15 +257,7 @@ pub async fn list(
     request_body = CreateRule,
     responses(
         (status = 201, description = "Create a pricing rule", body = PricingRule),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -377,12 +364,7 @@ async fn load_rule(
     ),
     responses(
         (status = 200, description = "Get a pricing rule", body = PricingRule),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
@@ -409,15 +391,7 @@ pub async fn get(
     request_body = UpdateRule,
     responses(
         (status = 200, description = "Change a pricing rule", body = PricingRule),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 413, description = "payload_too_large", body = ErrorResponse),
-        (status = 422, description = "unprocessable_entity", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -454,13 +428,7 @@ pub async fn update(
     ),
     responses(
         (status = 204, description = "Delete a pricing rule"),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 409, description = "already_exists or conflict", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        WriteErrors
     ),
     security(("bearer" = []))
 )]
@@ -490,12 +458,7 @@ pub async fn delete(
     ),
     responses(
         (status = 200, description = "Resolve the payout of an offer", body = ResolvedPayout),
-        (status = 400, description = "invalid_request, invalid_cursor or credentials_in_url", body = ErrorResponse),
-        (status = 401, description = "unauthorized: missing, malformed, unknown or revoked key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 405, description = "method_not_allowed", body = ErrorResponse),
-        (status = 429, description = "rate_limited (Retry-After)", body = ErrorResponse),
-        (status = 503, description = "store_unavailable (Retry-After)", body = ErrorResponse)
+        ReadErrors
     ),
     security(("bearer" = []))
 )]
