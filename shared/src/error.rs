@@ -15,6 +15,8 @@ pub enum ErrorCode {
     /// No usable credentials: missing, malformed, unknown or revoked key.
     Unauthorized,
     ConflictingCredentials,
+    /// A browser origin that capture's CORS configuration does not allow.
+    OriginNotAllowed,
     NotFound,
     BrandNotFound,
     AlreadyExists,
@@ -39,6 +41,7 @@ impl ErrorCode {
             Self::CredentialsInUrl => "credentials_in_url",
             Self::Unauthorized => "unauthorized",
             Self::ConflictingCredentials => "conflicting_credentials",
+            Self::OriginNotAllowed => "origin_not_allowed",
             Self::NotFound => "not_found",
             Self::BrandNotFound => "brand_not_found",
             Self::AlreadyExists => "already_exists",
@@ -61,6 +64,7 @@ impl ErrorCode {
             | Self::InvalidCursor
             | Self::CredentialsInUrl => 400,
             Self::Unauthorized | Self::ConflictingCredentials => 401,
+            Self::OriginNotAllowed => 403,
             Self::NotFound | Self::BrandNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::AlreadyExists | Self::KeyLimitReached | Self::Conflict => 409,

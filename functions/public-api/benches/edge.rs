@@ -1,6 +1,7 @@
 //! In-process cost of the authenticated edge, without a network or a load generator sharing the
 //! CPU: a request through the whole router (health vs. whoami), and the guard's store writes on
-//! their own (the activity append and the rate-limit increment), on the in-memory store.
+//! their own (the activity append and the rate-limit increment), and a page of clicks through the
+//! router and from the store alone, on the in-memory store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
+use trcker_shared::brand_data::clicks::{ClickFilter, ClickRecord};
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::{ActivityRecord, BrandDataStore, Surface};
 use trcker_shared::clock::SystemClock;
@@ -78,6 +80,59 @@ fn edge_benches(c: &mut Criterion) {
             ));
             let response = runtime.block_on(router.clone().oneshot(request)).unwrap();
             assert_eq!(response.status(), 200);
+        })
+    });
+
+    // A page of 25 out of 200 clicks spread over the 16 shards, as the local demo seeds them.
+    runtime.block_on(async {
+        for index in 0..200_i64 {
+            let click = ClickRecord {
+                brand_id: brand.clone(),
+                click_id: format!("bench-click-{index:04}"),
+                at: 1_795_000_000_000 + index * 1_000,
+                offer_id: Some("off_0123456789abcdef".into()),
+                partner_id: Some("ptn_0123456789abcdef".into()),
+                sub_ids: [Some("newsletter".into()), None, None, None, None],
+                landing_url: Some("https://shop.example/landing?click_id=abc".into()),
+                referrer: Some("https://partner.example/blog".into()),
+                source_ip: "198.51.100.7".into(),
+                user_agent:
+                    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                             Chrome/131.0 Safari/537.36"
+                        .into(),
+                fraud_score: 0,
+            };
+            data.insert_click(&click).await.unwrap();
+        }
+    });
+    c.bench_function("router/list clicks (limit 25 of 200)", |b| {
+        b.iter(|| {
+            sequence += 1;
+            let mut request = request("/api/public/clicks", true);
+            *request.uri_mut() = "/api/public/clicks?limit=25".parse().unwrap();
+            request.extensions_mut().insert(api_gateway_context(
+                &axum::http::Method::GET,
+                "/api/public/clicks",
+                "192.0.2.1",
+                Some("bench"),
+                &format!("bench-{sequence}"),
+                0,
+            ));
+            let response = runtime.block_on(router.clone().oneshot(request)).unwrap();
+            assert_eq!(response.status(), 200);
+        })
+    });
+    let mut store_only = runtime.block_on(async {
+        data.list_clicks(&brand, &ClickFilter::default(), 25, None)
+            .await
+            .unwrap()
+    });
+    assert_eq!(store_only.items.len(), 25);
+    c.bench_function("store/list clicks (limit 25 of 200, 16 shards)", |b| {
+        b.iter(|| {
+            store_only = runtime
+                .block_on(data.list_clicks(&brand, &ClickFilter::default(), 25, None))
+                .unwrap();
         })
     });
 

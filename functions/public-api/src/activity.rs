@@ -11,7 +11,7 @@ use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
 
 use crate::AppState;
-use crate::documents::{decode_cursor, encode_cursor};
+use crate::documents::{ListBody, decode_cursor, encode_cursor};
 use crate::extract::{Paging, param, parse_time, query_params};
 use crate::openapi::{ActivityList, ReadErrors};
 
@@ -76,7 +76,7 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListBody<ActivityEntry>>, ApiError> {
     let pairs = query_params(uri.query(), &["limit", "cursor", "source", "from", "to"])?;
     let paging = Paging::from_pairs(&pairs)?;
     let surface = param(&pairs, "source")
@@ -109,10 +109,10 @@ pub async fn list(
         .list_activity(brand_id, filter, paging.limit, after.as_deref())
         .await?;
     let data: Vec<ActivityEntry> = page.items.into_iter().map(ActivityEntry::from).collect();
-    Ok(Json(serde_json::json!({
-        "data": data,
-        "next_cursor": page
+    Ok(Json(ListBody {
+        data,
+        next_cursor: page
             .next_position
             .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
-    })))
+    }))
 }

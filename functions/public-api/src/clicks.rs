@@ -13,7 +13,7 @@ use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
 
 use crate::AppState;
-use crate::documents::{decode_cursor, encode_cursor};
+use crate::documents::{ListBody, decode_cursor, encode_cursor};
 use crate::extract::{IdPath, Paging, param, parse_time, query_params};
 use crate::openapi::{ClickList, ReadErrors};
 
@@ -85,7 +85,7 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListBody<Click>>, ApiError> {
     let pairs = query_params(
         uri.query(),
         &["limit", "cursor", "from", "to", "offer_id", "partner_id"],
@@ -118,12 +118,12 @@ pub async fn list(
         .list_clicks(brand_id, &filter, paging.limit, after.as_deref())
         .await?;
     let data: Vec<Click> = page.items.into_iter().map(Click::from).collect();
-    Ok(Json(serde_json::json!({
-        "data": data,
-        "next_cursor": page
+    Ok(Json(ListBody {
+        data,
+        next_cursor: page
             .next_position
             .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
-    })))
+    }))
 }
 
 #[utoipa::path(

@@ -16,7 +16,7 @@ use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
 use trcker_shared::store::StoreError;
 
-use crate::documents::{Stored, encode, load, new_time_id, newest_first_page, save};
+use crate::documents::{ListBody, Stored, encode, load, new_time_id, newest_first_page, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::fraud::FraudSignal;
 use crate::offers::{Offer, PayoutType};
@@ -459,7 +459,7 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListBody<Conversion>>, ApiError> {
     let pairs = query_params(uri.query(), &["limit", "cursor", "status", "from", "to"])?;
     let paging = Paging::from_pairs(&pairs)?;
     let status = param(&pairs, "status")

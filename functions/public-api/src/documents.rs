@@ -3,9 +3,8 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trcker_shared::brand_data::{
-    Document, DocumentKind, Fetched, UniqueClaim, merge_newest_first, per_partition_fetch,
-};
+use trcker_shared::brand_data::merge::{MergePlan, merge_newest_first};
+use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
@@ -80,7 +79,7 @@ pub async fn load<T: DeserializeOwned>(
 }
 
 pub fn decode<T: DeserializeOwned>(document: &Document) -> Result<T, ApiError> {
-    serde_json::from_value(document.body.clone()).map_err(|error| {
+    T::deserialize(&document.body).map_err(|error| {
         tracing::error!(id = %document.id, error = %error, "stored document does not decode");
         ApiError::new(ErrorCode::Internal, "internal error")
     })
@@ -93,13 +92,20 @@ pub fn encode<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
     })
 }
 
+/// One page of a listing as the API returns it: `{"data":[…],"next_cursor":…}`.
+#[derive(Debug, Serialize)]
+pub struct ListBody<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
 /// `{"data":[…],"next_cursor":…}` for one page of `kind`.
 pub async fn list_page<T: DeserializeOwned + Serialize>(
     app: &AppState,
     brand_id: &BrandId,
     kind: DocumentKind,
     paging: &Paging,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<ListBody<T>, ApiError> {
     let after = paging
         .cursor
         .as_deref()
@@ -114,12 +120,12 @@ pub async fn list_page<T: DeserializeOwned + Serialize>(
         .iter()
         .map(decode::<T>)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(serde_json::json!({
-        "data": data,
-        "next_cursor": page
+    Ok(ListBody {
+        data,
+        next_cursor: page
             .next_position
             .map(|position| encode_cursor(app, brand_id, kind.as_str(), &position)),
-    }))
+    })
 }
 
 /// Cursors carry the listing they belong to, so one listing's cursor cannot steer another.
@@ -197,7 +203,7 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
     paging: &Paging,
     id_of: impl Fn(&T) -> String,
     keep: impl Fn(&T) -> bool,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<ListBody<T>, ApiError> {
     let after = paging
         .cursor
         .as_deref()
@@ -213,26 +219,28 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
         Some(position) => upper.min(position.clone()),
         None => upper,
     };
-    let fetch = per_partition_fetch(paging.limit);
-    let documents = app
-        .data
-        .query_documents(brand_id, kind, &lower, &upper, fetch)
-        .await?;
-    let decoded = documents
-        .iter()
-        .map(decode::<T>)
-        .collect::<Result<Vec<_>, _>>()?;
-    let page = merge_newest_first(
-        vec![Fetched::new(decoded, fetch)],
-        id_of,
-        keep,
-        after.as_deref(),
-        paging.limit,
-    );
-    Ok(serde_json::json!({
-        "data": page.items,
-        "next_cursor": page
+    let plan = MergePlan {
+        partitions: 1,
+        upper: &upper,
+        after_position: after.as_deref(),
+        limit: paging.limit,
+    };
+    let lower = &lower;
+    let page = merge_newest_first(plan, id_of, keep, |_, upper, count| async move {
+        let documents = app
+            .data
+            .query_documents(brand_id, kind, lower, &upper, count)
+            .await?;
+        documents
+            .iter()
+            .map(decode::<T>)
+            .collect::<Result<Vec<T>, ApiError>>()
+    })
+    .await?;
+    Ok(ListBody {
+        data: page.items,
+        next_cursor: page
             .next_position
             .map(|position| encode_cursor(app, brand_id, listing, &position)),
-    }))
+    })
 }

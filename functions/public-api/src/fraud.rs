@@ -12,12 +12,12 @@ use trcker_shared::edge::error::ApiError;
 
 use crate::AppState;
 use crate::conversions::Conversion;
-use crate::documents::{Stored, load, new_time_id, newest_first_page, save};
+use crate::documents::{ListBody, Stored, load, new_time_id, newest_first_page, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, query_params};
 use crate::openapi::{FraudSignalList, ReadErrors, WriteErrors};
 
 const KIND: DocumentKind = DocumentKind::FraudSignal;
-const ID_PREFIX: &str = "frd";
+pub const ID_PREFIX: &str = "frd";
 const LISTING: &str = "FRAUD";
 /// The score of a conversion that came too soon after its click.
 const FAST_CONVERSION_SCORE: u8 = 80;
@@ -111,7 +111,7 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListBody<FraudSignal>>, ApiError> {
     let pairs = query_params(uri.query(), &["limit", "cursor", "review_state"])?;
     let paging = Paging::from_pairs(&pairs)?;
     let review_state = param(&pairs, "review_state")

@@ -12,12 +12,14 @@ use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::store::StoreError;
 
-use crate::documents::{self, Stored, encode, list_page, load, new_id, slug_change, slug_claim};
+use crate::documents::{
+    self, ListBody, Stored, encode, list_page, load, new_id, slug_change, slug_claim,
+};
 use crate::extract::{IdPath, JsonBody, Paging, query_params};
 use crate::openapi::{OfferList, ReadErrors, WriteErrors};
 use crate::{AppState, validate};
 
-const ID_PREFIX: &str = "off";
+pub const ID_PREFIX: &str = "off";
 const KIND: DocumentKind = DocumentKind::Offer;
 const MAX_FLAT_PAYOUT: f64 = 1_000_000.0;
 
@@ -159,7 +161,7 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListBody<Offer>>, ApiError> {
     let paging = Paging::from_pairs(&query_params(uri.query(), &["limit", "cursor"])?)?;
     Ok(Json(
         list_page::<Offer>(&app, &caller.principal.brand_id, KIND, &paging).await?,

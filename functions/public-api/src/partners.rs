@@ -12,12 +12,14 @@ use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::store::StoreError;
 
-use crate::documents::{Stored, encode, list_page, load, new_id, save, slug_change, slug_claim};
+use crate::documents::{
+    ListBody, Stored, encode, list_page, load, new_id, save, slug_change, slug_claim,
+};
 use crate::extract::{IdPath, JsonBody, Paging, query_params};
 use crate::openapi::{PartnerList, ReadErrors, WriteErrors};
 use crate::{AppState, validate};
 
-const ID_PREFIX: &str = "ptr";
+pub const ID_PREFIX: &str = "ptr";
 const KIND: DocumentKind = DocumentKind::Partner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -105,7 +107,7 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListBody<Partner>>, ApiError> {
     let paging = Paging::from_pairs(&query_params(uri.query(), &["limit", "cursor"])?)?;
     Ok(Json(
         list_page::<Partner>(&app, &caller.principal.brand_id, KIND, &paging).await?,

@@ -20,7 +20,7 @@ use trcker_shared::ids::BrandId;
 use trcker_shared::token::random_u64;
 
 use crate::AppState;
-use crate::documents::{Stored, decode, encode, list_page, load, save};
+use crate::documents::{ListBody, Stored, decode, encode, list_page, load, save};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::offers::{Offer, Payout, validate_payout};
 use crate::openapi::{PricingRuleList, ReadErrors, WriteErrors};
@@ -242,7 +242,7 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListBody<PricingRule>>, ApiError> {
     let paging = Paging::from_pairs(&query_params(uri.query(), &["limit", "cursor"])?)?;
     Ok(Json(
         list_page::<PricingRule>(&app, &caller.principal.brand_id, KIND, &paging).await?,

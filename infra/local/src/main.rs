@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use trcker_capture::config::CaptureConfig;
 use trcker_shared::bootstrap::{aws_config_loader, load_pepper};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
@@ -27,6 +28,11 @@ use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::dynamo::DynamoStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, create_table, index_names};
+
+/// glibc's allocator spent about a third of a request's CPU in malloc/free and chunk consolidation
+/// (BENCHMARKS.md); mimalloc's thread-local free lists halve the cost of a page of clicks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod seed;
 
@@ -120,11 +126,14 @@ async fn run(options: Options) -> Result<(), String> {
     };
     // The same variables, defaults and checks as the Lambda functions.
     let limits = EdgeLimits::from_env().map_err(|error| error.to_string())?;
-    let app = gateway(backends.keys, backends.data, limits);
+    let capture = CaptureConfig::from_env().map_err(|error| error.to_string())?;
+    let app = gateway(backends.keys, backends.data, limits, capture);
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+    // With --port 0 the system picks a free port: print the one it picked.
+    let address = listener.local_addr().unwrap_or(address);
     println!("trcker-local listening on http://{address}");
     axum::serve(
         listener,
@@ -225,14 +234,21 @@ fn table_name(variable: &str, default: &str) -> String {
 }
 
 /// Every route of the deployed system, on one router.
-fn gateway(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: EdgeLimits) -> Router {
+fn gateway(
+    keys: Arc<KeyService>,
+    data: Arc<dyn BrandDataStore>,
+    limits: EdgeLimits,
+    capture: CaptureConfig,
+) -> Router {
     let invoke = Router::new()
         .route(
             "/2015-03-31/functions/{function}/invocations",
             post(invoke_function),
         )
         .with_state(keys.clone());
+    let capture = trcker_capture::routes(keys.clone(), data.clone(), limits, capture);
     trcker_public_api::router(keys, data, limits)
+        .merge(capture)
         .merge(invoke)
         .layer(middleware::from_fn(api_gateway_request_context))
 }

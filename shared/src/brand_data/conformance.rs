@@ -19,6 +19,8 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     counters_count_per_window(store).await;
     clicks_are_stored_once_and_listed_newest_first(store).await;
     documents_are_created_together_and_queried_by_id_range(store).await;
+    clicks_are_rescored_in_place(store).await;
+    source_hits_count_per_window_and_remember_the_last_sighting(store).await;
 }
 
 fn slug(value: &str) -> UniqueClaim {
@@ -576,5 +578,83 @@ pub async fn documents_are_created_together_and_queried_by_id_range(store: &dyn 
     assert_eq!(
         limited.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
         ["cnv_4", "cnv_3"]
+    );
+}
+
+pub async fn clicks_are_rescored_in_place(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rescore");
+    let original = click(&brand, "r1", 5_000, "off_a", "ptr_a");
+    assert_eq!(
+        store.update_click(&original).await,
+        Err(StoreError::NotFound),
+        "only an existing click can be updated"
+    );
+    store.insert_click(&original).await.unwrap();
+    let rescored = ClickRecord {
+        fraud_score: 95,
+        ..original.clone()
+    };
+    store.update_click(&rescored).await.unwrap();
+    assert_eq!(
+        store.get_click(&brand, "r1").await.unwrap(),
+        Some(rescored.clone())
+    );
+    let page = store
+        .list_clicks(&brand, &ClickFilter::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items,
+        vec![rescored],
+        "the time view shows the new record, once"
+    );
+}
+
+pub async fn source_hits_count_per_window_and_remember_the_last_sighting(
+    store: &dyn BrandDataStore,
+) {
+    let brand = fresh_brand_id("sources");
+    let other = fresh_brand_id("sources");
+    let hour = 3_600_000;
+    let first = store
+        .record_source_hit(&brand, "203.0.113.9", hour, hour + 10, 99)
+        .await
+        .unwrap();
+    assert_eq!(first.clicks_in_window, 1);
+    assert_eq!(first.previous_at, None);
+    let second = store
+        .record_source_hit(&brand, "203.0.113.9", hour, hour + 500, 99)
+        .await
+        .unwrap();
+    assert_eq!(second.clicks_in_window, 2);
+    assert_eq!(second.previous_at, Some(hour + 10));
+    // Another source and another brand count apart.
+    let elsewhere = store
+        .record_source_hit(&brand, "203.0.113.10", hour, hour + 600, 99)
+        .await
+        .unwrap();
+    assert_eq!(
+        (elsewhere.clicks_in_window, elsewhere.previous_at),
+        (1, None)
+    );
+    let foreign = store
+        .record_source_hit(&other, "203.0.113.9", hour, hour + 700, 99)
+        .await
+        .unwrap();
+    assert_eq!((foreign.clicks_in_window, foreign.previous_at), (1, None));
+    // A new window starts the count again but still knows the last sighting.
+    let next_window = store
+        .record_source_hit(&brand, "203.0.113.9", 2 * hour, 2 * hour + 1, 99)
+        .await
+        .unwrap();
+    assert_eq!(next_window.clicks_in_window, 1);
+    assert_eq!(next_window.previous_at, Some(hour + 500));
+    let again = store
+        .record_source_hit(&brand, "203.0.113.9", 2 * hour, 2 * hour + 2, 99)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.clicks_in_window, again.previous_at),
+        (2, Some(2 * hour + 1))
     );
 }

@@ -14,13 +14,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, Transact
 
 use super::clicks::{ClickRecord, click_shard, click_sort_key};
 use super::{
-    ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim, activity_sort_key,
+    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
+    activity_sort_key,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::dynamo::{
     Item, build_error, cancellation_codes, classify, is_condition_failure, is_throttling_reason,
-    number, read_number, read_text, text,
+    number, read_number, read_optional_number, read_text, text,
 };
 use crate::store::schema::CLICKS_BY_TIME;
 use crate::store::{Page, StoreError};
@@ -527,6 +528,102 @@ impl BrandDataStore for DynamoBrandData {
             .iter()
             .map(|item| decode_record(item, "click record"))
             .collect()
+    }
+
+    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        let body = serde_json::to_string(click)
+            .map_err(|error| StoreError::Corrupt(format!("click record: {error}")))?;
+        let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(partition, format!("ID#{}", click.click_id))))
+            .update_expression("SET #record = :record, #time = :time")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#record", "record")
+            .expression_attribute_names("#time", CLICKS_BY_TIME.sort_key)
+            .expression_attribute_values(":record", text(body))
+            .expression_attribute_values(":time", text(click_sort_key(click)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failure(&error) => Err(StoreError::NotFound),
+            Err(error) => Err(classify(error)),
+        }
+    }
+
+    async fn record_source_hit(
+        &self,
+        brand_id: &BrandId,
+        source: &str,
+        window_start: UnixMillis,
+        now: UnixMillis,
+        expires_at: i64,
+    ) -> Result<SourceHit, StoreError> {
+        let key = Self::key(format!("{brand_id}#SOURCE#{source}"), "HITS".to_owned());
+        // Usually one write: count within the current window. The first click of a window resets
+        // the count instead; if another request reset it first, counting is tried again.
+        for _ in 0..3 {
+            let counted = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression("ADD clicks :one SET last_at = :now, #ttl = :expires")
+                .condition_expression("window_start = :window")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":now", number(now))
+                .expression_attribute_values(":expires", number(expires_at))
+                .expression_attribute_values(":window", number(window_start))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await;
+            match counted {
+                Ok(output) => {
+                    let old = output.attributes.unwrap_or_default();
+                    let clicks = u64::try_from(read_number(&old, "clicks")?)
+                        .map_err(|_| StoreError::Corrupt("negative click count".into()))?;
+                    return Ok(SourceHit {
+                        clicks_in_window: clicks + 1,
+                        previous_at: Some(read_number(&old, "last_at")?),
+                    });
+                }
+                Err(error) if is_condition_failure(&error) => {}
+                Err(error) => return Err(classify(error)),
+            }
+            let reset = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression(
+                    "SET window_start = :window, clicks = :one, last_at = :now, #ttl = :expires",
+                )
+                .condition_expression("attribute_not_exists(pk) OR window_start <> :window")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":now", number(now))
+                .expression_attribute_values(":expires", number(expires_at))
+                .expression_attribute_values(":window", number(window_start))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await;
+            match reset {
+                Ok(output) => {
+                    let old = output.attributes.unwrap_or_default();
+                    return Ok(SourceHit {
+                        clicks_in_window: 1,
+                        previous_at: read_optional_number(&old, "last_at")?,
+                    });
+                }
+                Err(error) if is_condition_failure(&error) => {}
+                Err(error) => return Err(classify(error)),
+            }
+        }
+        Err(StoreError::Contention)
     }
 
     async fn increment_counter(

@@ -1,13 +1,17 @@
-//! A [`BrandDataStore`] wrapper that makes the guard's own writes fail on demand (activity
-//! appends, rate-limit counters), to prove that the limiter fails open and that an activity record
-//! is retried and, failing that, preserved in the logs.
+//! A [`BrandDataStore`] wrapper for tests: it logs every store call (to assert what a request
+//! costs) and makes the guard's own writes fail on demand (activity appends, rate-limit counters),
+//! to prove that the limiter fails open and that an activity record is retried and, failing that,
+//! preserved in the logs.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use async_trait::async_trait;
 
 use super::clicks::ClickRecord;
-use super::{ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim};
+use super::{
+    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
+};
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::{Page, StoreError};
@@ -17,6 +21,7 @@ pub struct FaultyBrandData<S> {
     inner: S,
     failing_appends: AtomicU32,
     counters_down: AtomicBool,
+    calls: Mutex<Vec<&'static str>>,
 }
 
 impl<S> FaultyBrandData<S> {
@@ -25,7 +30,20 @@ impl<S> FaultyBrandData<S> {
             inner,
             failing_appends: AtomicU32::new(0),
             counters_down: AtomicBool::new(false),
+            calls: Mutex::default(),
         }
+    }
+
+    /// The store operations called since the last `take_calls`, in order, by method name.
+    pub fn take_calls(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn record(&self, operation: &'static str) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(operation);
     }
 
     /// The next `count` activity appends fail with a transient error.
@@ -49,6 +67,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         &self,
         documents: &[(&Document, &[UniqueClaim])],
     ) -> Result<(), StoreError> {
+        self.record("create_documents");
         self.inner.create_documents(documents).await
     }
 
@@ -58,6 +77,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         kind: DocumentKind,
         claim: &UniqueClaim,
     ) -> Result<Option<String>, StoreError> {
+        self.record("claim_holder");
         self.inner.claim_holder(brand_id, kind, claim).await
     }
 
@@ -69,6 +89,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         upper: &str,
         limit: u32,
     ) -> Result<Vec<Document>, StoreError> {
+        self.record("query_documents");
         self.inner
             .query_documents(brand_id, kind, lower, upper, limit)
             .await
@@ -80,6 +101,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         kind: DocumentKind,
         id: &str,
     ) -> Result<Option<Document>, StoreError> {
+        self.record("get_document");
         self.inner.get_document(brand_id, kind, id).await
     }
 
@@ -89,6 +111,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         released_claims: &[UniqueClaim],
         new_claims: &[UniqueClaim],
     ) -> Result<(), StoreError> {
+        self.record("update_document");
         self.inner
             .update_document(document, released_claims, new_claims)
             .await
@@ -102,6 +125,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         version: u64,
         claims: &[UniqueClaim],
     ) -> Result<(), StoreError> {
+        self.record("delete_document");
         self.inner
             .delete_document(brand_id, kind, id, version, claims)
             .await
@@ -115,12 +139,14 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<Document>, StoreError> {
+        self.record("list_documents_by_prefix");
         self.inner
             .list_documents_by_prefix(brand_id, kind, id_prefix, limit, after_position)
             .await
     }
 
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        self.record("append_activity");
         let failing = self
             .failing_appends
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
@@ -141,12 +167,14 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         upper: &str,
         limit: u32,
     ) -> Result<Vec<ActivityRecord>, StoreError> {
+        self.record("query_activity");
         self.inner
             .query_activity(brand_id, surface, lower, upper, limit)
             .await
     }
 
     async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.record("insert_click");
         self.inner.insert_click(click).await
     }
 
@@ -155,6 +183,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         brand_id: &BrandId,
         click_id: &str,
     ) -> Result<Option<ClickRecord>, StoreError> {
+        self.record("get_click");
         self.inner.get_click(brand_id, click_id).await
     }
 
@@ -166,8 +195,28 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         upper: &str,
         limit: u32,
     ) -> Result<Vec<ClickRecord>, StoreError> {
+        self.record("query_clicks");
         self.inner
             .query_clicks(brand_id, shard, lower, upper, limit)
+            .await
+    }
+
+    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.record("update_click");
+        self.inner.update_click(click).await
+    }
+
+    async fn record_source_hit(
+        &self,
+        brand_id: &BrandId,
+        source: &str,
+        window_start: UnixMillis,
+        now: UnixMillis,
+        expires_at: i64,
+    ) -> Result<SourceHit, StoreError> {
+        self.record("record_source_hit");
+        self.inner
+            .record_source_hit(brand_id, source, window_start, now, expires_at)
             .await
     }
 
@@ -178,6 +227,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         window_start: UnixMillis,
         expires_at: i64,
     ) -> Result<u64, StoreError> {
+        self.record("increment_counter");
         if self.counters_down.load(Ordering::SeqCst) {
             return Err(injected());
         }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use super::clicks::{ClickRecord, click_shard, click_sort_key};
 use super::{
-    ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim, activity_sort_key,
+    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
+    activity_sort_key,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -25,7 +26,20 @@ struct State {
     counters: HashMap<(BrandId, String, UnixMillis), u64>,
     clicks: HashMap<(BrandId, String), ClickRecord>,
     click_times: HashMap<(BrandId, u32), BTreeMap<String, ClickRecord>>,
+    sources: HashMap<(BrandId, String), SourceState>,
 }
+
+/// One client IP's clicks for a brand: the current window and the latest sighting.
+#[derive(Debug, Clone, Copy)]
+struct SourceState {
+    window_start: UnixMillis,
+    clicks: u64,
+    last_at: UnixMillis,
+    expires_at: i64,
+}
+
+/// Source records kept in memory before expired ones are swept (local mode).
+const SOURCE_SWEEP_THRESHOLD: usize = 100_000;
 
 /// Activity records kept per brand and surface in memory: local mode keeps the newest, so a long
 /// load test cannot grow the process without bound (DynamoDB keeps everything until the TTL).
@@ -350,6 +364,64 @@ impl BrandDataStore for MemoryBrandData {
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .map(|(_, click)| click.clone())
             .collect())
+    }
+
+    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let id = (click.brand_id.clone(), click.click_id.clone());
+        let Some(stored) = state.clicks.get_mut(&id) else {
+            return Err(StoreError::NotFound);
+        };
+        let previous_sort_key = click_sort_key(stored);
+        *stored = click.clone();
+        let times = state
+            .click_times
+            .entry((click.brand_id.clone(), click_shard(&click.click_id)))
+            .or_default();
+        times.remove(&previous_sort_key);
+        times.insert(click_sort_key(click), click.clone());
+        Ok(())
+    }
+
+    async fn record_source_hit(
+        &self,
+        brand_id: &BrandId,
+        source: &str,
+        window_start: UnixMillis,
+        now: UnixMillis,
+        expires_at: i64,
+    ) -> Result<SourceHit, StoreError> {
+        let mut state = self.lock();
+        if state.sources.len() >= SOURCE_SWEEP_THRESHOLD {
+            let now_seconds = now / 1000;
+            state
+                .sources
+                .retain(|_, source| source.expires_at > now_seconds);
+        }
+        let entry = state.sources.entry((brand_id.clone(), source.to_owned()));
+        let mut previous_at = None;
+        let record = entry
+            .and_modify(|record| {
+                previous_at = Some(record.last_at);
+                if record.window_start == window_start {
+                    record.clicks += 1;
+                } else {
+                    record.window_start = window_start;
+                    record.clicks = 1;
+                }
+                record.last_at = now;
+                record.expires_at = expires_at;
+            })
+            .or_insert(SourceState {
+                window_start,
+                clicks: 1,
+                last_at: now,
+                expires_at,
+            });
+        Ok(SourceHit {
+            clicks_in_window: record.clicks,
+            previous_at,
+        })
     }
 
     async fn increment_counter(

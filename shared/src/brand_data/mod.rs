@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use self::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_sort_key, is_click_sort_key};
+use self::merge::{MergePlan, merge_newest_first};
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::{Page, StoreError};
@@ -17,6 +18,7 @@ pub mod dynamo;
 #[cfg(any(test, feature = "test-support"))]
 pub mod faulty;
 pub mod memory;
+pub mod merge;
 
 /// The kinds of document the public API manages. The name is part of the stored sort key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -236,21 +238,26 @@ pub trait BrandDataStore: Send + Sync {
             Some(surface) => vec![surface],
             None => Surface::ALL.to_vec(),
         };
-        let fetch = per_partition_fetch(limit);
-        let mut parts = Vec::with_capacity(surfaces.len());
-        for surface in surfaces {
-            let items = self
-                .query_activity(brand_id, surface, &lower, &upper, fetch)
-                .await?;
-            parts.push(Fetched::new(items, fetch));
-        }
-        Ok(merge_newest_first(
-            parts,
-            activity_sort_key,
-            |_| true,
+        let plan = MergePlan {
+            partitions: surfaces.len(),
+            upper: &upper,
             after_position,
             limit,
-        ))
+        };
+        merge_newest_first(
+            plan,
+            activity_sort_key,
+            |_| true,
+            |partition, upper, count| {
+                let surface = surfaces[partition];
+                let lower = &lower;
+                async move {
+                    self.query_activity(brand_id, surface, lower, &upper, count)
+                        .await
+                }
+            },
+        )
+        .await
     }
 
     /// Stores a click once: `AlreadyExists` if the brand already has this click id (nothing is
@@ -293,22 +300,44 @@ pub trait BrandDataStore: Send + Sync {
             }
             upper = upper.min(position.to_owned());
         }
-        let fetch = per_partition_fetch(limit);
-        let mut parts = Vec::with_capacity(CLICK_SHARDS as usize);
-        for shard in 0..CLICK_SHARDS {
-            let items = self
-                .query_clicks(brand_id, shard, &lower, &upper, fetch)
-                .await?;
-            parts.push(Fetched::new(items, fetch));
-        }
-        Ok(merge_newest_first(
-            parts,
-            click_sort_key,
-            |click| filter.keeps(click),
+        let plan = MergePlan {
+            partitions: CLICK_SHARDS as usize,
+            upper: &upper,
             after_position,
             limit,
-        ))
+        };
+        merge_newest_first(
+            plan,
+            click_sort_key,
+            |click| filter.keeps(click),
+            |partition, upper, count| {
+                let shard = u32::try_from(partition).unwrap_or(0);
+                let lower = &lower;
+                async move {
+                    self.query_clicks(brand_id, shard, lower, &upper, count)
+                        .await
+                }
+            },
+        )
+        .await
     }
+
+    /// Replaces the record of a click that exists (capture raises its fraud score once the source
+    /// counters are in). `NotFound` if there is no such click.
+    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError>;
+
+    /// Counts one click from `source` (a client IP) for the brand in the window that starts at
+    /// `window_start` and notes `now` as its latest sighting, in one atomic step. Returns the
+    /// window's count including this click and the previous sighting, whatever window it fell in.
+    /// The record expires at `expires_at` (Unix seconds).
+    async fn record_source_hit(
+        &self,
+        brand_id: &BrandId,
+        source: &str,
+        window_start: UnixMillis,
+        now: UnixMillis,
+        expires_at: i64,
+    ) -> Result<SourceHit, StoreError>;
 
     /// Adds one to the counter `name` of `brand_id` for the window starting at `window_start`
     /// and returns the new count. The counter expires at `expires_at` (Unix seconds).
@@ -321,62 +350,12 @@ pub trait BrandDataStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
-/// Items per partition one page reads: the page, one to tell whether more exist, and one for the
-/// item at the position itself (ranges include their upper bound).
-pub fn per_partition_fetch(limit: u32) -> u32 {
-    limit.saturating_add(2)
-}
-
-/// One partition's newest-first slice of a time range, and whether it was cut at the fetch size.
-pub struct Fetched<T> {
-    items: Vec<T>,
-    full: bool,
-}
-
-impl<T> Fetched<T> {
-    pub fn new(items: Vec<T>, fetch: u32) -> Self {
-        let full = items.len() >= usize::try_from(fetch).unwrap_or(usize::MAX);
-        Self { items, full }
-    }
-}
-
-/// Merges per-partition newest-first slices into one page, newest first, keeping only items that
-/// `keep`. Items are only returned down to the *frontier* (the oldest item fetched from a
-/// partition that had more), because below it an unfetched item could be newer than a fetched
-/// one; the next page resumes there. With a selective `keep`, a page can be short (even empty)
-/// and still carry a position: its cost is bounded, as with a DynamoDB filter expression.
-pub fn merge_newest_first<T>(
-    parts: Vec<Fetched<T>>,
-    sort_key: impl Fn(&T) -> String,
-    keep: impl Fn(&T) -> bool,
-    after_position: Option<&str>,
-    limit: u32,
-) -> Page<T> {
-    let frontier: Option<String> = parts
-        .iter()
-        .filter(|part| part.full)
-        .filter_map(|part| part.items.last().map(&sort_key))
-        .max();
-    let mut candidates: Vec<(String, T)> = parts
-        .into_iter()
-        .flat_map(|part| part.items)
-        .map(|item| (sort_key(&item), item))
-        .filter(|(key, _)| Some(key.as_str()) != after_position)
-        .filter(|(key, _)| frontier.as_ref().is_none_or(|frontier| key >= frontier))
-        .filter(|(_, item)| keep(item))
-        .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_position = if candidates.len() > limit {
-        candidates.truncate(limit);
-        candidates.last().map(|(key, _)| key.clone())
-    } else {
-        frontier
-    };
-    Page {
-        items: candidates.into_iter().map(|(_, item)| item).collect(),
-        next_position,
-    }
+/// What [`BrandDataStore::record_source_hit`] saw: this window's clicks from the source, this one
+/// included, and when the source was seen before (if ever, within the record's lifetime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceHit {
+    pub clicks_in_window: u64,
+    pub previous_at: Option<UnixMillis>,
 }
 
 /// Sort key of an activity record: time first (zero-padded, so it sorts), then the request id.
@@ -400,79 +379,4 @@ pub(crate) fn activity_sort_bounds(filter: &ActivityFilter) -> (String, String) 
         .clamp(0, 9_999_999_999_999);
     // '#' < any id character and '~' > any, so the bounds include every id at those instants.
     (format!("{from:013}#"), format!("{to:013}#~"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What a partition query returns: items with key <= upper, newest first, at most `fetch`.
-    fn query(partition: &[String], upper: &str, fetch: u32) -> Vec<String> {
-        let mut items: Vec<String> = partition
-            .iter()
-            .filter(|key| key.as_str() <= upper)
-            .cloned()
-            .collect();
-        items.sort_by(|a, b| b.cmp(a));
-        items.truncate(fetch as usize);
-        items
-    }
-
-    /// Paging with any filter and any limit returns exactly the filtered items, newest first,
-    /// each once, checked against a brute-force answer on pseudo-random data.
-    #[test]
-    fn merged_pages_match_a_brute_force_listing() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for round in 0..200 {
-            let partition_count = 1 + (next() % 5) as usize;
-            let mut partitions = vec![Vec::new(); partition_count];
-            for index in 0..(next() % 60) {
-                let key = format!("{:013}#{index:04}", next() % 50);
-                partitions[(next() as usize) % partition_count].push(key);
-            }
-            let modulus = 1 + next() % 4;
-            let keep =
-                |key: &String| u64::from(key.as_bytes()[key.len() - 1]).is_multiple_of(modulus);
-            let limit = 1 + (next() % 4) as u32;
-            let mut expected: Vec<String> = partitions
-                .iter()
-                .flatten()
-                .filter(|k| keep(k))
-                .cloned()
-                .collect();
-            expected.sort_by(|a, b| b.cmp(a));
-
-            let mut seen = Vec::new();
-            let mut position: Option<String> = None;
-            for _ in 0..1_000 {
-                let upper = position.clone().unwrap_or_else(|| "~".into());
-                let fetch = per_partition_fetch(limit);
-                let parts = partitions
-                    .iter()
-                    .map(|partition| Fetched::new(query(partition, &upper, fetch), fetch))
-                    .collect();
-                let page =
-                    merge_newest_first(parts, String::clone, keep, position.as_deref(), limit);
-                assert!(page.items.len() <= limit as usize);
-                seen.extend(page.items);
-                match page.next_position {
-                    Some(next_position) => {
-                        assert!(
-                            position.as_ref().is_none_or(|p| &next_position < p),
-                            "progress"
-                        );
-                        position = Some(next_position);
-                    }
-                    None => break,
-                }
-            }
-            assert_eq!(seen, expected, "round {round}");
-        }
-    }
 }

@@ -17,6 +17,12 @@ pub struct ClientContext {
     pub user_agent: String,
 }
 
+/// The client address a function worked out from trusted proxy hops (capture behind a CDN). When
+/// present in the request's extensions it replaces the context's source IP everywhere: in the
+/// audit record, in logs and in what the handler stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedClient(pub String);
+
 impl ClientContext {
     pub fn from_parts(parts: &Parts) -> Self {
         let (request_id, source_ip, user_agent) = match parts.request_context_ref() {
@@ -45,12 +51,24 @@ impl ClientContext {
             request_id: request_id
                 .filter(|id| !id.is_empty())
                 .unwrap_or_else(generated_request_id),
-            source_ip: source_ip.unwrap_or_else(|| UNKNOWN.into()),
+            source_ip: match parts.extensions.get::<ForwardedClient>() {
+                Some(ForwardedClient(client)) => client.clone(),
+                None => source_ip.unwrap_or_else(|| UNKNOWN.into()),
+            },
             user_agent: bounded(
                 crate::token::redact_key_shaped(&user_agent.unwrap_or_else(|| UNKNOWN.into()))
                     .into_owned(),
             ),
         }
+    }
+}
+
+/// The source address API Gateway recorded for the connection, if the request has a context.
+pub fn context_source_ip(parts: &Parts) -> Option<String> {
+    match parts.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+        _ => None,
     }
 }
 
