@@ -8,8 +8,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use trcker_public_api::documents::is_id;
 use trcker_public_api::fraud::{FraudSignal, ReviewState};
-use trcker_public_api::{offers, partners};
+use trcker_public_api::{offers, partners, validate};
 use trcker_shared::brand_data::clicks::{ClickRecord, is_valid_click_id};
 use trcker_shared::brand_data::{Document, DocumentKind};
 use trcker_shared::clock::format_rfc3339;
@@ -68,11 +69,15 @@ pub async fn capture(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|_| {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-        )
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::invalid("the request body could not be read")
+        }
     })?;
     let request = parse(&body)?;
     validate(&request)?;
@@ -97,14 +102,14 @@ pub async fn capture(
         offer_id,
         partner_id,
         sub_ids: [
-            non_empty(request.sub1),
-            non_empty(request.sub2),
-            non_empty(request.sub3),
-            non_empty(request.sub4),
-            non_empty(request.sub5),
+            stored_text(request.sub1, MAX_SUB_ID_CHARS),
+            stored_text(request.sub2, MAX_SUB_ID_CHARS),
+            stored_text(request.sub3, MAX_SUB_ID_CHARS),
+            stored_text(request.sub4, MAX_SUB_ID_CHARS),
+            stored_text(request.sub5, MAX_SUB_ID_CHARS),
         ],
-        landing_url: non_empty(request.landing_url),
-        referrer: non_empty(request.referrer),
+        landing_url: stored_text(request.landing_url, MAX_URL_CHARS),
+        referrer: stored_text(request.referrer, MAX_URL_CHARS),
         source_ip,
         user_agent,
         fraud_score: score(&findings),
@@ -195,18 +200,19 @@ fn validate(request: &CaptureRequest) -> Result<(), ApiError> {
         ("sub5", &request.sub5),
     ];
     for (name, value) in sub_ids {
-        bounded(name, value.as_deref(), MAX_SUB_ID_CHARS)?;
+        plain_text(name, value.as_deref(), Some(MAX_SUB_ID_CHARS))?;
     }
-    bounded("landing_url", request.landing_url.as_deref(), MAX_URL_CHARS)?;
-    bounded("referrer", request.referrer.as_deref(), MAX_URL_CHARS)?;
-    bounded("offer", request.offer.as_deref(), MAX_SUB_ID_CHARS)?;
-    bounded("partner", request.partner.as_deref(), MAX_SUB_ID_CHARS)?;
+    // Page URLs can be long; they are cut to MAX_URL_CHARS when stored rather than losing the click.
+    plain_text("landing_url", request.landing_url.as_deref(), None)?;
+    plain_text("referrer", request.referrer.as_deref(), None)?;
     Ok(())
 }
 
-fn bounded(name: &str, value: Option<&str>, max_chars: usize) -> Result<(), ApiError> {
+fn plain_text(name: &str, value: Option<&str>, max_chars: Option<usize>) -> Result<(), ApiError> {
     let Some(value) = value else { return Ok(()) };
-    if value.chars().count() > max_chars {
+    if let Some(max_chars) = max_chars
+        && value.chars().count() > max_chars
+    {
         return Err(ApiError::invalid(format!(
             "{name} is longer than {max_chars} characters"
         )));
@@ -219,8 +225,15 @@ fn bounded(name: &str, value: Option<&str>, max_chars: usize) -> Result<(), ApiE
     Ok(())
 }
 
-fn non_empty(value: Option<String>) -> Option<String> {
-    value.filter(|value| !value.trim().is_empty())
+/// A caller-supplied text as it is stored: empty means absent, at most `max_chars`, and anything
+/// key-shaped redacted (a key pasted into a URL must not end up in the click record).
+fn stored_text(value: Option<String>, max_chars: usize) -> Option<String> {
+    let value = value.filter(|value| !value.trim().is_empty())?;
+    let bounded = match value.char_indices().nth(max_chars) {
+        Some((cut, _)) => &value[..cut],
+        None => value.as_str(),
+    };
+    Some(trcker_shared::token::redact_key_shaped(bounded).into_owned())
 }
 
 #[derive(Clone, Copy)]
@@ -243,16 +256,26 @@ async fn resolve(
         Reference::Offer => (DocumentKind::Offer, offers::ID_PREFIX, "offer"),
         Reference::Partner => (DocumentKind::Partner, partners::ID_PREFIX, "partner"),
     };
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::UnprocessableEntity,
+            format!(
+                "no {what} with id or slug {:?} in this brand",
+                value.chars().take(64).collect::<String>()
+            ),
+        )
+    };
+    // Neither an id nor a slug cannot name anything: answered without a store call.
+    if !is_id(prefix, value) && validate::slug(value).is_err() {
+        return Err(unknown());
+    }
     match state
         .references
         .resolve(state.data.as_ref(), brand_id, kind, prefix, value)
         .await?
     {
         Some(id) => Ok(Some(id)),
-        None => Err(ApiError::new(
-            ErrorCode::UnprocessableEntity,
-            format!("no {what} with id or slug {value:?} in this brand"),
-        )),
+        None => Err(unknown()),
     }
 }
 

@@ -130,20 +130,27 @@ fn allowed_origin(state: &CaptureState, headers: &HeaderMap) -> Option<HeaderVal
 /// `OPTIONS /api/clicks/capture`: the CORS preflight. An allowed origin gets 204 with what it may
 /// send; any other origin gets 403 `origin_not_allowed`. Without an `Origin` it is a plain OPTIONS.
 async fn preflight(State(state): State<CaptureState>, headers: HeaderMap) -> Response {
+    // Every answer depends on Origin, so a cache in front must keep them apart.
+    let vary = (header::VARY, HeaderValue::from_static("origin"));
     if headers.get(header::ORIGIN).is_none() {
         return (
             StatusCode::NO_CONTENT,
-            [(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"))],
+            [
+                (header::ALLOW, HeaderValue::from_static("POST, OPTIONS")),
+                vary,
+            ],
         )
             .into_response();
     }
     let Some(origin) = allowed_origin(&state, &headers) else {
-        return ApiError::new(
+        let mut refusal = ApiError::new(
             ErrorCode::OriginNotAllowed,
             "this origin may not call capture directly: post through your own domain (see the \
              README's CDN recipes) or ask the operator to allow the origin",
         )
         .into_response();
+        refusal.headers_mut().insert(vary.0, vary.1);
+        return refusal;
     };
     (
         StatusCode::NO_CONTENT,
@@ -161,7 +168,7 @@ async fn preflight(State(state): State<CaptureState>, headers: HeaderMap) -> Res
                 header::ACCESS_CONTROL_MAX_AGE,
                 HeaderValue::from_static(PREFLIGHT_MAX_AGE),
             ),
-            (header::VARY, HeaderValue::from_static("origin")),
+            vary,
         ],
     )
         .into_response()

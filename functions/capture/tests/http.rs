@@ -597,6 +597,19 @@ async fn bad_input_is_refused_and_writes_nothing(capture: &Capture) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "unprocessable_entity",
         ),
+        // Neither an id nor a slug (longer than any store key allows): refused before the store.
+        (
+            "huge unicode offer",
+            Body::from(json!({"click_id": "x", "offer": "\u{1F600}".repeat(255)}).to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable_entity",
+        ),
+        (
+            "offer with #",
+            Body::from("{\"click_id\":\"x\",\"offer\":\"a#b\"}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable_entity",
+        ),
         (
             "body over 16 KB",
             Body::from(json!({"click_id": "x", "referrer": "r".repeat(17 * 1024)}).to_string()),
@@ -669,6 +682,48 @@ async fn bad_input_is_refused_and_writes_nothing_on_dynamodb() {
 }
 
 #[tokio::test]
+async fn long_urls_are_cut_and_keys_in_them_redacted() {
+    let capture = Capture::memory(CaptureConfig::default());
+    let (brand_id, key) = capture.brand("acme").await;
+    let leaked = trcker_shared::token::generate_key().unwrap();
+    let landing = format!(
+        "https://shop.example/landing?click_id=long&token={}&pad={}",
+        leaked.expose_secret(),
+        "p".repeat(3_000)
+    );
+    let response = capture
+        .capture(
+            &bearer(&key),
+            json!({"click_id": "long", "landing_url": landing, "sub3": leaked.expose_secret()}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+    let click = capture
+        .data
+        .get_click(&brand_id, "long")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = click.landing_url.unwrap();
+    assert!(
+        stored.chars().count() <= 2_048,
+        "{} characters",
+        stored.chars().count()
+    );
+    assert!(
+        !stored.contains(leaked.expose_secret()),
+        "the key was redacted: {stored}"
+    );
+    assert!(stored.starts_with("https://shop.example/landing?click_id=long&token="));
+    assert!(
+        !click.sub_ids[2]
+            .clone()
+            .unwrap()
+            .contains(leaked.expose_secret())
+    );
+}
+
+#[tokio::test]
 async fn preflight_and_cors_headers_follow_the_allowed_origins() {
     let capture = Capture::memory(CaptureConfig {
         allowed_origins: AllowedOrigins::parse("https://shop.example").unwrap(),
@@ -718,6 +773,7 @@ async fn preflight_and_cors_headers_follow_the_allowed_origins() {
         .await;
     assert_eq!(response.status, StatusCode::FORBIDDEN);
     assert_eq!(code(&response), "origin_not_allowed");
+    assert_eq!(response.headers["vary"], "origin");
     assert!(
         response
             .headers
@@ -735,6 +791,7 @@ async fn preflight_and_cors_headers_follow_the_allowed_origins() {
         .await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     assert_eq!(response.headers["allow"], "POST, OPTIONS");
+    assert_eq!(response.headers["vary"], "origin");
 
     // The real request from an allowed origin can read its answer (errors included).
     let from_shop = Call {

@@ -138,28 +138,53 @@ fn edge_benches(c: &mut Criterion) {
 
     let audit = AuditLog::new(data.clone());
     let mut record_number = 0_u64;
+    let activity = |number: u64| ActivityRecord {
+        brand_id: brand.clone(),
+        at: 1_795_000_000_000,
+        request_id: format!("append-{number}"),
+        surface: Surface::Mcp,
+        method: "GET".into(),
+        target: "/api/public/whoami".into(),
+        status: 200,
+        latency_ms: 1,
+        key_id: "key_01a220049bd293cd7fce".into(),
+        fingerprint: "fp_8909e66ff87a".into(),
+        source_ip: "192.0.2.1".into(),
+        user_agent: "bench".into(),
+        outcome: "ok".into(),
+        expires_at: 1_900_000_000,
+    };
     c.bench_function("guard/activity_append", |b| {
         b.iter(|| {
             record_number += 1;
-            let record = ActivityRecord {
-                brand_id: brand.clone(),
-                at: 1_795_000_000_000,
-                request_id: format!("append-{record_number}"),
-                surface: Surface::Mcp,
-                method: "GET".into(),
-                target: "/api/public/whoami".into(),
-                status: 200,
-                latency_ms: 1,
-                key_id: "key_01a220049bd293cd7fce".into(),
-                fingerprint: "fp_8909e66ff87a".into(),
-                source_ip: "192.0.2.1".into(),
-                user_agent: "bench".into(),
-                outcome: "ok".into(),
-                expires_at: 1_900_000_000,
-            };
-            runtime.block_on(audit.record(&record));
+            runtime.block_on(audit.record(&activity(record_number)));
         })
     });
+    // The audit's cost on a real DynamoDB wire endpoint, when one is configured (scripts/test's
+    // moto, or any endpoint in TRCKER_TEST_DYNAMODB_ENDPOINT): one PutItem per request. moto is a
+    // Python process on loopback, so this is an upper bound on the client side's share, not
+    // DynamoDB's own latency.
+    if std::env::var_os("TRCKER_TEST_DYNAMODB_ENDPOINT").is_some() {
+        let dynamo: Arc<dyn BrandDataStore> =
+            Arc::new(runtime.block_on(trcker_shared::testing::fresh_dynamo_brand_data()));
+        let dynamo_audit = AuditLog::new(dynamo.clone());
+        let mut group = c.benchmark_group("dynamodb");
+        group.sample_size(20);
+        group.bench_function("guard/activity_append", |b| {
+            b.iter(|| {
+                record_number += 1;
+                runtime.block_on(dynamo_audit.record(&activity(record_number)));
+            })
+        });
+        group.bench_function("guard/rate_limit_increment", |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(dynamo.increment_counter(&brand, "rate#bench", 60_000, 1_900_000_000))
+                    .unwrap()
+            })
+        });
+        group.finish();
+    }
     c.bench_function("guard/rate_limit_increment", |b| {
         b.iter(|| {
             runtime

@@ -127,8 +127,8 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
     summary = "Liveness; no key needed",
     responses((status = 200, description = "Up", body = openapi::Health))
 )]
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+pub async fn health() -> Json<openapi::Health> {
+    Json(openapi::Health { status: "ok" })
 }
 
 #[utoipa::path(
@@ -142,12 +142,13 @@ pub async fn health() -> Json<serde_json::Value> {
     ),
     security(("bearer" = []))
 )]
-pub async fn whoami(caller: Caller) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "brand_id": caller.principal.brand_id,
-        "key_id": caller.principal.key_id,
-        "fingerprint": caller.principal.fingerprint,
-    }))
+pub async fn whoami(caller: Caller) -> Json<openapi::Whoami> {
+    let principal = caller.principal;
+    Json(openapi::Whoami {
+        brand_id: principal.brand_id.to_string(),
+        key_id: principal.key_id.to_string(),
+        fingerprint: principal.fingerprint.to_string(),
+    })
 }
 
 async fn not_found() -> ApiError {

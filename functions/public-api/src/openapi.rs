@@ -2,6 +2,7 @@
 //! attributes and the request and response types themselves, served at
 //! `GET /api/public/openapi.json`.
 
+use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -78,16 +79,16 @@ pub enum WriteErrors {
     StoreUnavailable(ErrorResponse),
 }
 
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Whoami {
     pub brand_id: String,
     pub key_id: String,
     pub fingerprint: String,
 }
 
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    pub status: String,
+    pub status: &'static str,
 }
 
 macro_rules! list_schema {

@@ -657,4 +657,18 @@ pub async fn source_hits_count_per_window_and_remember_the_last_sighting(
         (again.clicks_in_window, again.previous_at),
         (2, Some(2 * hour + 1))
     );
+    // A late request stamped with the previous window counts into the current one.
+    let late = store
+        .record_source_hit(&brand, "203.0.113.9", hour, 2 * hour + 3, 99)
+        .await
+        .unwrap();
+    assert_eq!(late.clicks_in_window, 3);
+    let after = store
+        .record_source_hit(&brand, "203.0.113.9", 2 * hour, 2 * hour + 4, 99)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.clicks_in_window, 4,
+        "the current window was not reset"
+    );
 }

@@ -563,16 +563,21 @@ impl BrandDataStore for DynamoBrandData {
         expires_at: i64,
     ) -> Result<SourceHit, StoreError> {
         let key = Self::key(format!("{brand_id}#SOURCE#{source}"), "HITS".to_owned());
-        // Usually one write: count within the current window. The first click of a window resets
-        // the count instead; if another request reset it first, counting is tried again.
+        // One write for a new source or within the current window (a late request from an earlier
+        // window counts into the current one). Only the first click of a new window for a known
+        // source takes a second write, to reset the count; if another request reset it first,
+        // counting is tried again.
         for _ in 0..3 {
             let counted = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key.clone()))
-                .update_expression("ADD clicks :one SET last_at = :now, #ttl = :expires")
-                .condition_expression("window_start = :window")
+                .update_expression(
+                    "ADD clicks :one SET window_start = if_not_exists(window_start, :window), \
+                     last_at = :now, #ttl = :expires",
+                )
+                .condition_expression("attribute_not_exists(pk) OR window_start >= :window")
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":one", number(1))
                 .expression_attribute_values(":now", number(now))
@@ -584,11 +589,11 @@ impl BrandDataStore for DynamoBrandData {
             match counted {
                 Ok(output) => {
                     let old = output.attributes.unwrap_or_default();
-                    let clicks = u64::try_from(read_number(&old, "clicks")?)
+                    let clicks = u64::try_from(read_optional_number(&old, "clicks")?.unwrap_or(0))
                         .map_err(|_| StoreError::Corrupt("negative click count".into()))?;
                     return Ok(SourceHit {
                         clicks_in_window: clicks + 1,
-                        previous_at: Some(read_number(&old, "last_at")?),
+                        previous_at: read_optional_number(&old, "last_at")?,
                     });
                 }
                 Err(error) if is_condition_failure(&error) => {}
@@ -602,7 +607,7 @@ impl BrandDataStore for DynamoBrandData {
                 .update_expression(
                     "SET window_start = :window, clicks = :one, last_at = :now, #ttl = :expires",
                 )
-                .condition_expression("attribute_not_exists(pk) OR window_start <> :window")
+                .condition_expression("window_start < :window")
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":one", number(1))
                 .expression_attribute_values(":now", number(now))

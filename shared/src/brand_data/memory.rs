@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::clicks::{ClickRecord, click_shard, click_sort_key};
+use super::clicks::{CLICK_SHARDS, ClickRecord, click_shard, click_sort_key};
 use super::{
     ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
     activity_sort_key,
@@ -24,9 +24,51 @@ struct State {
     claims: HashMap<ClaimKey, String>,
     activity: HashMap<(BrandId, Surface), BTreeMap<String, ActivityRecord>>,
     counters: HashMap<(BrandId, String, UnixMillis), u64>,
-    clicks: HashMap<(BrandId, String), ClickRecord>,
-    click_times: HashMap<(BrandId, u32), BTreeMap<String, ClickRecord>>,
+    clicks: HashMap<BrandId, BrandClicks>,
     sources: HashMap<(BrandId, String), SourceState>,
+}
+
+/// A brand's clicks: one copy of each record, in its shard's time order, and an index by id.
+#[derive(Debug, Default)]
+struct BrandClicks {
+    /// Click id -> its position (sort key) in its shard.
+    by_id: HashMap<String, String>,
+    /// Per shard: sort key -> record.
+    shards: Vec<BTreeMap<String, ClickRecord>>,
+}
+
+impl BrandClicks {
+    fn new() -> Self {
+        Self {
+            by_id: HashMap::new(),
+            shards: (0..CLICK_SHARDS).map(|_| BTreeMap::new()).collect(),
+        }
+    }
+
+    fn shard(&self, shard: u32) -> Option<&BTreeMap<String, ClickRecord>> {
+        self.shards.get(usize::try_from(shard).ok()?)
+    }
+
+    fn shard_mut(&mut self, click_id: &str) -> &mut BTreeMap<String, ClickRecord> {
+        let index = usize::try_from(click_shard(click_id)).unwrap_or(0);
+        &mut self.shards[index]
+    }
+
+    /// Drops the oldest click (by time, across the shards).
+    fn drop_oldest(&mut self) {
+        let oldest = self
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(|(index, times)| times.keys().next().map(|key| (key, index)))
+            .min()
+            .map(|(key, index)| (key.clone(), index));
+        if let Some((sort_key, index)) = oldest
+            && let Some(click) = self.shards[index].remove(&sort_key)
+        {
+            self.by_id.remove(&click.click_id);
+        }
+    }
 }
 
 /// One client IP's clicks for a brand: the current window and the latest sighting.
@@ -38,22 +80,28 @@ struct SourceState {
     expires_at: i64,
 }
 
-/// Source records kept in memory before expired ones are swept (local mode).
-const SOURCE_SWEEP_THRESHOLD: usize = 100_000;
+/// Source (client IP) records kept in memory (local mode): at the cap, expired ones are dropped,
+/// and if more than half are still live, all of them.
+const SOURCE_CAP: usize = 5_000;
 
 /// Activity records kept per brand and surface in memory: local mode keeps the newest, so a long
 /// load test cannot grow the process without bound (DynamoDB keeps everything until the TTL).
-pub const DEFAULT_ACTIVITY_CAP: usize = 10_000;
+pub const DEFAULT_ACTIVITY_CAP: usize = 2_000;
+
+/// Clicks kept per brand in memory: beyond it the oldest are dropped (and a re-capture of a dropped
+/// click id would be recorded again). Local mode only; DynamoDB keeps every click.
+pub const DEFAULT_CLICK_CAP: usize = 2_000;
 
 #[derive(Debug)]
 pub struct MemoryBrandData {
     state: Mutex<State>,
     activity_cap: usize,
+    click_cap: usize,
 }
 
 impl Default for MemoryBrandData {
     fn default() -> Self {
-        Self::with_activity_cap(DEFAULT_ACTIVITY_CAP)
+        Self::with_caps(DEFAULT_ACTIVITY_CAP, DEFAULT_CLICK_CAP)
     }
 }
 
@@ -63,9 +111,16 @@ impl MemoryBrandData {
     }
 
     pub fn with_activity_cap(activity_cap: usize) -> Self {
+        Self::with_caps(activity_cap, DEFAULT_CLICK_CAP)
+    }
+
+    /// At most `activity_cap` activity records per brand and surface and `click_cap` clicks per
+    /// brand, the newest.
+    pub fn with_caps(activity_cap: usize, click_cap: usize) -> Self {
         Self {
             state: Mutex::default(),
             activity_cap: activity_cap.max(1),
+            click_cap: click_cap.max(1),
         }
     }
 
@@ -277,16 +332,18 @@ impl BrandDataStore for MemoryBrandData {
     }
 
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        let records = state
-            .activity
-            .entry((record.brand_id.clone(), record.surface))
-            .or_default();
         let sort_key = activity_sort_key(record);
-        if records.contains_key(&sort_key) {
-            return Err(StoreError::AlreadyExists);
+        let mut state = self.lock();
+        let partition = (record.brand_id.clone(), record.surface);
+        let records = state.activity.entry(partition).or_default();
+        match records.entry(sort_key) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                return Err(StoreError::AlreadyExists);
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(record.clone());
+            }
         }
-        records.insert(sort_key, record.clone());
         while records.len() > self.activity_cap {
             records.pop_first();
         }
@@ -317,17 +374,29 @@ impl BrandDataStore for MemoryBrandData {
     }
 
     async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        let sort_key = click_sort_key(click);
         let mut state = self.lock();
-        let id = (click.brand_id.clone(), click.click_id.clone());
-        if state.clicks.contains_key(&id) {
+        if !state.clicks.contains_key(&click.brand_id) {
+            state
+                .clicks
+                .insert(click.brand_id.clone(), BrandClicks::new());
+        }
+        let Some(clicks) = state.clicks.get_mut(&click.brand_id) else {
+            return Err(StoreError::Corrupt("brand clicks vanished".into()));
+        };
+        if clicks.by_id.contains_key(&click.click_id) {
             return Err(StoreError::AlreadyExists);
         }
-        state.clicks.insert(id, click.clone());
-        state
-            .click_times
-            .entry((click.brand_id.clone(), click_shard(&click.click_id)))
-            .or_default()
-            .insert(click_sort_key(click), click.clone());
+        clicks
+            .by_id
+            .insert(click.click_id.clone(), sort_key.clone());
+        clicks
+            .shard_mut(&click.click_id)
+            .insert(sort_key, click.clone());
+        // Local mode keeps the newest: one in, one out at the cap.
+        if clicks.by_id.len() > self.click_cap {
+            clicks.drop_oldest();
+        }
         Ok(())
     }
 
@@ -336,10 +405,14 @@ impl BrandDataStore for MemoryBrandData {
         brand_id: &BrandId,
         click_id: &str,
     ) -> Result<Option<ClickRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .clicks
-            .get(&(brand_id.clone(), click_id.to_owned()))
+        let state = self.lock();
+        let Some(clicks) = state.clicks.get(brand_id) else {
+            return Ok(None);
+        };
+        Ok(clicks
+            .by_id
+            .get(click_id)
+            .and_then(|sort_key| clicks.shard(click_shard(click_id))?.get(sort_key))
             .cloned())
     }
 
@@ -352,7 +425,11 @@ impl BrandDataStore for MemoryBrandData {
         limit: u32,
     ) -> Result<Vec<ClickRecord>, StoreError> {
         let state = self.lock();
-        let Some(clicks) = state.click_times.get(&(brand_id.clone(), shard)) else {
+        let Some(clicks) = state
+            .clicks
+            .get(brand_id)
+            .and_then(|clicks| clicks.shard(shard))
+        else {
             return Ok(Vec::new());
         };
         if lower > upper {
@@ -367,19 +444,18 @@ impl BrandDataStore for MemoryBrandData {
     }
 
     async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        let sort_key = click_sort_key(click);
         let mut state = self.lock();
-        let id = (click.brand_id.clone(), click.click_id.clone());
-        let Some(stored) = state.clicks.get_mut(&id) else {
+        let Some(clicks) = state.clicks.get_mut(&click.brand_id) else {
             return Err(StoreError::NotFound);
         };
-        let previous_sort_key = click_sort_key(stored);
-        *stored = click.clone();
-        let times = state
-            .click_times
-            .entry((click.brand_id.clone(), click_shard(&click.click_id)))
-            .or_default();
+        let Some(stored) = clicks.by_id.get_mut(&click.click_id) else {
+            return Err(StoreError::NotFound);
+        };
+        let previous_sort_key = std::mem::replace(stored, sort_key.clone());
+        let times = clicks.shard_mut(&click.click_id);
         times.remove(&previous_sort_key);
-        times.insert(click_sort_key(click), click.clone());
+        times.insert(sort_key, click.clone());
         Ok(())
     }
 
@@ -392,18 +468,25 @@ impl BrandDataStore for MemoryBrandData {
         expires_at: i64,
     ) -> Result<SourceHit, StoreError> {
         let mut state = self.lock();
-        if state.sources.len() >= SOURCE_SWEEP_THRESHOLD {
+        if state.sources.len() >= SOURCE_CAP {
+            // Expired records go first; if the live ones alone fill the cap (a flood of distinct
+            // addresses), local mode starts counting afresh rather than sweeping on every click.
             let now_seconds = now / 1000;
             state
                 .sources
                 .retain(|_, source| source.expires_at > now_seconds);
+            if state.sources.len() >= SOURCE_CAP / 2 {
+                state.sources.clear();
+            }
         }
         let entry = state.sources.entry((brand_id.clone(), source.to_owned()));
         let mut previous_at = None;
         let record = entry
             .and_modify(|record| {
                 previous_at = Some(record.last_at);
-                if record.window_start == window_start {
+                // A late request from an earlier window counts into the current one rather than
+                // turning it back.
+                if record.window_start >= window_start {
                     record.clicks += 1;
                 } else {
                     record.window_start = window_start;
@@ -448,6 +531,39 @@ impl BrandDataStore for MemoryBrandData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn clicks_keep_the_newest_up_to_the_cap() {
+        let store = MemoryBrandData::with_caps(10, 5);
+        let brand_id = BrandId::parse("capped").unwrap();
+        let other = BrandId::parse("other").unwrap();
+        for at in 0..12 {
+            for brand in [&brand_id, &other] {
+                let click = ClickRecord {
+                    brand_id: brand.clone(),
+                    click_id: format!("c{at:02}"),
+                    at,
+                    offer_id: None,
+                    partner_id: None,
+                    sub_ids: Default::default(),
+                    landing_url: None,
+                    referrer: None,
+                    source_ip: "ip".into(),
+                    user_agent: "ua".into(),
+                    fraud_score: 0,
+                };
+                store.insert_click(&click).await.unwrap();
+            }
+        }
+        let page = store
+            .list_clicks(&brand_id, &Default::default(), 100, None)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page.items.iter().map(|c| c.click_id.as_str()).collect();
+        assert_eq!(ids, ["c11", "c10", "c09", "c08", "c07"]);
+        assert_eq!(store.get_click(&brand_id, "c06").await.unwrap(), None);
+        assert!(store.get_click(&other, "c07").await.unwrap().is_some());
+    }
 
     #[tokio::test]
     async fn activity_keeps_the_newest_records_up_to_the_cap() {

@@ -36,10 +36,14 @@ pub fn first_read_size(partitions: usize, limit: u32) -> u32 {
     u32::try_from(share.min(wanted + 1)).unwrap_or(u32::MAX)
 }
 
-/// Items a later read asks of a drained partition: what the page still lacks, plus the bound.
-fn refill_read_size(limit: usize, kept: usize) -> u32 {
-    let lacking = (limit + 1).saturating_sub(kept).max(1);
-    u32::try_from(lacking + 1).unwrap_or(u32::MAX)
+/// Items a later read asks of a drained partition: what the page still lacks plus the bound, and
+/// never fewer than the first read, so a selective filter does not page one item per round trip.
+fn refill_read_size(partitions: usize, limit: u32, kept: usize) -> u32 {
+    let limit_items = usize::try_from(limit).unwrap_or(usize::MAX);
+    let lacking = limit_items.saturating_sub(kept).max(1);
+    u32::try_from(lacking + 1)
+        .unwrap_or(u32::MAX)
+        .max(first_read_size(partitions, limit))
 }
 
 /// Pages newest first through `plan.partitions` partitions. `read(partition, upper, count)`
@@ -48,7 +52,10 @@ fn refill_read_size(limit: usize, kept: usize) -> u32 {
 /// item; the next page passes it as `after_position`.
 ///
 /// Before each item is taken, every partition that may hold more has at least one item buffered,
-/// so the item taken is the newest left anywhere: pages are exact, with no duplicates or gaps.
+/// so the item taken is the newest left anywhere: pages have no duplicates or gaps. A full page
+/// carries a position whenever anything may follow it; rarely (the page ended exactly at the end
+/// of the data, or a filter matches nothing further) the next page is then empty, with no
+/// position.
 pub async fn merge_newest_first<T, E, Read, ReadFuture>(
     plan: MergePlan<'_>,
     sort_key: impl Fn(&T) -> String,
@@ -78,7 +85,7 @@ where
     let mut last_taken: Option<String> = None;
     let mut next_read_size = first_read_size(plan.partitions, plan.limit);
 
-    while kept.len() <= limit {
+    while kept.len() < limit {
         let to_refill: Vec<usize> = cursors
             .iter()
             .enumerate()
@@ -122,7 +129,7 @@ where
                     cursor.next_upper.clone_from(key);
                 }
             }
-            next_read_size = refill_read_size(limit, kept.len());
+            next_read_size = refill_read_size(plan.partitions, plan.limit, kept.len());
             continue;
         }
         let newest = cursors
@@ -138,17 +145,13 @@ where
         last_taken = Some(key.clone());
         if keep(&item) {
             kept.push((key, item));
-            if kept.len() == limit
-                && cursors
-                    .iter()
-                    .any(|cursor| cursor.buffered.iter().any(|(_, item)| keep(item)))
-            {
-                // The page is full and a kept item is already known to follow it.
-                return Ok(page_of(kept, limit, true));
-            }
         }
     }
-    Ok(page_of(kept, limit, true))
+    // The page is full: more may follow if anything is buffered or a partition has more unread.
+    let more = cursors
+        .iter()
+        .any(|cursor| !cursor.buffered.is_empty() || !cursor.exhausted);
+    Ok(page_of(kept, limit, more))
 }
 
 /// The first `limit` kept items; the position is the last one's key when more follow.
@@ -220,6 +223,7 @@ mod tests {
             for _ in 0..1_000 {
                 let upper = position.clone().unwrap_or_else(|| "~".into());
                 let items_read = Cell::new(0usize);
+                let read_calls = Cell::new(0usize);
                 let plan = MergePlan {
                     partitions: partition_count,
                     upper: &upper,
@@ -230,12 +234,22 @@ mod tests {
                     merge_newest_first(plan, String::clone, keep, |partition, upper, count| {
                         let items = read(&partitions[partition], &upper, count);
                         items_read.set(items_read.get() + items.len());
+                        read_calls.set(read_calls.get() + 1);
                         std::future::ready(Ok::<_, ()>(items))
                     })
                     .now_or_never()
                     .expect("reads are ready at once")
                     .expect("reads do not fail");
                 assert!(page.items.len() <= limit as usize);
+                // Every read after the first round brings at least first_read_size - 1 new items
+                // (or exhausts its partition), so the reads of a page stay few.
+                let per_read = first_read_size(partition_count, limit).max(2) as usize - 1;
+                assert!(
+                    read_calls.get()
+                        <= 2 * partition_count + partition_count * (limit as usize + 2) / per_read,
+                    "round {round}: {} reads",
+                    read_calls.get()
+                );
                 assert!(
                     items_read.get() <= partition_count * (limit as usize + 2),
                     "a page's reads stay bounded"

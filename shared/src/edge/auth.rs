@@ -239,13 +239,12 @@ impl EdgeGuard {
 /// The path as it may be stored and logged: bounded, and with anything key-shaped redacted (a key
 /// pasted into a path must not land in the audit trail).
 fn audited_path(parts: &Parts) -> String {
-    let bounded: String = parts
-        .uri
-        .path()
-        .chars()
-        .take(MAX_AUDITED_TARGET_CHARS)
-        .collect();
-    crate::token::redact_key_shaped(&bounded).into_owned()
+    let path = parts.uri.path();
+    let bounded = match path.char_indices().nth(MAX_AUDITED_TARGET_CHARS) {
+        Some((cut, _)) => &path[..cut],
+        None => path,
+    };
+    crate::token::redact_key_shaped(bounded).into_owned()
 }
 
 /// A key (or a credential-named parameter) in the query string is refused: URLs end up in logs,

@@ -20,6 +20,7 @@ const snippetSource = readFileSync(path.join(here, "..", "trcker.js"), "utf8");
 const localBin = process.env.TRCKER_LOCAL_BIN || path.join(root, "target/debug/trcker-local");
 const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const CAPTURE_PATH = "/trk/capture";
+const CDN_ADDRESS = "127.0.0.2";
 
 const results = { passed: 0, failed: 0 };
 async function check(name, body) {
@@ -113,7 +114,10 @@ function cdnProxy({ originPort, gateway, key, forwarded }) {
         : client;
       forwarded.push({ headers: request.headers, body: body.toString("utf8") });
     }
-    const upstream = http.request(target, { method: request.method, headers }, (reply) => {
+    // The CDN reaches the gateway from its own address (127.0.0.2), as a real edge would, so the
+    // gateway can only learn the browser's address (127.0.0.1) from X-Forwarded-For.
+    const options = { method: request.method, headers, localAddress: toCapture ? CDN_ADDRESS : undefined };
+    const upstream = http.request(target, options, (reply) => {
       response.writeHead(reply.statusCode, reply.headers);
       reply.pipe(response);
       if (toCapture) reply.on("end", () => forwarded.at(-1) && (forwarded.at(-1).status = reply.statusCode));
@@ -187,7 +191,7 @@ try {
     assert.equal(click.partner_id, partners.find((partner) => partner.slug === "alice-media").id);
     assert.equal(click.sub1, "x");
     assert.equal(click.user_agent, userAgent);
-    assert.equal(click.source_ip, "127.0.0.1");
+    assert.equal(click.source_ip, "127.0.0.1", "the browser behind the CDN, not the CDN");
     assert.match(click.landing_url, /\/landing\?click_id=abc/);
     await settle(page);
     assert.equal(forwarded.length, 1, "one capture went through the CDN");
@@ -231,6 +235,7 @@ try {
     assert.equal(captures[0].status, 201);
     assert.equal(captures[0].user_agent, userAgent);
     assert.match(captures[0].fingerprint, /^fp_[0-9a-f]{12}$/);
+    assert.equal(captures[0].source_ip, "127.0.0.1");
   });
 
   await check("the snippet is under 2 KB minified", async () => {
