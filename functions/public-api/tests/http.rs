@@ -139,6 +139,20 @@ impl Api {
         self.send(request).await
     }
 
+    /// Creates a partner with `slug` and returns its id.
+    async fn create_partner(&self, key: &str, slug: &str) -> String {
+        let response = self
+            .call(
+                Method::POST,
+                "/api/public/partners",
+                Some(key),
+                Some(partner_body(slug)),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body["id"].as_str().unwrap().to_owned()
+    }
+
     async fn get(&self, path: &str, key: &str) -> Response {
         self.call(Method::GET, path, Some(key), None).await
     }
@@ -801,26 +815,8 @@ async fn pricing_rules_and_payout_resolution(api: &Api) {
         )
         .await;
     let offer_id = offer.body["id"].as_str().unwrap().to_owned();
-    let alice = api
-        .call(
-            Method::POST,
-            "/api/public/partners",
-            Some(&key),
-            Some(partner_body("alice")),
-        )
-        .await;
-    let bob = api
-        .call(
-            Method::POST,
-            "/api/public/partners",
-            Some(&key),
-            Some(partner_body("bob")),
-        )
-        .await;
-    let (alice, bob) = (
-        alice.body["id"].as_str().unwrap().to_owned(),
-        bob.body["id"].as_str().unwrap().to_owned(),
-    );
+    let alice = api.create_partner(&key, "alice").await;
+    let bob = api.create_partner(&key, "bob").await;
     let payout_for = |partner: Option<&str>, at: Option<&str>| {
         let mut path = format!("/api/public/offers/{offer_id}/payout?");
         if let Some(partner) = partner {
@@ -1062,26 +1058,8 @@ async fn clicks_conversions_and_fraud_signals(api: &Api) {
         )
         .await;
     let percent_id = percent.body["id"].as_str().unwrap().to_owned();
-    let alice = api
-        .call(
-            Method::POST,
-            "/api/public/partners",
-            Some(&key),
-            Some(partner_body("alice")),
-        )
-        .await;
-    let bob = api
-        .call(
-            Method::POST,
-            "/api/public/partners",
-            Some(&key),
-            Some(partner_body("bob")),
-        )
-        .await;
-    let (alice, bob) = (
-        alice.body["id"].as_str().unwrap().to_owned(),
-        bob.body["id"].as_str().unwrap().to_owned(),
-    );
+    let alice = api.create_partner(&key, "alice").await;
+    let bob = api.create_partner(&key, "bob").await;
     let rule = json!({"offer_id": offer_id, "partner_id": alice, "payout": {"type": "flat", "amount": 15, "currency": "EUR"}});
     assert_eq!(
         api.call(

@@ -53,6 +53,23 @@ impl DynamoBrandData {
         ])
     }
 
+    /// Writes `item` unless an item with its key exists: `AlreadyExists` then, and nothing changes.
+    async fn put_if_absent(&self, item: Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failure(&error) => Err(StoreError::AlreadyExists),
+            Err(error) => Err(classify(error)),
+        }
+    }
+
     fn document_key(brand_id: &BrandId, kind: DocumentKind, id: &str) -> Item {
         Self::key(brand_id.to_string(), format!("{}#{id}", kind.as_str()))
     }
@@ -400,28 +417,15 @@ impl BrandDataStore for DynamoBrandData {
     }
 
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
-        let body = serde_json::to_string(record)
-            .map_err(|error| StoreError::Corrupt(format!("activity record: {error}")))?;
+        let body = encode_record(record, "activity record")?;
         let mut item = Self::key(
             Self::activity_partition(&record.brand_id, record.surface),
             activity_sort_key(record),
         );
         item.insert("record".into(), text(body));
         item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            // Never overwrite another request's record (request ids are unique; make sure).
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if is_condition_failure(&error) => Err(StoreError::AlreadyExists),
-            Err(error) => Err(classify(error)),
-        }
+        // Never overwrite another request's record (request ids are unique; make sure).
+        self.put_if_absent(item).await
     }
 
     async fn query_activity(
@@ -452,27 +456,14 @@ impl BrandDataStore for DynamoBrandData {
     }
 
     async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
-        let body = serde_json::to_string(click)
-            .map_err(|error| StoreError::Corrupt(format!("click record: {error}")))?;
+        let body = encode_record(click, "click record")?;
         let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
         let mut item = Self::key(partition.clone(), format!("ID#{}", click.click_id));
         item.insert("record".into(), text(body));
         // The time view is the index entry of this same item: one conditional write per click.
         item.insert(CLICKS_BY_TIME.partition_key.into(), text(partition));
         item.insert(CLICKS_BY_TIME.sort_key.into(), text(click_sort_key(click)));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if is_condition_failure(&error) => Err(StoreError::AlreadyExists),
-            Err(error) => Err(classify(error)),
-        }
+        self.put_if_absent(item).await
     }
 
     async fn get_click(
@@ -531,8 +522,7 @@ impl BrandDataStore for DynamoBrandData {
     }
 
     async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
-        let body = serde_json::to_string(click)
-            .map_err(|error| StoreError::Corrupt(format!("click record: {error}")))?;
+        let body = encode_record(click, "click record")?;
         let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
         let result = self
             .client
@@ -563,21 +553,14 @@ impl BrandDataStore for DynamoBrandData {
         expires_at: i64,
     ) -> Result<SourceHit, StoreError> {
         let key = Self::key(format!("{brand_id}#SOURCE#{source}"), "HITS".to_owned());
-        // One write for a new source or within the current window (a late request from an earlier
-        // window counts into the current one). Only the first click of a new window for a known
-        // source takes a second write, to reset the count; if another request reset it first,
-        // counting is tried again.
-        for _ in 0..3 {
-            let counted = self
-                .client
+        // Both writes set the same values and return the item as it was before.
+        let update = |expression: &str, condition: &str| {
+            self.client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key.clone()))
-                .update_expression(
-                    "ADD clicks :one SET window_start = if_not_exists(window_start, :window), \
-                     last_at = :now, #ttl = :expires",
-                )
-                .condition_expression("attribute_not_exists(pk) OR window_start >= :window")
+                .update_expression(expression)
+                .condition_expression(condition)
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":one", number(1))
                 .expression_attribute_values(":now", number(now))
@@ -585,7 +568,18 @@ impl BrandDataStore for DynamoBrandData {
                 .expression_attribute_values(":window", number(window_start))
                 .return_values(ReturnValue::AllOld)
                 .send()
-                .await;
+        };
+        // One write for a new source or within the current window (a late request from an earlier
+        // window counts into the current one). Only the first click of a new window for a known
+        // source takes a second write, to reset the count; if another request reset it first,
+        // counting is tried again.
+        for _ in 0..3 {
+            let counted = update(
+                "ADD clicks :one SET window_start = if_not_exists(window_start, :window), \
+                 last_at = :now, #ttl = :expires",
+                "attribute_not_exists(pk) OR window_start >= :window",
+            )
+            .await;
             match counted {
                 Ok(output) => {
                     let old = output.attributes.unwrap_or_default();
@@ -599,23 +593,11 @@ impl BrandDataStore for DynamoBrandData {
                 Err(error) if is_condition_failure(&error) => {}
                 Err(error) => return Err(classify(error)),
             }
-            let reset = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .update_expression(
-                    "SET window_start = :window, clicks = :one, last_at = :now, #ttl = :expires",
-                )
-                .condition_expression("window_start < :window")
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":one", number(1))
-                .expression_attribute_values(":now", number(now))
-                .expression_attribute_values(":expires", number(expires_at))
-                .expression_attribute_values(":window", number(window_start))
-                .return_values(ReturnValue::AllOld)
-                .send()
-                .await;
+            let reset = update(
+                "SET window_start = :window, clicks = :one, last_at = :now, #ttl = :expires",
+                "window_start < :window",
+            )
+            .await;
             match reset {
                 Ok(output) => {
                     let old = output.attributes.unwrap_or_default();
@@ -661,4 +643,9 @@ impl BrandDataStore for DynamoBrandData {
         u64::try_from(read_number(&attributes, "count")?)
             .map_err(|_| StoreError::Corrupt("negative counter".into()))
     }
+}
+
+/// A record as the JSON text stored in its `record` attribute.
+fn encode_record<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::Corrupt(format!("{what}: {error}")))
 }
