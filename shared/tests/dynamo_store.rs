@@ -1,5 +1,6 @@
 //! The DynamoDB backend against a real DynamoDB wire endpoint (moto, started by `scripts/test`):
-//! the shared conformance suite, the pepper read through Secrets Manager, and the revocation bound.
+//! the shared conformance suites, the stored layout of rollup rows, the pepper read through Secrets
+//! Manager, and the revocation bound.
 
 use std::sync::Arc;
 
@@ -160,4 +161,74 @@ async fn a_revoked_key_fails_on_the_first_request_after_the_ttl() {
 async fn dynamodb_brand_data_passes_the_conformance_suite() {
     let store = trcker_shared::testing::fresh_dynamo_brand_data().await;
     trcker_shared::brand_data::conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn rollup_rows_have_the_documented_item_layout() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use trcker_shared::brand_data::BrandDataStore;
+    use trcker_shared::brand_data::clicks::ClickRecord;
+    use trcker_shared::brand_data::rollups::{
+        CLICKS, RollupDimension, increments_for, rollup_expires_at, rollup_shard, utc_day,
+    };
+
+    let store = trcker_shared::testing::fresh_dynamo_brand_data().await;
+    let client = aws_sdk_dynamodb::Client::new(&moto_aws_config().await);
+    let brand_id = conformance::fresh_brand_id("layout");
+    let at = 1_795_000_000_000;
+    let click = ClickRecord {
+        brand_id: brand_id.clone(),
+        click_id: "layout-1".into(),
+        at,
+        offer_id: Some("off_0123abcd".into()),
+        partner_id: None,
+        sub_ids: Default::default(),
+        landing_url: None,
+        referrer: None,
+        source_ip: "203.0.113.1".into(),
+        user_agent: "layout".into(),
+        fraud_score: 0,
+    };
+    let counters = [
+        (CLICKS.to_owned(), 1),
+        ("revenue_micros:USD".to_owned(), 2_500_000),
+    ];
+    let increments = increments_for(at, "layout-1", Some("off_0123abcd"), None, &counters);
+    store
+        .insert_click_counted(&click, &increments)
+        .await
+        .unwrap();
+
+    let day = utc_day(at);
+    let shard = rollup_shard("layout-1");
+    for (dimension, group) in [
+        (RollupDimension::Total, ""),
+        (RollupDimension::Offer, "off_0123abcd"),
+    ] {
+        let key = |name: &str, value: String| (name.to_owned(), AttributeValue::S(value));
+        let pk = format!("{brand_id}#ROLLUP#{}#{shard:02}", dimension.as_str());
+        let sk = format!("{day}#{group}");
+        let item = client
+            .get_item()
+            .table_name(store.table())
+            .set_key(Some([key("pk", pk.clone()), key("sk", sk.clone())].into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("no rollup item at {pk} / {sk}"));
+        let number = |value: i64| AttributeValue::N(value.to_string());
+        let expected = std::collections::HashMap::from([
+            key("pk", pk),
+            key("sk", sk),
+            ("n:clicks".to_owned(), number(1)),
+            ("n:revenue_micros:USD".to_owned(), number(2_500_000)),
+            (
+                "expires_at".to_owned(),
+                number(rollup_expires_at(&day).unwrap()),
+            ),
+        ]);
+        assert_eq!(item, expected, "{dimension:?}");
+    }
 }

@@ -1,5 +1,7 @@
 //! `POST /api/clicks/capture`: records a first-party click once per brand and click id, scores it
-//! for fraud at constant cost, and raises fraud signals the public API lists.
+//! for fraud at constant cost, and raises fraud signals the public API lists. Each write also adds
+//! to the brand's daily rollups, in the same transaction: the click (`clicks`, and
+//! `flagged_clicks` if its user agent flags it), the rescoring that flags it, and its signals.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,6 +14,9 @@ use trcker_public_api::documents::is_id;
 use trcker_public_api::fraud::{FraudSignal, ReviewState};
 use trcker_public_api::{offers, partners, validate};
 use trcker_shared::brand_data::clicks::{ClickRecord, is_valid_click_id};
+use trcker_shared::brand_data::rollups::{
+    CLICKS, FLAGGED_CLICKS, RollupIncrement, SIGNALS_PREFIX, increments_for,
+};
 use trcker_shared::brand_data::{Document, DocumentKind};
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
@@ -114,7 +119,18 @@ pub async fn capture(
         user_agent,
         fraud_score: score(&findings),
     };
-    match state.data.insert_click(&click).await {
+    // A click is counted as flagged exactly once: here if its user agent alone flags it, or by the
+    // rescoring below if the source counter does (scores only grow, and a click is rescored once).
+    let flagged_at_insert = click.flagged();
+    let mut counters = vec![(CLICKS.to_owned(), 1)];
+    if flagged_at_insert {
+        counters.push((FLAGGED_CLICKS.to_owned(), 1));
+    }
+    match state
+        .data
+        .insert_click_counted(&click, &click_increments(&click, &counters))
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::AlreadyExists) => {
             // The first capture won; this one changes nothing and reads nothing.
@@ -151,7 +167,13 @@ pub async fn capture(
     let final_score = score(&findings);
     if final_score != click.fraud_score {
         click.fraud_score = final_score;
-        if let Err(error) = state.data.update_click(&click).await {
+        let newly_flagged = click.flagged() && !flagged_at_insert;
+        let increments = if newly_flagged {
+            click_increments(&click, &[(FLAGGED_CLICKS.to_owned(), 1)])
+        } else {
+            Vec::new()
+        };
+        if let Err(error) = state.data.update_click_counted(&click, &increments).await {
             tracing::error!(
                 brand_id = %brand_id,
                 click_id = %click.click_id,
@@ -163,6 +185,18 @@ pub async fn capture(
     }
     raise_signals(&state, &click, &findings, now).await;
     Ok(answer(StatusCode::CREATED, "recorded", request.click_id))
+}
+
+/// Rollup increments for `counters` of a click: the brand total, its offer and its partner, on
+/// the click's day, in the click id's shard.
+fn click_increments(click: &ClickRecord, counters: &[(String, i64)]) -> Vec<RollupIncrement> {
+    increments_for(
+        click.at,
+        &click.click_id,
+        click.offer_id.as_deref(),
+        click.partner_id.as_deref(),
+        counters,
+    )
 }
 
 fn answer(status: StatusCode, outcome: &'static str, click_id: String) -> Response {
@@ -279,9 +313,11 @@ async fn resolve(
     }
 }
 
-/// Stores one fraud-signal item per new finding, together.
+/// Stores one fraud-signal item per new finding, together, and counts them (`signals:<kind>`) in
+/// the click's rollups in the same transaction.
 async fn raise_signals(state: &CaptureState, click: &ClickRecord, findings: &[Finding], now: i64) {
     let mut documents = Vec::new();
+    let mut counters: Vec<(String, i64)> = Vec::new();
     for finding in findings.iter().filter(|finding| finding.raises_signal) {
         let Ok(id) =
             trcker_public_api::documents::new_time_id(trcker_public_api::fraud::ID_PREFIX, now)
@@ -302,13 +338,16 @@ async fn raise_signals(state: &CaptureState, click: &ClickRecord, findings: &[Fi
             updated_at: format_rfc3339(now),
         };
         match serde_json::to_value(&signal) {
-            Ok(body) => documents.push(Document {
-                brand_id: click.brand_id.clone(),
-                kind: DocumentKind::FraudSignal,
-                id,
-                version: 1,
-                body,
-            }),
+            Ok(body) => {
+                documents.push(Document {
+                    brand_id: click.brand_id.clone(),
+                    kind: DocumentKind::FraudSignal,
+                    id,
+                    version: 1,
+                    body,
+                });
+                counters.push((format!("{SIGNALS_PREFIX}{}", finding.kind), 1));
+            }
             Err(error) => tracing::error!(error = %error, "fraud signal does not encode"),
         }
     }
@@ -319,7 +358,12 @@ async fn raise_signals(state: &CaptureState, click: &ClickRecord, findings: &[Fi
         .iter()
         .map(|document| (document, &[][..]))
         .collect();
-    if let Err(error) = state.data.create_documents(&batch).await {
+    let increments = click_increments(click, &counters);
+    if let Err(error) = state
+        .data
+        .create_documents_counted(&batch, &increments)
+        .await
+    {
         tracing::error!(
             brand_id = %click.brand_id,
             click_id = %click.click_id,

@@ -9,6 +9,7 @@ use trcker_shared::brand_data::{ActivityFilter, ActivityRecord, Surface, is_acti
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
+use trcker_shared::ids::BrandId;
 
 use crate::AppState;
 use crate::documents::{ListBody, decode_cursor, encode_cursor};
@@ -17,11 +18,12 @@ use crate::openapi::{ActivityList, ReadErrors};
 
 const LISTING: &str = "ACTIVITY";
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct ActivityEntry {
     pub at: String,
     pub request_id: String,
     #[schema(value_type = String, example = "api")]
+    #[schemars(with = "String")]
     pub source: Surface,
     pub method: String,
     /// The request path, or the MCP tool.
@@ -77,25 +79,39 @@ pub async fn list(
     caller: Caller,
     uri: Uri,
 ) -> Result<Json<ListBody<ActivityEntry>>, ApiError> {
-    let pairs = query_params(uri.query(), &["limit", "cursor", "source", "from", "to"])?;
-    let paging = Paging::from_pairs(&pairs)?;
-    let surface = param(&pairs, "source")
+    let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
+    Ok(Json(
+        list_matching(&app, &caller.principal.brand_id, &pairs).await?,
+    ))
+}
+
+/// The query parameters the list accepts.
+pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "source", "from", "to"];
+
+/// One page of the brand's delivery log, newest first, for the given query parameters (also the
+/// MCP tool's answer).
+pub async fn list_matching(
+    app: &AppState,
+    brand_id: &BrandId,
+    pairs: &[(String, String)],
+) -> Result<ListBody<ActivityEntry>, ApiError> {
+    let paging = Paging::from_pairs(pairs)?;
+    let surface = param(pairs, "source")
         .map(|raw| {
             Surface::parse(raw)
                 .ok_or_else(|| ApiError::invalid("source must be one of api, mcp, capture"))
         })
         .transpose()?;
-    let from = param(&pairs, "from")
+    let from = param(pairs, "from")
         .map(|raw| parse_time("from", raw))
         .transpose()?;
-    let to = param(&pairs, "to")
+    let to = param(pairs, "to")
         .map(|raw| parse_time("to", raw))
         .transpose()?;
-    let brand_id = &caller.principal.brand_id;
     let after = paging
         .cursor
         .as_deref()
-        .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
+        .map(|cursor| decode_cursor(app, brand_id, LISTING, cursor))
         .transpose()?;
     if after
         .as_deref()
@@ -109,10 +125,10 @@ pub async fn list(
         .list_activity(brand_id, filter, paging.limit, after.as_deref())
         .await?;
     let data: Vec<ActivityEntry> = page.items.into_iter().map(ActivityEntry::from).collect();
-    Ok(Json(ListBody {
+    Ok(ListBody {
         data,
         next_cursor: page
             .next_position
-            .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
-    }))
+            .map(|position| encode_cursor(app, brand_id, LISTING, &position)),
+    })
 }

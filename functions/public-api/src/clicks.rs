@@ -11,6 +11,7 @@ use trcker_shared::brand_data::clicks::{
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
+use trcker_shared::ids::BrandId;
 
 use crate::AppState;
 use crate::documents::{ListBody, decode_cursor, encode_cursor};
@@ -19,7 +20,7 @@ use crate::openapi::{ClickList, ReadErrors};
 
 const LISTING: &str = "CLICKS";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct Click {
     pub click_id: String,
     pub at: String,
@@ -86,26 +87,37 @@ pub async fn list(
     caller: Caller,
     uri: Uri,
 ) -> Result<Json<ListBody<Click>>, ApiError> {
-    let pairs = query_params(
-        uri.query(),
-        &["limit", "cursor", "from", "to", "offer_id", "partner_id"],
-    )?;
-    let paging = Paging::from_pairs(&pairs)?;
+    let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
+    Ok(Json(
+        list_matching(&app, &caller.principal.brand_id, &pairs).await?,
+    ))
+}
+
+/// The query parameters the list accepts.
+pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "from", "to", "offer_id", "partner_id"];
+
+/// One page of the brand's clicks, newest first, for the given query parameters (also the MCP
+/// tool's answer).
+pub async fn list_matching(
+    app: &AppState,
+    brand_id: &BrandId,
+    pairs: &[(String, String)],
+) -> Result<ListBody<Click>, ApiError> {
+    let paging = Paging::from_pairs(pairs)?;
     let filter = ClickFilter {
-        from: param(&pairs, "from")
+        from: param(pairs, "from")
             .map(|raw| parse_time("from", raw))
             .transpose()?,
-        to: param(&pairs, "to")
+        to: param(pairs, "to")
             .map(|raw| parse_time("to", raw))
             .transpose()?,
-        offer_id: param(&pairs, "offer_id").map(str::to_owned),
-        partner_id: param(&pairs, "partner_id").map(str::to_owned),
+        offer_id: param(pairs, "offer_id").map(str::to_owned),
+        partner_id: param(pairs, "partner_id").map(str::to_owned),
     };
-    let brand_id = &caller.principal.brand_id;
     let after = paging
         .cursor
         .as_deref()
-        .map(|cursor| decode_cursor(&app, brand_id, LISTING, cursor))
+        .map(|cursor| decode_cursor(app, brand_id, LISTING, cursor))
         .transpose()?;
     if after
         .as_deref()
@@ -118,12 +130,12 @@ pub async fn list(
         .list_clicks(brand_id, &filter, paging.limit, after.as_deref())
         .await?;
     let data: Vec<Click> = page.items.into_iter().map(Click::from).collect();
-    Ok(Json(ListBody {
+    Ok(ListBody {
         data,
         next_cursor: page
             .next_position
-            .map(|position| encode_cursor(&app, brand_id, LISTING, &position)),
-    }))
+            .map(|position| encode_cursor(app, brand_id, LISTING, &position)),
+    })
 }
 
 #[utoipa::path(

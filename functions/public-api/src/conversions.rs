@@ -1,13 +1,19 @@
 //! Conversions (inbound postbacks): attributed through their click, priced by the pricing rules,
 //! deduplicated on `txn_id`, and moved through pending -> approved | rejected, approved -> paid.
 //! A conversion that comes sooner after its click than the configured minimum also raises a fraud
-//! signal, written in the same transaction.
+//! signal, written in the same transaction, as are the brand's daily rollups (conversions, revenue
+//! and payout in micro-units per currency, the signal). Rollups count a conversion as created:
+//! a later status change does not change them.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use trcker_shared::brand_data::clicks::is_valid_click_id;
+use trcker_shared::brand_data::rollups::{
+    CONVERSIONS, PAYOUT_MICROS_PREFIX, REVENUE_MICROS_PREFIX, RollupIncrement, SIGNALS_PREFIX,
+    increments_for, to_micros,
+};
 use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
@@ -33,7 +39,17 @@ const MAX_EVENT_LEN: usize = 64;
 /// the same 20 random bits).
 const ID_ATTEMPTS: usize = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversionStatus {
     Pending,
@@ -67,7 +83,9 @@ impl ConversionStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct ConversionPayout {
     pub amount: f64,
     pub currency: String,
@@ -75,7 +93,9 @@ pub struct ConversionPayout {
     pub rule_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct Conversion {
     pub id: String,
     pub click_id: String,
@@ -94,7 +114,7 @@ pub struct Conversion {
 }
 
 /// The create response: the conversion, and whether it was already recorded under its `txn_id`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct Recorded {
     #[serde(flatten)]
     pub conversion: Conversion,
@@ -309,23 +329,32 @@ pub async fn record_conversion(
         };
         let claims: Vec<UniqueClaim> = txn_id.iter().map(|txn| txn_claim(txn)).collect();
         let minimum = app.limits.min_click_to_conversion_ms;
-        let signal = if elapsed_ms < minimum {
-            let signal = FraudSignal::fast_conversion(&conversion, elapsed_ms, minimum, now)?;
-            Some(Document {
-                brand_id: brand_id.clone(),
-                kind: DocumentKind::FraudSignal,
-                id: signal.id.clone(),
-                version: 1,
-                body: encode(&signal)?,
-            })
+        let fraud_signal = if elapsed_ms < minimum {
+            Some(FraudSignal::fast_conversion(
+                &conversion,
+                elapsed_ms,
+                minimum,
+                now,
+            )?)
         } else {
             None
+        };
+        let signal = match &fraud_signal {
+            Some(fraud_signal) => Some(Document {
+                brand_id: brand_id.clone(),
+                kind: DocumentKind::FraudSignal,
+                id: fraud_signal.id.clone(),
+                version: 1,
+                body: encode(fraud_signal)?,
+            }),
+            None => None,
         };
         let mut batch: Vec<(&Document, &[UniqueClaim])> = vec![(&document, &claims)];
         if let Some(signal) = &signal {
             batch.push((signal, &[]));
         }
-        match app.data.create_documents(&batch).await {
+        let increments = conversion_increments(&conversion, fraud_signal.as_ref(), now);
+        match app.data.create_documents_counted(&batch, &increments).await {
             Ok(()) => {
                 return Ok(Recorded {
                     conversion,
@@ -355,6 +384,37 @@ pub async fn record_conversion(
     ))
 }
 
+/// What a new conversion adds to the brand's rollups, on its creation day, in its id's shard, for
+/// the brand, its offer and its partner: one conversion, the sale amount (if any) and the payout
+/// in micro-units of their currencies, and its fraud signal (if any).
+fn conversion_increments(
+    conversion: &Conversion,
+    signal: Option<&FraudSignal>,
+    now: i64,
+) -> Vec<RollupIncrement> {
+    let mut counters = vec![(CONVERSIONS.to_owned(), 1)];
+    if let Some(amount) = conversion.amount {
+        counters.push((
+            format!("{REVENUE_MICROS_PREFIX}{}", conversion.currency),
+            to_micros(amount),
+        ));
+    }
+    counters.push((
+        format!("{PAYOUT_MICROS_PREFIX}{}", conversion.payout.currency),
+        to_micros(conversion.payout.amount),
+    ));
+    if let Some(signal) = signal {
+        counters.push((format!("{SIGNALS_PREFIX}{}", signal.kind), 1));
+    }
+    increments_for(
+        now,
+        &conversion.id,
+        Some(&conversion.offer_id),
+        conversion.partner_id.as_deref(),
+        &counters,
+    )
+}
+
 #[utoipa::path(
     get,
     path = "/api/public/conversions/{id}",
@@ -374,16 +434,13 @@ pub async fn get(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<Conversion>, ApiError> {
-    let stored: Stored<Conversion> = load(
-        &app,
-        &caller.principal.brand_id,
-        KIND,
-        ID_PREFIX,
-        &id,
-        "conversion",
-    )
-    .await?;
-    Ok(Json(stored.value))
+    Ok(Json(find(&app, &caller.principal.brand_id, &id).await?))
+}
+
+/// One of the brand's conversions by id; another brand's id is as missing as an unknown one.
+pub async fn find(app: &AppState, brand_id: &BrandId, id: &str) -> Result<Conversion, ApiError> {
+    let stored: Stored<Conversion> = load(app, brand_id, KIND, ID_PREFIX, id, "conversion").await?;
+    Ok(stored.value)
 }
 
 #[utoipa::path(
@@ -447,7 +504,9 @@ pub async fn update(
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("status" = Option<String>, Query, description = "pending, approved, rejected or paid"),
         ("from" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
-        ("to" = Option<String>, Query, description = "RFC 3339 time or Unix ms")
+        ("to" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
+        ("offer_id" = Option<String>, Query, description = "Only this offer"),
+        ("partner_id" = Option<String>, Query, description = "Only this partner")
     ),
     responses(
         (status = 200, description = "List conversions, newest first", body = ConversionList),
@@ -460,37 +519,66 @@ pub async fn list(
     caller: Caller,
     uri: Uri,
 ) -> Result<Json<ListBody<Conversion>>, ApiError> {
-    let pairs = query_params(uri.query(), &["limit", "cursor", "status", "from", "to"])?;
-    let paging = Paging::from_pairs(&pairs)?;
-    let status = param(&pairs, "status")
+    let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
+    Ok(Json(
+        list_matching(&app, &caller.principal.brand_id, &pairs).await?,
+    ))
+}
+
+/// The query parameters the list accepts.
+pub const LIST_PARAMETERS: &[&str] = &[
+    "limit",
+    "cursor",
+    "status",
+    "from",
+    "to",
+    "offer_id",
+    "partner_id",
+];
+
+/// One page of the brand's conversions, newest first, for the given query parameters (also the
+/// MCP tool's answer).
+pub async fn list_matching(
+    app: &AppState,
+    brand_id: &BrandId,
+    pairs: &[(String, String)],
+) -> Result<ListBody<Conversion>, ApiError> {
+    let paging = Paging::from_pairs(pairs)?;
+    let offer_id = param(pairs, "offer_id");
+    let partner_id = param(pairs, "partner_id");
+    let status = param(pairs, "status")
         .map(|raw| {
             ConversionStatus::parse(raw).ok_or_else(|| {
                 ApiError::invalid("status must be one of pending, approved, rejected, paid")
             })
         })
         .transpose()?;
-    let from = param(&pairs, "from")
+    let from = param(pairs, "from")
         .map(|raw| parse_time("from", raw))
         .transpose()?;
-    let to = param(&pairs, "to")
+    let to = param(pairs, "to")
         .map(|raw| parse_time("to", raw))
         .transpose()?;
     // Ids begin with the creation time, so a time range is an id range.
     let lower = from.map_or_else(|| format!("{ID_PREFIX}_"), |ms| time_bound(ms, "00000"));
     let upper = to.map_or_else(|| format!("{ID_PREFIX}_~"), |ms| time_bound(ms, "fffff"));
-    let page = newest_first_page(
-        &app,
-        &caller.principal.brand_id,
+    newest_first_page(
+        app,
+        brand_id,
         KIND,
         ID_PREFIX,
         LISTING,
         (lower, upper),
         &paging,
         |conversion: &Conversion| conversion.id.clone(),
-        |conversion| status.is_none_or(|status| conversion.status == status),
+        |conversion| {
+            status.is_none_or(|status| conversion.status == status)
+                && offer_id.is_none_or(|offer| conversion.offer_id == offer)
+                && partner_id
+                    .is_none_or(|partner| conversion.partner_id.as_deref() == Some(partner))
+        },
     )
-    .await?;
-    Ok(Json(page))
+    .await
 }
 
 fn time_bound(millis: i64, random_part: &str) -> String {

@@ -93,7 +93,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
 }
 
 /// One page of a listing as the API returns it: `{"data":[…],"next_cursor":…}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ListBody<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
@@ -106,14 +106,31 @@ pub async fn list_page<T: DeserializeOwned + Serialize>(
     kind: DocumentKind,
     paging: &Paging,
 ) -> Result<ListBody<T>, ApiError> {
+    list_page_with_prefix(app, brand_id, kind, "", paging).await
+}
+
+/// One page of the documents of `kind` whose id starts with `id_prefix`. The cursor is bound to
+/// the prefix too, so a page of one filter cannot continue another.
+pub async fn list_page_with_prefix<T: DeserializeOwned + Serialize>(
+    app: &AppState,
+    brand_id: &BrandId,
+    kind: DocumentKind,
+    id_prefix: &str,
+    paging: &Paging,
+) -> Result<ListBody<T>, ApiError> {
+    let listing = if id_prefix.is_empty() {
+        kind.as_str().to_owned()
+    } else {
+        format!("{}/{id_prefix}", kind.as_str())
+    };
     let after = paging
         .cursor
         .as_deref()
-        .map(|cursor| decode_cursor(app, brand_id, kind.as_str(), cursor))
+        .map(|cursor| decode_cursor(app, brand_id, &listing, cursor))
         .transpose()?;
     let page = app
         .data
-        .list_documents(brand_id, kind, paging.limit, after.as_deref())
+        .list_documents_by_prefix(brand_id, kind, id_prefix, paging.limit, after.as_deref())
         .await?;
     let data = page
         .items
@@ -124,7 +141,7 @@ pub async fn list_page<T: DeserializeOwned + Serialize>(
         data,
         next_cursor: page
             .next_position
-            .map(|position| encode_cursor(app, brand_id, kind.as_str(), &position)),
+            .map(|position| encode_cursor(app, brand_id, &listing, &position)),
     })
 }
 

@@ -22,7 +22,17 @@ const LISTING: &str = "FRAUD";
 /// The score of a conversion that came too soon after its click.
 const FAST_CONVERSION_SCORE: u8 = 80;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewState {
     Open,
@@ -41,7 +51,9 @@ impl ReviewState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct FraudSignal {
     pub id: String,
     /// What was detected, e.g. `fast_conversion`.

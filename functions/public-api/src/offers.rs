@@ -23,7 +23,17 @@ pub const ID_PREFIX: &str = "off";
 const KIND: DocumentKind = DocumentKind::Offer;
 const MAX_FLAT_PAYOUT: f64 = 1_000_000.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OfferStatus {
     Active,
@@ -31,14 +41,26 @@ pub enum OfferStatus {
     Archived,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutType {
     Flat,
     Percent,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Payout {
     #[serde(rename = "type")]
@@ -53,7 +75,17 @@ fn default_currency() -> String {
     "USD".into()
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Caps {
     #[serde(default)]
@@ -62,7 +94,9 @@ pub struct Caps {
     pub monthly_conversions: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct Offer {
     pub id: String,
     pub name: String,
@@ -162,10 +196,23 @@ pub async fn list(
     caller: Caller,
     uri: Uri,
 ) -> Result<Json<ListBody<Offer>>, ApiError> {
-    let paging = Paging::from_pairs(&query_params(uri.query(), &["limit", "cursor"])?)?;
+    let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
     Ok(Json(
-        list_page::<Offer>(&app, &caller.principal.brand_id, KIND, &paging).await?,
+        list_matching(&app, &caller.principal.brand_id, &pairs).await?,
     ))
+}
+
+/// The query parameters the list accepts.
+pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor"];
+
+/// One page of the brand's offers for the given query parameters (also the MCP tool's answer).
+pub async fn list_matching(
+    app: &AppState,
+    brand_id: &trcker_shared::ids::BrandId,
+    pairs: &[(String, String)],
+) -> Result<ListBody<Offer>, ApiError> {
+    let paging = Paging::from_pairs(pairs)?;
+    list_page::<Offer>(app, brand_id, KIND, &paging).await
 }
 
 #[utoipa::path(
@@ -241,16 +288,17 @@ pub async fn get(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<Offer>, ApiError> {
-    let stored: Stored<Offer> = load(
-        &app,
-        &caller.principal.brand_id,
-        KIND,
-        ID_PREFIX,
-        &id,
-        "offer",
-    )
-    .await?;
-    Ok(Json(stored.value))
+    Ok(Json(find(&app, &caller.principal.brand_id, &id).await?))
+}
+
+/// One of the brand's offers by id; another brand's id is as missing as an unknown one.
+pub async fn find(
+    app: &AppState,
+    brand_id: &trcker_shared::ids::BrandId,
+    id: &str,
+) -> Result<Offer, ApiError> {
+    let stored: Stored<Offer> = load(app, brand_id, KIND, ID_PREFIX, id, "offer").await?;
+    Ok(stored.value)
 }
 
 #[utoipa::path(

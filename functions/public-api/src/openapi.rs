@@ -79,14 +79,14 @@ pub enum WriteErrors {
     StoreUnavailable(ErrorResponse),
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct Whoami {
     pub brand_id: String,
     pub key_id: String,
     pub fingerprint: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct Health {
     pub status: &'static str,
 }

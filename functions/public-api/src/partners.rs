@@ -22,7 +22,17 @@ use crate::{AppState, validate};
 pub const ID_PREFIX: &str = "ptr";
 const KIND: DocumentKind = DocumentKind::Partner;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
     Active,
@@ -30,7 +40,9 @@ pub enum PartnerStatus {
     Pending,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct Partner {
     pub id: String,
     pub name: String,
@@ -108,10 +120,23 @@ pub async fn list(
     caller: Caller,
     uri: Uri,
 ) -> Result<Json<ListBody<Partner>>, ApiError> {
-    let paging = Paging::from_pairs(&query_params(uri.query(), &["limit", "cursor"])?)?;
+    let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
     Ok(Json(
-        list_page::<Partner>(&app, &caller.principal.brand_id, KIND, &paging).await?,
+        list_matching(&app, &caller.principal.brand_id, &pairs).await?,
     ))
+}
+
+/// The query parameters the list accepts.
+pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor"];
+
+/// One page of the brand's partners for the given query parameters (also the MCP tool's answer).
+pub async fn list_matching(
+    app: &AppState,
+    brand_id: &trcker_shared::ids::BrandId,
+    pairs: &[(String, String)],
+) -> Result<ListBody<Partner>, ApiError> {
+    let paging = Paging::from_pairs(pairs)?;
+    list_page::<Partner>(app, brand_id, KIND, &paging).await
 }
 
 #[utoipa::path(
@@ -185,16 +210,17 @@ pub async fn get(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<Partner>, ApiError> {
-    let stored: Stored<Partner> = load(
-        &app,
-        &caller.principal.brand_id,
-        KIND,
-        ID_PREFIX,
-        &id,
-        "partner",
-    )
-    .await?;
-    Ok(Json(stored.value))
+    Ok(Json(find(&app, &caller.principal.brand_id, &id).await?))
+}
+
+/// One of the brand's partners by id; another brand's id is as missing as an unknown one.
+pub async fn find(
+    app: &AppState,
+    brand_id: &trcker_shared::ids::BrandId,
+    id: &str,
+) -> Result<Partner, ApiError> {
+    let stored: Stored<Partner> = load(app, brand_id, KIND, ID_PREFIX, id, "partner").await?;
+    Ok(stored.value)
 }
 
 #[utoipa::path(

@@ -20,7 +20,9 @@ use trcker_shared::ids::BrandId;
 use trcker_shared::token::random_u64;
 
 use crate::AppState;
-use crate::documents::{ListBody, Stored, decode, encode, list_page, load, save};
+use crate::documents::{
+    ListBody, Stored, decode, encode, list_page, list_page_with_prefix, load, save,
+};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::offers::{Offer, Payout, validate_payout};
 use crate::openapi::{PricingRuleList, ReadErrors, WriteErrors};
@@ -31,7 +33,9 @@ const KIND: DocumentKind = DocumentKind::PricingRule;
 pub const MAX_RULES_PER_OFFER: u32 = 100;
 pub const MAX_PRIORITY: i32 = 1_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct PricingRule {
     pub id: String,
     pub offer_id: String,
@@ -78,7 +82,17 @@ pub struct UpdateRule {
 }
 
 /// Where a resolved payout came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutSource {
     PartnerRule,
@@ -86,7 +100,7 @@ pub enum PayoutSource {
     OfferDefault,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct ResolvedPayout {
     pub payout: Payout,
     pub source: PayoutSource,
@@ -230,7 +244,8 @@ fn missing_reference(error: ApiError, message: &str) -> ApiError {
     summary = "List pricing rules",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("offer_id" = Option<String>, Query, description = "Only this offer's rules")
     ),
     responses(
         (status = 200, description = "List pricing rules", body = PricingRuleList),
@@ -243,10 +258,37 @@ pub async fn list(
     caller: Caller,
     uri: Uri,
 ) -> Result<Json<ListBody<PricingRule>>, ApiError> {
-    let paging = Paging::from_pairs(&query_params(uri.query(), &["limit", "cursor"])?)?;
+    let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
     Ok(Json(
-        list_page::<PricingRule>(&app, &caller.principal.brand_id, KIND, &paging).await?,
+        list_matching(&app, &caller.principal.brand_id, &pairs).await?,
     ))
+}
+
+/// The query parameters the list accepts.
+pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "offer_id"];
+
+/// One page of the brand's pricing rules (one offer's, with `offer_id`: rule ids begin with their
+/// offer's, so that is one id-prefix query) for the given query parameters (also the MCP tool's
+/// answer).
+pub async fn list_matching(
+    app: &AppState,
+    brand_id: &BrandId,
+    pairs: &[(String, String)],
+) -> Result<ListBody<PricingRule>, ApiError> {
+    let paging = Paging::from_pairs(pairs)?;
+    match param(pairs, "offer_id") {
+        None => list_page::<PricingRule>(app, brand_id, KIND, &paging).await,
+        Some(offer_id) => {
+            let Some(prefix) = rule_prefix(offer_id) else {
+                // An offer id that cannot exist has no rules.
+                return Ok(ListBody {
+                    data: Vec::new(),
+                    next_cursor: None,
+                });
+            };
+            list_page_with_prefix::<PricingRule>(app, brand_id, KIND, &prefix, &paging).await
+        }
+    }
 }
 
 #[utoipa::path(

@@ -1,7 +1,9 @@
 //! The public API through its HTTP layer, on both store backends (in memory and DynamoDB on moto):
 //! every route, every error status it can produce, brand isolation, cursors, rate limiting, the
-//! audit trail, and the API Gateway sample events through the Lambda request adapter.
+//! audit trail, the daily rollups a conversion adds to, and the API Gateway sample events through
+//! the Lambda request adapter.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,6 +16,10 @@ use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::brand_data::rollups::{
+    CONVERSIONS, PAYOUT_MICROS_PREFIX, REVENUE_MICROS_PREFIX, RollupDimension, SIGNALS_PREFIX,
+    utc_day,
+};
 use trcker_shared::clock::Clock;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
@@ -1414,6 +1420,183 @@ async fn clicks_conversions_and_fraud_signals(api: &Api) {
     assert_eq!(foreign_click.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// A brand's rollups of `dimension` from yesterday to tomorrow (the API runs on the system clock,
+/// so a test may straddle midnight), summed over the days: group -> counter -> total.
+async fn rollup_totals(
+    api: &Api,
+    brand: &str,
+    dimension: RollupDimension,
+) -> BTreeMap<String, BTreeMap<String, i64>> {
+    let now = SystemClock.now_ms();
+    let rows = api
+        .data
+        .read_rollups(
+            &BrandId::parse(brand).unwrap(),
+            dimension,
+            &utc_day(now - 86_400_000),
+            &utc_day(now + 86_400_000),
+        )
+        .await
+        .unwrap();
+    let mut totals: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for row in rows {
+        let group = totals.entry(row.group).or_default();
+        for (name, value) in row.counters {
+            *group.entry(name).or_default() += value;
+        }
+    }
+    totals
+}
+
+fn counters(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), *value))
+        .collect()
+}
+
+/// Each new conversion adds one conversion, its sale amount and its payout (micro-units per
+/// currency) and its fast-conversion signal to the brand's rollups, for the brand, its offer and
+/// its partner; a duplicate `txn_id`, a refused request and a status change add nothing.
+async fn conversions_count_in_rollups(api: &Api) {
+    let key = api.brand("acme").await;
+    let other = api.brand("globex").await;
+    let create_offer = |body: Value| {
+        let key = key.clone();
+        async move {
+            let created = api
+                .call(Method::POST, "/api/public/offers", Some(&key), Some(body))
+                .await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+            created.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let offer_id = create_offer(offer_body("sale")).await;
+    let mut percent_body = offer_body("percent");
+    percent_body["default_payout"] = json!({"type": "percent", "amount": 10});
+    let percent_id = create_offer(percent_body).await;
+    let alice = api.create_partner(&key, "alice").await;
+    for click in [
+        click_record("acme", "k1", 60_000, Some(&offer_id), Some(&alice)),
+        click_record("acme", "k2", 5_000, Some(&offer_id), Some(&alice)),
+        click_record("acme", "k3", 120_000, Some(&percent_id), None),
+        click_record("globex", "k1", 60_000, None, None),
+    ] {
+        api.data.insert_click(&click).await.unwrap();
+    }
+    let convert = |who: &str, body: Value| {
+        let who = who.to_owned();
+        async move {
+            api.call(
+                Method::POST,
+                "/api/public/conversions",
+                Some(&who),
+                Some(body),
+            )
+            .await
+        }
+    };
+
+    let first = convert(
+        &key,
+        json!({"click_id": "k1", "amount": 100.1, "txn_id": "o-1"}),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let repeat = convert(
+        &key,
+        json!({"click_id": "k2", "amount": 7, "txn_id": "o-1"}),
+    )
+    .await;
+    assert_eq!(repeat.body["duplicate"], true, "{}", repeat.body);
+    // Five seconds after its click: a fast-conversion signal, counted with the conversion.
+    let fast = convert(&key, json!({"click_id": "k2", "amount": 0.1})).await;
+    assert_eq!(fast.status, StatusCode::CREATED, "{}", fast.body);
+    let percent = convert(
+        &key,
+        json!({"click_id": "k3", "amount": 80, "currency": "GBP"}),
+    )
+    .await;
+    assert_eq!(percent.status, StatusCode::CREATED, "{}", percent.body);
+    // Without an amount: no revenue, still the payout.
+    let no_amount = convert(&key, json!({"click_id": "k1", "txn_id": "o-2"})).await;
+    assert_eq!(no_amount.status, StatusCode::CREATED, "{}", no_amount.body);
+    let refused = convert(&key, json!({"click_id": "k3"})).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let foreign = convert(&other, json!({"click_id": "k2", "amount": 1})).await;
+    assert_eq!(
+        foreign.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "acme's click"
+    );
+    // A status change after creation does not change the rollups.
+    let path = format!(
+        "/api/public/conversions/{}",
+        first.body["id"].as_str().unwrap()
+    );
+    let approved = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&key),
+            Some(json!({"status": "approved"})),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+
+    let revenue = |currency: &str| format!("{REVENUE_MICROS_PREFIX}{currency}");
+    let payout = |currency: &str| format!("{PAYOUT_MICROS_PREFIX}{currency}");
+    let fast_signal = format!("{SIGNALS_PREFIX}fast_conversion");
+    let total = rollup_totals(api, "acme", RollupDimension::Total).await;
+    assert_eq!(
+        total,
+        BTreeMap::from([(
+            String::new(),
+            counters(&[
+                (CONVERSIONS, 4),
+                (&revenue("USD"), 100_200_000),
+                (&revenue("GBP"), 80_000_000),
+                (&payout("EUR"), 37_500_000),
+                (&payout("GBP"), 8_000_000),
+                (&fast_signal, 1),
+            ])
+        )])
+    );
+    let offers = rollup_totals(api, "acme", RollupDimension::Offer).await;
+    assert_eq!(
+        offers,
+        BTreeMap::from([
+            (
+                offer_id.clone(),
+                counters(&[
+                    (CONVERSIONS, 3),
+                    (&revenue("USD"), 100_200_000),
+                    (&payout("EUR"), 37_500_000),
+                    (&fast_signal, 1),
+                ])
+            ),
+            (
+                percent_id.clone(),
+                counters(&[
+                    (CONVERSIONS, 1),
+                    (&revenue("GBP"), 80_000_000),
+                    (&payout("GBP"), 8_000_000),
+                ])
+            ),
+        ])
+    );
+    let partners = rollup_totals(api, "acme", RollupDimension::Partner).await;
+    assert_eq!(partners.len(), 1, "k3 has no partner: {partners:?}");
+    assert_eq!(partners[&alice][CONVERSIONS], 3);
+    assert_eq!(partners[&alice][&fast_signal], 1);
+    assert!(
+        rollup_totals(api, "globex", RollupDimension::Total)
+            .await
+            .is_empty(),
+        "another brand's rollups are its own"
+    );
+}
+
 async fn run_scenarios(make: impl AsyncFn() -> Api) {
     whoami_and_audit(&make().await).await;
     partner_lifecycle(&make().await).await;
@@ -1425,6 +1608,7 @@ async fn run_scenarios(make: impl AsyncFn() -> Api) {
     activity_filters(&make().await).await;
     pricing_rules_and_payout_resolution(&make().await).await;
     clicks_conversions_and_fraud_signals(&make().await).await;
+    conversions_count_in_rollups(&make().await).await;
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use trcker_capture::config::CaptureConfig;
+use trcker_mcp::config::McpConfig;
 use trcker_shared::bootstrap::{aws_config_loader, load_pepper};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
@@ -46,7 +47,9 @@ usage: trcker-local [--port PORT] [--store memory|dynamodb] [--create-tables]
                      TRCKER_DATA_TABLE (default trcker-data)
   --create-tables    with --store dynamodb: create the tables first if they are missing
 
-environment: TRCKER_RATE_LIMIT_PER_MINUTE (default 100), TRCKER_ACTIVITY_RETENTION_DAYS (90)";
+environment: TRCKER_RATE_LIMIT_PER_MINUTE (default 100), TRCKER_ACTIVITY_RETENTION_DAYS (90),
+             TRCKER_MCP_ALLOWED_HOSTS (default localhost, 127.0.0.1, ::1), and the capture
+             variables in the README";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
@@ -127,7 +130,8 @@ async fn run(options: Options) -> Result<(), String> {
     // The same variables, defaults and checks as the Lambda functions.
     let limits = EdgeLimits::from_env().map_err(|error| error.to_string())?;
     let capture = CaptureConfig::from_env().map_err(|error| error.to_string())?;
-    let app = gateway(backends.keys, backends.data, limits, capture);
+    let mcp = McpConfig::from_env().map_err(|error| error.to_string())?;
+    let app = gateway(backends.keys, backends.data, limits, capture, mcp);
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -239,6 +243,7 @@ fn gateway(
     data: Arc<dyn BrandDataStore>,
     limits: EdgeLimits,
     capture: CaptureConfig,
+    mcp: McpConfig,
 ) -> Router {
     let invoke = Router::new()
         .route(
@@ -247,8 +252,10 @@ fn gateway(
         )
         .with_state(keys.clone());
     let capture = trcker_capture::routes(keys.clone(), data.clone(), limits, capture);
+    let mcp = trcker_mcp::routes(keys.clone(), data.clone(), limits, mcp);
     trcker_public_api::router(keys, data, limits)
         .merge(capture)
+        .merge(mcp)
         .merge(invoke)
         .layer(middleware::from_fn(api_gateway_request_context))
 }

@@ -11,6 +11,7 @@ use trcker_public_api::partners::{self, CreatePartner, PartnerStatus};
 use trcker_public_api::pricing::{self, CreateRule};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
+use trcker_shared::brand_data::rollups;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
 use trcker_shared::token::PlaintextKey;
@@ -134,8 +135,8 @@ pub async fn demo(
     Ok(generated.key)
 }
 
-/// 200 clicks over the last hour (the last one 5 s ago), spread over the partners and offers, as
-/// capture would record them (capture itself is not built yet).
+/// 200 clicks over the last hour (the last one 5 s ago), spread over the partners and offers, with
+/// their rollups, as capture records them (written directly: capture would stamp them all now).
 async fn seed_clicks(
     data: &Arc<dyn BrandDataStore>,
     brand_id: &BrandId,
@@ -164,7 +165,18 @@ async fn seed_clicks(
             user_agent: "Mozilla/5.0 (demo seed)".into(),
             fraud_score: if index % 50 == 0 { 95 } else { 5 },
         };
-        data.insert_click(&click)
+        let mut counters = vec![(rollups::CLICKS.to_owned(), 1)];
+        if click.flagged() {
+            counters.push((rollups::FLAGGED_CLICKS.to_owned(), 1));
+        }
+        let increments = rollups::increments_for(
+            click.at,
+            &click.click_id,
+            click.offer_id.as_deref(),
+            click.partner_id.as_deref(),
+            &counters,
+        );
+        data.insert_click_counted(&click, &increments)
             .await
             .map_err(|error| error.to_string())?;
     }

@@ -4,9 +4,15 @@
 use serde_json::json;
 
 use super::clicks::{ClickFilter, ClickRecord};
+use super::rollups::{
+    CLICKS, CONVERSIONS, FLAGGED_CLICKS, MAX_TRANSACTION_ITEMS, PAYOUT_MICROS_PREFIX,
+    REVENUE_MICROS_PREFIX, ROLLUP_SHARDS, RollupDimension, RollupIncrement, RollupRow,
+    SIGNALS_PREFIX, increments_for, rollup_shard, to_micros, utc_day,
+};
 use super::{
     ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
 };
+use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::StoreError;
 use crate::store::conformance::fresh_brand_id;
@@ -21,6 +27,14 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     documents_are_created_together_and_queried_by_id_range(store).await;
     clicks_are_rescored_in_place(store).await;
     source_hits_count_per_window_and_remember_the_last_sighting(store).await;
+    rollups_count_with_the_click_and_sum_across_shards(store).await;
+    a_duplicate_click_adds_nothing_to_rollups(store).await;
+    documents_with_a_taken_claim_add_nothing_to_rollups(store).await;
+    increments_to_one_row_in_one_call_are_merged(store).await;
+    rollup_day_ranges_are_inclusive(store).await;
+    rollup_groups_are_separate_per_offer_and_partner(store).await;
+    money_micros_sum_exactly(store).await;
+    bad_rollup_input_is_rejected_and_writes_nothing(store).await;
 }
 
 fn slug(value: &str) -> UniqueClaim {
@@ -670,5 +684,600 @@ pub async fn source_hits_count_per_window_and_remember_the_last_sighting(
     assert_eq!(
         after.clicks_in_window, 4,
         "the current window was not reset"
+    );
+}
+
+/// 2026-11-18T08:26:40Z.
+const ROLLUP_START: UnixMillis = 1_795_000_000_000;
+const DAY_MS: UnixMillis = 86_400_000;
+
+fn counters(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs
+        .iter()
+        .map(|(name, amount)| ((*name).to_owned(), *amount))
+        .collect()
+}
+
+/// Increments for the total, offer and partner rows of one click.
+fn click_increments(click: &ClickRecord, pairs: &[(&str, i64)]) -> Vec<RollupIncrement> {
+    increments_for(
+        click.at,
+        &click.click_id,
+        click.offer_id.as_deref(),
+        click.partner_id.as_deref(),
+        &counters(pairs),
+    )
+}
+
+/// `(day, group, counter)` of every row, for compact assertions.
+fn column(rows: &[RollupRow], counter: &str) -> Vec<(String, String, i64)> {
+    rows.iter()
+        .map(|row| (row.day.clone(), row.group.clone(), row.counter(counter)))
+        .collect()
+}
+
+fn row(day: &str, group: &str, count: i64) -> (String, String, i64) {
+    (day.to_owned(), group.to_owned(), count)
+}
+
+async fn totals(store: &dyn BrandDataStore, brand: &BrandId, day: &str) -> Vec<RollupRow> {
+    store
+        .read_rollups(brand, RollupDimension::Total, day, day)
+        .await
+        .unwrap()
+}
+
+pub async fn rollups_count_with_the_click_and_sum_across_shards(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let other = fresh_brand_id("rollups");
+    let day = utc_day(ROLLUP_START);
+    let mut per_shard = vec![0_i64; ROLLUP_SHARDS as usize];
+    for index in 0..40 {
+        let record = click(
+            &brand,
+            &format!("c{index:02}"),
+            ROLLUP_START + index,
+            "off_a",
+            "ptr_a",
+        );
+        let mut pairs = vec![(CLICKS, 1)];
+        if index % 4 == 0 {
+            pairs.push((FLAGGED_CLICKS, 1));
+        }
+        store
+            .insert_click_counted(&record, &click_increments(&record, &pairs))
+            .await
+            .unwrap();
+        per_shard[rollup_shard(&record.click_id) as usize] += 1;
+    }
+    let elsewhere = click(&other, "c00", ROLLUP_START, "off_a", "ptr_a");
+    store
+        .insert_click_counted(&elsewhere, &click_increments(&elsewhere, &[(CLICKS, 1)]))
+        .await
+        .unwrap();
+    assert!(
+        per_shard.iter().filter(|count| **count > 0).count() > 1,
+        "the clicks spread over several shards: {per_shard:?}"
+    );
+
+    let summed = totals(store, &brand, &day).await;
+    assert_eq!(column(&summed, CLICKS), [row(&day, "", 40)]);
+    assert_eq!(column(&summed, FLAGGED_CLICKS), [row(&day, "", 10)]);
+    assert_eq!(summed[0].dimension, RollupDimension::Total);
+    assert!(
+        store.get_click(&brand, "c07").await.unwrap().is_some(),
+        "the click itself is stored with its counters"
+    );
+    // Each shard holds the clicks whose id hashes to it, and only those.
+    for shard in 0..ROLLUP_SHARDS {
+        let rows = store
+            .query_rollups(&brand, RollupDimension::Total, shard, &day, &day)
+            .await
+            .unwrap();
+        let expected = per_shard[shard as usize];
+        if expected == 0 {
+            assert!(rows.is_empty(), "shard {shard}: {rows:?}");
+        } else {
+            assert_eq!(
+                column(&rows, CLICKS),
+                [row(&day, "", expected)],
+                "shard {shard}"
+            );
+        }
+    }
+    assert_eq!(
+        column(&totals(store, &other, &day).await, CLICKS),
+        [row(&day, "", 1)],
+        "another brand counts apart"
+    );
+    // Rescoring counts with the update that flags the click.
+    let mut rescored = store.get_click(&brand, "c01").await.unwrap().unwrap();
+    rescored.fraud_score = 95;
+    store
+        .update_click_counted(
+            &rescored,
+            &click_increments(&rescored, &[(FLAGGED_CLICKS, 1)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_click(&brand, "c01").await.unwrap(),
+        Some(rescored)
+    );
+    assert_eq!(
+        column(&totals(store, &brand, &day).await, FLAGGED_CLICKS),
+        [row(&day, "", 11)]
+    );
+}
+
+pub async fn a_duplicate_click_adds_nothing_to_rollups(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let day = utc_day(ROLLUP_START);
+    let next_day = utc_day(ROLLUP_START + DAY_MS);
+    let first = click(&brand, "dup", ROLLUP_START, "off_a", "ptr_a");
+    store
+        .insert_click_counted(&first, &click_increments(&first, &[(CLICKS, 1)]))
+        .await
+        .unwrap();
+    // The same id again, a day later and with more counters: refused, and nothing is added.
+    let again = ClickRecord {
+        at: ROLLUP_START + DAY_MS,
+        ..first.clone()
+    };
+    assert_eq!(
+        store
+            .insert_click_counted(
+                &again,
+                &click_increments(&again, &[(CLICKS, 1), (FLAGGED_CLICKS, 1)])
+            )
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    let rows = store
+        .read_rollups(&brand, RollupDimension::Total, &day, &next_day)
+        .await
+        .unwrap();
+    assert_eq!(column(&rows, CLICKS), [row(&day, "", 1)]);
+    assert_eq!(rows[0].counter(FLAGGED_CLICKS), 0);
+    for dimension in [RollupDimension::Offer, RollupDimension::Partner] {
+        let rows = store
+            .read_rollups(&brand, dimension, &day, &next_day)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{dimension:?}: {rows:?}");
+        assert_eq!(rows[0].counter(CLICKS), 1);
+    }
+    // Rescoring a click that does not exist changes nothing either.
+    let missing = click(&brand, "missing", ROLLUP_START, "off_a", "ptr_a");
+    assert_eq!(
+        store
+            .update_click_counted(
+                &missing,
+                &click_increments(&missing, &[(FLAGGED_CLICKS, 1)])
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.get_click(&brand, "missing").await.unwrap(), None);
+    assert_eq!(
+        totals(store, &brand, &day).await[0].counter(FLAGGED_CLICKS),
+        0
+    );
+}
+
+fn conversion_document(brand: &BrandId, id: &str) -> Document {
+    Document {
+        kind: DocumentKind::Conversion,
+        ..partner(brand, id, 1, "C")
+    }
+}
+
+fn txn(value: &str) -> UniqueClaim {
+    UniqueClaim {
+        field: "txn_id",
+        value: value.to_owned(),
+    }
+}
+
+pub async fn documents_with_a_taken_claim_add_nothing_to_rollups(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let day = utc_day(ROLLUP_START);
+    let conversion = |id: &str| {
+        increments_for(
+            ROLLUP_START,
+            id,
+            Some("off_a"),
+            Some("ptr_a"),
+            &counters(&[(CONVERSIONS, 1)]),
+        )
+    };
+    store
+        .create_documents_counted(
+            &[(
+                &conversion_document(&brand, "cnv_1"),
+                std::slice::from_ref(&txn("order-1")),
+            )],
+            &conversion("cnv_1"),
+        )
+        .await
+        .unwrap();
+    // A batch whose claim is taken writes neither its documents nor its counters.
+    let signal = Document {
+        kind: DocumentKind::FraudSignal,
+        ..partner(&brand, "frd_1", 1, "F")
+    };
+    let mut increments = conversion("cnv_2");
+    increments.extend(increments_for(
+        ROLLUP_START,
+        "cnv_2",
+        None,
+        None,
+        &counters(&[("signals:fast_conversion", 1)]),
+    ));
+    assert_eq!(
+        store
+            .create_documents_counted(
+                &[
+                    (
+                        &conversion_document(&brand, "cnv_2"),
+                        std::slice::from_ref(&txn("order-1"))
+                    ),
+                    (&signal, &[]),
+                ],
+                &increments,
+            )
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    // So does a batch whose document id is taken (the document's own condition, item 0).
+    assert_eq!(
+        store
+            .create_documents_counted(
+                &[(&conversion_document(&brand, "cnv_1"), &[])],
+                &conversion("cnv_1"),
+            )
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::FraudSignal, "frd_1")
+            .await
+            .unwrap(),
+        None
+    );
+    let rows = totals(store, &brand, &day).await;
+    assert_eq!(column(&rows, CONVERSIONS), [row(&day, "", 1)]);
+    assert_eq!(rows[0].counter("signals:fast_conversion"), 0);
+    let offers = store
+        .read_rollups(&brand, RollupDimension::Offer, &day, &day)
+        .await
+        .unwrap();
+    assert_eq!(column(&offers, CONVERSIONS), [row(&day, "off_a", 1)]);
+    // Plain creates still work and count nothing.
+    store
+        .create_document(&conversion_document(&brand, "cnv_3"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&totals(store, &brand, &day).await, CONVERSIONS),
+        [row(&day, "", 1)]
+    );
+}
+
+pub async fn increments_to_one_row_in_one_call_are_merged(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let day = utc_day(ROLLUP_START);
+    let record = click(&brand, "merged", ROLLUP_START, "off_a", "ptr_a");
+    // Twice the same rows, and one counter named twice in one increment: DynamoDB refuses a
+    // transaction that touches an item twice, so the store must merge them.
+    let mut increments = click_increments(&record, &[(CLICKS, 1), (CLICKS, 2)]);
+    increments.extend(click_increments(
+        &record,
+        &[(FLAGGED_CLICKS, 1), (CLICKS, 4)],
+    ));
+    store
+        .insert_click_counted(&record, &increments)
+        .await
+        .unwrap();
+    let rows = totals(store, &brand, &day).await;
+    assert_eq!(column(&rows, CLICKS), [row(&day, "", 7)]);
+    assert_eq!(column(&rows, FLAGGED_CLICKS), [row(&day, "", 1)]);
+    let partners = store
+        .read_rollups(&brand, RollupDimension::Partner, &day, &day)
+        .await
+        .unwrap();
+    assert_eq!(column(&partners, CLICKS), [row(&day, "ptr_a", 7)]);
+
+    let signal = |id: &str| Document {
+        kind: DocumentKind::FraudSignal,
+        ..partner(&brand, id, 1, "F")
+    };
+    // One increment per signal, all to the same rows.
+    let increments: Vec<RollupIncrement> = (0..3)
+        .flat_map(|_| {
+            increments_for(
+                ROLLUP_START,
+                "merged",
+                Some("off_a"),
+                None,
+                &counters(&[("signals:source_repeat", 1)]),
+            )
+        })
+        .collect();
+    store
+        .create_documents_counted(
+            &[
+                (&signal("frd_1"), &[]),
+                (&signal("frd_2"), &[]),
+                (&signal("frd_3"), &[]),
+            ],
+            &increments,
+        )
+        .await
+        .unwrap();
+    let offers = store
+        .read_rollups(&brand, RollupDimension::Offer, &day, &day)
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&offers, "signals:source_repeat"),
+        [row(&day, "off_a", 3)]
+    );
+}
+
+pub async fn rollup_day_ranges_are_inclusive(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let midnight = ROLLUP_START - ROLLUP_START.rem_euclid(DAY_MS);
+    // The last instant of the day before, the first of each day, and the day after the range.
+    let instants = [
+        midnight - 1,
+        midnight,
+        midnight + DAY_MS - 1,
+        midnight + DAY_MS,
+        midnight + DAY_MS + 5,
+        midnight + 2 * DAY_MS,
+    ];
+    for (index, at) in instants.into_iter().enumerate() {
+        let record = click(&brand, &format!("d{index}"), at, "off_a", "ptr_a");
+        store
+            .insert_click_counted(&record, &click_increments(&record, &[(CLICKS, 1)]))
+            .await
+            .unwrap();
+    }
+    let before = utc_day(midnight - 1);
+    let first = utc_day(midnight);
+    let second = utc_day(midnight + DAY_MS);
+    let after = utc_day(midnight + 2 * DAY_MS);
+    let read = |from: String, to: String| {
+        let brand = brand.clone();
+        async move {
+            store
+                .read_rollups(&brand, RollupDimension::Total, &from, &to)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        column(&read(first.clone(), second.clone()).await, CLICKS),
+        [row(&first, "", 2), row(&second, "", 2)],
+        "both ends included, the neighbours excluded"
+    );
+    assert_eq!(
+        column(&read(second.clone(), second.clone()).await, CLICKS),
+        [row(&second, "", 2)]
+    );
+    assert_eq!(
+        column(&read(before.clone(), after.clone()).await, CLICKS),
+        [
+            row(&before, "", 1),
+            row(&first, "", 2),
+            row(&second, "", 2),
+            row(&after, "", 1)
+        ]
+    );
+    assert!(read(second, first).await.is_empty(), "an empty range");
+    let offers = store
+        .read_rollups(&brand, RollupDimension::Offer, &after, &after)
+        .await
+        .unwrap();
+    assert_eq!(column(&offers, CLICKS), [row(&after, "off_a", 1)]);
+}
+
+pub async fn rollup_groups_are_separate_per_offer_and_partner(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let day = utc_day(ROLLUP_START);
+    let plan = [
+        ("g1", Some("off_0123abcd"), Some("ptr_x")),
+        ("g2", Some("off_0123abcd"), Some("ptr_y")),
+        ("g3", Some("off_0123abce"), Some("ptr_x")),
+        ("g4", Some("off_0123abcd"), None),
+        ("g5", None, None),
+    ];
+    for (id, offer, partner_id) in plan {
+        let record = ClickRecord {
+            offer_id: offer.map(str::to_owned),
+            partner_id: partner_id.map(str::to_owned),
+            ..click(&brand, id, ROLLUP_START, "", "")
+        };
+        store
+            .insert_click_counted(&record, &click_increments(&record, &[(CLICKS, 1)]))
+            .await
+            .unwrap();
+    }
+    let read = |dimension| store.read_rollups(&brand, dimension, &day, &day);
+    assert_eq!(
+        column(&read(RollupDimension::Total).await.unwrap(), CLICKS),
+        [row(&day, "", 5)]
+    );
+    let offers = read(RollupDimension::Offer).await.unwrap();
+    assert_eq!(
+        column(&offers, CLICKS),
+        [row(&day, "off_0123abcd", 3), row(&day, "off_0123abce", 1)]
+    );
+    assert!(offers.iter().all(|r| r.dimension == RollupDimension::Offer));
+    let partners = read(RollupDimension::Partner).await.unwrap();
+    assert_eq!(
+        column(&partners, CLICKS),
+        [row(&day, "ptr_x", 2), row(&day, "ptr_y", 1)]
+    );
+    assert!(
+        partners
+            .iter()
+            .all(|r| r.dimension == RollupDimension::Partner)
+    );
+}
+
+pub async fn money_micros_sum_exactly(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let day = utc_day(ROLLUP_START);
+    let revenue_usd = format!("{REVENUE_MICROS_PREFIX}USD");
+    let revenue_eur = format!("{REVENUE_MICROS_PREFIX}EUR");
+    let payout_usd = format!("{PAYOUT_MICROS_PREFIX}USD");
+    // Ten times 0.1 is not 1.0 in floating point; in micros it is exactly 1_000_000.
+    let mut amounts = vec![0.1; 10];
+    amounts.extend([19.99, 999_999_999_999.99, -5.25]);
+    let mut expected_usd = 0_i64;
+    for (index, amount) in amounts.iter().enumerate() {
+        let id = format!("cnv_m{index:02}");
+        let increments = increments_for(
+            ROLLUP_START,
+            &id,
+            Some("off_a"),
+            None,
+            &[
+                (CONVERSIONS.to_owned(), 1),
+                (revenue_usd.clone(), to_micros(*amount)),
+                (payout_usd.clone(), to_micros(amount / 10.0)),
+            ],
+        );
+        store
+            .create_documents_counted(&[(&conversion_document(&brand, &id), &[])], &increments)
+            .await
+            .unwrap();
+        expected_usd += to_micros(*amount);
+    }
+    let euro = increments_for(
+        ROLLUP_START,
+        "cnv_eur",
+        Some("off_a"),
+        None,
+        &[
+            (CONVERSIONS.to_owned(), 1),
+            (revenue_eur.clone(), to_micros(0.07)),
+        ],
+    );
+    store
+        .create_documents_counted(&[(&conversion_document(&brand, "cnv_eur"), &[])], &euro)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        expected_usd,
+        1_000_000 + 19_990_000 + 999_999_999_999_990_000 - 5_250_000
+    );
+    let rows = totals(store, &brand, &day).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].counter(CONVERSIONS), 14);
+    assert_eq!(rows[0].counter(&revenue_usd), expected_usd);
+    assert_eq!(
+        rows[0].counter(&revenue_eur),
+        70_000,
+        "currencies count apart"
+    );
+    assert_eq!(
+        rows[0].counter(&payout_usd),
+        amounts
+            .iter()
+            .map(|amount| to_micros(amount / 10.0))
+            .sum::<i64>()
+    );
+    let offers = store
+        .read_rollups(&brand, RollupDimension::Offer, &day, &day)
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&offers, &revenue_usd),
+        [row(&day, "off_a", expected_usd)]
+    );
+    assert_eq!(
+        rows[0]
+            .counters
+            .keys()
+            .filter(|name| name.starts_with(SIGNALS_PREFIX))
+            .count(),
+        0
+    );
+}
+
+fn rejected<T>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Rejected(_)))
+}
+
+pub async fn bad_rollup_input_is_rejected_and_writes_nothing(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("rollups");
+    let day = utc_day(ROLLUP_START);
+    for (shard, from, to) in [
+        (0, "2026-13-01", "2026-12-01"),
+        (0, "2026-11-18", "2026/11/19"),
+        (ROLLUP_SHARDS, "2026-11-18", "2026-11-18"),
+    ] {
+        assert!(
+            rejected(
+                store
+                    .query_rollups(&brand, RollupDimension::Total, shard, from, to)
+                    .await
+            ),
+            "{shard} {from} {to}"
+        );
+    }
+    assert!(rejected(
+        store
+            .read_rollups(&brand, RollupDimension::Offer, "yesterday", &day)
+            .await
+    ));
+
+    let record = click(&brand, "bad", ROLLUP_START, "off_a", "ptr_a");
+    let mut bad_day = click_increments(&record, &[(CLICKS, 1)]);
+    bad_day[0].day = "2026-11-48".into();
+    assert!(rejected(
+        store.insert_click_counted(&record, &bad_day).await
+    ));
+    // 101 distinct rows (one per offer) with the click: over the transaction limit.
+    let too_many: Vec<RollupIncrement> = (0..MAX_TRANSACTION_ITEMS)
+        .flat_map(|index| {
+            increments_for(
+                ROLLUP_START,
+                "bad",
+                Some(&format!("off_{index:03}")),
+                None,
+                &counters(&[(CLICKS, 1)]),
+            )
+            .into_iter()
+            .skip(usize::from(index > 0))
+        })
+        .collect();
+    assert_eq!(too_many.len(), MAX_TRANSACTION_ITEMS + 1);
+    assert!(rejected(
+        store.insert_click_counted(&record, &too_many).await
+    ));
+    assert_eq!(
+        store.get_click(&brand, "bad").await.unwrap(),
+        None,
+        "a refused write stores no click"
+    );
+    // Counters need a document to name their brand.
+    assert!(rejected(
+        store
+            .create_documents_counted(&[], &click_increments(&record, &[(CLICKS, 1)]))
+            .await
+    ));
+    assert!(totals(store, &brand, &day).await.is_empty());
+    assert!(
+        store
+            .read_rollups(&brand, RollupDimension::Offer, &day, &day)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

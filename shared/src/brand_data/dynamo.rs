@@ -6,13 +6,22 @@
 //! - counter: `pk = <brand_id>#COUNTER#<name>`, `sk = <window start ms>`, `count`
 //! - click: `pk = <brand_id>#CLICK#<shard 00-15>`, `sk = ID#<click id>`, `record`; listed by time
 //!   through the `by_time` index (`gsi1pk` = the same partition, `gsi1sk = <ms, 13 digits>#<id>`)
+//! - rollup row: `pk = <brand_id>#ROLLUP#<T|O|P>#<shard 00-15>`, `sk = <YYYY-MM-DD>#<group>` (group
+//!   empty for the total), one number attribute `n:<counter>` per counter, `expires_at`; added to
+//!   with `ADD` in the transaction that writes the counted event
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
 
 use super::clicks::{ClickRecord, click_shard, click_sort_key};
+use super::rollups::{
+    RollupDimension, RollupIncrement, RollupRow, check_rollup_range, check_transaction_size,
+    merge_increments, rollup_brand, rollup_expires_at,
+};
 use super::{
     ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
     activity_sort_key,
@@ -21,12 +30,14 @@ use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::dynamo::{
     Item, build_error, cancellation_codes, classify, is_condition_failure, is_throttling_reason,
-    number, read_number, read_optional_number, read_text, text,
+    number, read_number, read_optional_number, read_text, retry_on_contention, text,
 };
 use crate::store::schema::CLICKS_BY_TIME;
 use crate::store::{Page, StoreError};
 
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// Prefix of a rollup row's counter attributes: `n:clicks`, `n:revenue_micros:USD`.
+pub const ROLLUP_COUNTER_PREFIX: &str = "n:";
 
 #[derive(Debug, Clone)]
 pub struct DynamoBrandData {
@@ -83,6 +94,63 @@ impl DynamoBrandData {
 
     fn click_partition(brand_id: &BrandId, shard: u32) -> String {
         format!("{brand_id}#CLICK#{shard:02}")
+    }
+
+    fn rollup_partition(brand_id: &BrandId, dimension: RollupDimension, shard: u32) -> String {
+        format!("{brand_id}#ROLLUP#{}#{shard:02}", dimension.as_str())
+    }
+
+    /// `ADD` of every counter of one (merged) increment to its row, and the row's TTL.
+    fn rollup_update(
+        &self,
+        brand_id: &BrandId,
+        increment: &RollupIncrement,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let expires_at = rollup_expires_at(&increment.day).ok_or_else(|| {
+            StoreError::Rejected(format!("rollup day {:?} is not YYYY-MM-DD", increment.day))
+        })?;
+        let mut additions = Vec::with_capacity(increment.counters.len());
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                Self::rollup_partition(brand_id, increment.dimension, increment.shard),
+                format!("{}#{}", increment.day, increment.group),
+            )))
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":expires", number(expires_at));
+        // Counter names may hold ':' and other characters an expression cannot name directly.
+        for (index, (name, amount)) in increment.counters.iter().enumerate() {
+            additions.push(format!("#c{index} :c{index}"));
+            update = update
+                .expression_attribute_names(
+                    format!("#c{index}"),
+                    format!("{ROLLUP_COUNTER_PREFIX}{name}"),
+                )
+                .expression_attribute_values(format!(":c{index}"), number(*amount));
+        }
+        let update = update
+            .update_expression(format!("ADD {} SET #ttl = :expires", additions.join(", ")))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs `items` (the event's writes, its own item first) and the rollup updates in one
+    /// transaction, mapping a cancellation as [`Self::transact`] does. Hot rollup rows make
+    /// transaction conflicts likelier than for the event alone; a cancelled transaction wrote
+    /// nothing, so it is simply tried again (a few times, with jitter).
+    async fn transact_counted(
+        &self,
+        brand_id: &BrandId,
+        mut items: Vec<TransactWriteItem>,
+        increments: &[RollupIncrement],
+        event_failure: StoreError,
+    ) -> Result<(), StoreError> {
+        for increment in increments {
+            items.push(self.rollup_update(brand_id, increment)?);
+        }
+        check_transaction_size(items.len())?;
+        retry_on_contention(|| self.transact(items.clone(), event_failure.clone())).await
     }
 
     fn activity_partition(brand_id: &BrandId, surface: Surface) -> String {
@@ -235,10 +303,16 @@ fn document_from_item(
 
 #[async_trait]
 impl BrandDataStore for DynamoBrandData {
-    async fn create_documents(
+    async fn create_documents_counted(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
+        increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
+        let increments = merge_increments(increments)?;
+        let brand_id = rollup_brand(documents, &increments)?;
+        if documents.is_empty() {
+            return Ok(());
+        }
         let mut items = Vec::new();
         for (document, claims) in documents {
             let put = Put::builder()
@@ -252,7 +326,17 @@ impl BrandDataStore for DynamoBrandData {
                 items.push(self.put_claim(document, claim)?);
             }
         }
-        self.transact(items, StoreError::AlreadyExists).await
+        match brand_id {
+            // Documents and claims come first, so the cancellation reasons keep their indices.
+            Some(brand_id) => {
+                self.transact_counted(brand_id, items, &increments, StoreError::AlreadyExists)
+                    .await
+            }
+            None => {
+                check_transaction_size(items.len())?;
+                self.transact(items, StoreError::AlreadyExists).await
+            }
+        }
     }
 
     async fn claim_holder(
@@ -455,7 +539,12 @@ impl BrandDataStore for DynamoBrandData {
             .collect()
     }
 
-    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+    async fn insert_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError> {
+        let increments = merge_increments(increments)?;
         let body = encode_record(click, "click record")?;
         let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
         let mut item = Self::key(partition.clone(), format!("ID#{}", click.click_id));
@@ -463,7 +552,23 @@ impl BrandDataStore for DynamoBrandData {
         // The time view is the index entry of this same item: one conditional write per click.
         item.insert(CLICKS_BY_TIME.partition_key.into(), text(partition));
         item.insert(CLICKS_BY_TIME.sort_key.into(), text(click_sort_key(click)));
-        self.put_if_absent(item).await
+        if increments.is_empty() {
+            return self.put_if_absent(item).await;
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let items = vec![TransactWriteItem::builder().put(put).build()];
+        self.transact_counted(
+            &click.brand_id,
+            items,
+            &increments,
+            StoreError::AlreadyExists,
+        )
+        .await
     }
 
     async fn get_click(
@@ -521,9 +626,31 @@ impl BrandDataStore for DynamoBrandData {
             .collect()
     }
 
-    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+    async fn update_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError> {
+        let increments = merge_increments(increments)?;
         let body = encode_record(click, "click record")?;
         let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
+        if !increments.is_empty() {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(partition, format!("ID#{}", click.click_id))))
+                .update_expression("SET #record = :record, #time = :time")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#record", "record")
+                .expression_attribute_names("#time", CLICKS_BY_TIME.sort_key)
+                .expression_attribute_values(":record", text(body))
+                .expression_attribute_values(":time", text(click_sort_key(click)))
+                .build()
+                .map_err(build_error)?;
+            let items = vec![TransactWriteItem::builder().update(update).build()];
+            return self
+                .transact_counted(&click.brand_id, items, &increments, StoreError::NotFound)
+                .await;
+        }
         let result = self
             .client
             .update_item()
@@ -613,6 +740,50 @@ impl BrandDataStore for DynamoBrandData {
         Err(StoreError::Contention)
     }
 
+    async fn query_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        shard: u32,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        check_rollup_range(shard, from_day, to_day)?;
+        if from_day > to_day {
+            return Ok(Vec::new());
+        }
+        // Group ids are printable ASCII below '~' (`is_rollup_group`), so `<day>#~` sorts after
+        // every row of the day and `<day>#` before the first (the total, group empty).
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
+            .expression_attribute_values(
+                ":pk",
+                text(Self::rollup_partition(brand_id, dimension, shard)),
+            )
+            .expression_attribute_values(":lower", text(format!("{from_day}#")))
+            .expression_attribute_values(":upper", text(format!("{to_day}#~")));
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in output.items() {
+                rows.push(rollup_row_from_item(dimension, item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(rows),
+            }
+        }
+    }
+
     async fn increment_counter(
         &self,
         brand_id: &BrandId,
@@ -643,6 +814,51 @@ impl BrandDataStore for DynamoBrandData {
         u64::try_from(read_number(&attributes, "count")?)
             .map_err(|_| StoreError::Corrupt("negative counter".into()))
     }
+}
+
+/// A rollup row from its item: day and group from the sort key, every `n:` attribute a counter.
+fn rollup_row_from_item(dimension: RollupDimension, item: &Item) -> Result<RollupRow, StoreError> {
+    let sort = read_text(item, "sk")?;
+    let (day, group) = sort
+        .split_once('#')
+        .ok_or_else(|| StoreError::Corrupt(format!("unexpected rollup sort key {sort}")))?;
+    let mut counters = std::collections::BTreeMap::new();
+    for (attribute, value) in item {
+        let Some(name) = attribute.strip_prefix(ROLLUP_COUNTER_PREFIX) else {
+            continue;
+        };
+        let AttributeValue::N(number) = value else {
+            return Err(StoreError::Corrupt(format!(
+                "rollup counter {attribute} is not a number"
+            )));
+        };
+        counters.insert(name.to_owned(), counter_value(number)?);
+    }
+    Ok(RollupRow {
+        day: day.to_owned(),
+        dimension,
+        group: group.to_owned(),
+        counters,
+    })
+}
+
+/// A stored counter as an `i64`. DynamoDB keeps 38 digits, so a sum beyond the `i64` range (a
+/// money counter after many huge amounts) saturates rather than failing the whole read.
+fn counter_value(number: &str) -> Result<i64, StoreError> {
+    if let Ok(value) = number.parse::<i64>() {
+        return Ok(value);
+    }
+    let digits = number.strip_prefix('-').unwrap_or(number);
+    if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Ok(if number.starts_with('-') {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+    }
+    Err(StoreError::Corrupt(format!(
+        "rollup counter {number:?} is not an integer"
+    )))
 }
 
 /// A record as the JSON text stored in its `record` attribute.

@@ -1,7 +1,8 @@
 //! A [`BrandDataStore`] wrapper for tests: it logs every store call (to assert what a request
 //! costs) and makes the guard's own writes fail on demand (activity appends, rate-limit counters),
 //! to prove that the limiter fails open and that an activity record is retried and, failing that,
-//! preserved in the logs.
+//! preserved in the logs. A write is logged by its plain name whether or not it carries rollup
+//! increments (`insert_click`, `create_documents`, `update_click`): it is one store call either way.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use super::clicks::ClickRecord;
+use super::rollups::{RollupDimension, RollupIncrement, RollupRow};
 use super::{
     ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
 };
@@ -63,12 +65,15 @@ fn injected() -> StoreError {
 
 #[async_trait]
 impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
-    async fn create_documents(
+    async fn create_documents_counted(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
+        increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
         self.record("create_documents");
-        self.inner.create_documents(documents).await
+        self.inner
+            .create_documents_counted(documents, increments)
+            .await
     }
 
     async fn claim_holder(
@@ -173,9 +178,13 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .await
     }
 
-    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+    async fn insert_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError> {
         self.record("insert_click");
-        self.inner.insert_click(click).await
+        self.inner.insert_click_counted(click, increments).await
     }
 
     async fn get_click(
@@ -201,9 +210,13 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .await
     }
 
-    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+    async fn update_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError> {
         self.record("update_click");
-        self.inner.update_click(click).await
+        self.inner.update_click_counted(click, increments).await
     }
 
     async fn record_source_hit(
@@ -217,6 +230,20 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         self.record("record_source_hit");
         self.inner
             .record_source_hit(brand_id, source, window_start, now, expires_at)
+            .await
+    }
+
+    async fn query_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        shard: u32,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.record("query_rollups");
+        self.inner
+            .query_rollups(brand_id, dimension, shard, from_day, to_day)
             .await
     }
 

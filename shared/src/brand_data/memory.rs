@@ -8,6 +8,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::clicks::{CLICK_SHARDS, ClickRecord, click_shard, click_sort_key};
+use super::rollups::{
+    RollupDimension, RollupIncrement, RollupRow, check_rollup_range, check_transaction_size,
+    merge_increments, rollup_brand,
+};
 use super::{
     ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
     activity_sort_key,
@@ -17,6 +21,10 @@ use crate::ids::BrandId;
 use crate::store::{Page, StoreError};
 
 type ClaimKey = (BrandId, DocumentKind, &'static str, String);
+/// One rollup partition: brand, dimension, shard.
+type RollupPartition = (BrandId, RollupDimension, u32);
+/// A partition's rows: (day, group) -> counters.
+type RollupRows = BTreeMap<(String, String), BTreeMap<String, i64>>;
 
 #[derive(Debug, Default)]
 struct State {
@@ -26,6 +34,30 @@ struct State {
     counters: HashMap<(BrandId, String, UnixMillis), u64>,
     clicks: HashMap<BrandId, BrandClicks>,
     sources: HashMap<(BrandId, String), SourceState>,
+    rollups: HashMap<RollupPartition, RollupRows>,
+}
+
+impl State {
+    /// Adds merged increments to `brand_id`'s rows; each partition keeps its newest `cap` rows.
+    fn apply_rollups(&mut self, brand_id: &BrandId, increments: &[RollupIncrement], cap: usize) {
+        for increment in increments {
+            let rows = self
+                .rollups
+                .entry((brand_id.clone(), increment.dimension, increment.shard))
+                .or_default();
+            let counters = rows
+                .entry((increment.day.clone(), increment.group.clone()))
+                .or_default();
+            for (name, amount) in &increment.counters {
+                let total = counters.entry(name.clone()).or_insert(0);
+                *total = total.saturating_add(*amount);
+            }
+            // Local mode keeps the newest days, as DynamoDB's TTL drops the oldest.
+            while rows.len() > cap {
+                rows.pop_first();
+            }
+        }
+    }
 }
 
 /// A brand's clicks: one copy of each record, in its shard's time order, and an index by id.
@@ -92,11 +124,16 @@ pub const DEFAULT_ACTIVITY_CAP: usize = 2_000;
 /// click id would be recorded again). Local mode only; DynamoDB keeps every click.
 pub const DEFAULT_CLICK_CAP: usize = 2_000;
 
+/// Rollup rows kept per brand, dimension and shard in memory (days x groups): beyond it the rows
+/// of the oldest day go first. Local mode only; DynamoDB keeps rows until their TTL.
+pub const DEFAULT_ROLLUP_CAP: usize = 2_000;
+
 #[derive(Debug)]
 pub struct MemoryBrandData {
     state: Mutex<State>,
     activity_cap: usize,
     click_cap: usize,
+    rollup_cap: usize,
 }
 
 impl Default for MemoryBrandData {
@@ -121,7 +158,14 @@ impl MemoryBrandData {
             state: Mutex::default(),
             activity_cap: activity_cap.max(1),
             click_cap: click_cap.max(1),
+            rollup_cap: DEFAULT_ROLLUP_CAP,
         }
+    }
+
+    /// At most `rollup_cap` rollup rows per brand, dimension and shard, the newest days.
+    pub fn with_rollup_cap(mut self, rollup_cap: usize) -> Self {
+        self.rollup_cap = rollup_cap.max(1);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -137,10 +181,15 @@ fn claim_key(brand_id: &BrandId, kind: DocumentKind, claim: &UniqueClaim) -> Cla
 
 #[async_trait]
 impl BrandDataStore for MemoryBrandData {
-    async fn create_documents(
+    async fn create_documents_counted(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
+        increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
+        let increments = merge_increments(increments)?;
+        let brand_id = rollup_brand(documents, &increments)?;
+        let claims: usize = documents.iter().map(|(_, claims)| claims.len()).sum();
+        check_transaction_size(documents.len() + claims + increments.len())?;
         let mut state = self.lock();
         let mut claimed = std::collections::HashSet::new();
         for (document, claims) in documents {
@@ -170,6 +219,9 @@ impl BrandDataStore for MemoryBrandData {
                 .entry((document.brand_id.clone(), document.kind))
                 .or_default()
                 .insert(document.id.clone(), (*document).clone());
+        }
+        if let Some(brand_id) = brand_id {
+            state.apply_rollups(brand_id, &increments, self.rollup_cap);
         }
         Ok(())
     }
@@ -373,7 +425,13 @@ impl BrandDataStore for MemoryBrandData {
             .collect())
     }
 
-    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+    async fn insert_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError> {
+        let increments = merge_increments(increments)?;
+        check_transaction_size(1 + increments.len())?;
         let sort_key = click_sort_key(click);
         let mut state = self.lock();
         if !state.clicks.contains_key(&click.brand_id) {
@@ -397,6 +455,7 @@ impl BrandDataStore for MemoryBrandData {
         if clicks.by_id.len() > self.click_cap {
             clicks.drop_oldest();
         }
+        state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
         Ok(())
     }
 
@@ -443,7 +502,13 @@ impl BrandDataStore for MemoryBrandData {
             .collect())
     }
 
-    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+    async fn update_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError> {
+        let increments = merge_increments(increments)?;
+        check_transaction_size(1 + increments.len())?;
         let sort_key = click_sort_key(click);
         let mut state = self.lock();
         let Some(clicks) = state.clicks.get_mut(&click.brand_id) else {
@@ -456,6 +521,7 @@ impl BrandDataStore for MemoryBrandData {
         let times = clicks.shard_mut(&click.click_id);
         times.remove(&previous_sort_key);
         times.insert(sort_key, click.clone());
+        state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
         Ok(())
     }
 
@@ -505,6 +571,35 @@ impl BrandDataStore for MemoryBrandData {
             clicks_in_window: record.clicks,
             previous_at,
         })
+    }
+
+    async fn query_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        shard: u32,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        check_rollup_range(shard, from_day, to_day)?;
+        if from_day > to_day {
+            return Ok(Vec::new());
+        }
+        let state = self.lock();
+        let Some(rows) = state.rollups.get(&(brand_id.clone(), dimension, shard)) else {
+            return Ok(Vec::new());
+        };
+        let lower = (from_day.to_owned(), String::new());
+        Ok(rows
+            .range((Bound::Included(lower), Bound::Unbounded))
+            .take_while(|((day, _), _)| day.as_str() <= to_day)
+            .map(|((day, group), counters)| RollupRow {
+                day: day.clone(),
+                dimension,
+                group: group.clone(),
+                counters: counters.clone(),
+            })
+            .collect())
     }
 
     async fn increment_counter(
@@ -563,6 +658,55 @@ mod tests {
         assert_eq!(ids, ["c11", "c10", "c09", "c08", "c07"]);
         assert_eq!(store.get_click(&brand_id, "c06").await.unwrap(), None);
         assert!(store.get_click(&other, "c07").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn rollups_keep_the_newest_days_up_to_the_cap() {
+        use crate::brand_data::rollups::{CLICKS, increments_for, rollup_shard};
+
+        let store = MemoryBrandData::new().with_rollup_cap(3);
+        let brand_id = BrandId::parse("capped").unwrap();
+        // One click id, so every row lands in the same shard: five days, one row each.
+        let shard = rollup_shard("same");
+        for day in 0..5 {
+            let increments = increments_for(
+                day * 86_400_000,
+                "same",
+                None,
+                None,
+                &[(CLICKS.to_owned(), 1)],
+            );
+            let click = ClickRecord {
+                brand_id: brand_id.clone(),
+                click_id: format!("c{day}"),
+                at: day * 86_400_000,
+                offer_id: None,
+                partner_id: None,
+                sub_ids: Default::default(),
+                landing_url: None,
+                referrer: None,
+                source_ip: "ip".into(),
+                user_agent: "ua".into(),
+                fraud_score: 0,
+            };
+            store
+                .insert_click_counted(&click, &increments)
+                .await
+                .unwrap();
+        }
+        let rows = store
+            .query_rollups(
+                &brand_id,
+                RollupDimension::Total,
+                shard,
+                "1970-01-01",
+                "1970-12-31",
+            )
+            .await
+            .unwrap();
+        let days: Vec<&str> = rows.iter().map(|row| row.day.as_str()).collect();
+        assert_eq!(days, ["1970-01-03", "1970-01-04", "1970-01-05"]);
+        assert!(rows.iter().all(|row| row.counter(CLICKS) == 1));
     }
 
     #[tokio::test]

@@ -1,12 +1,13 @@
 //! Storage for a brand's program data: versioned JSON documents (partners, offers, …) with
-//! per-brand unique fields, the request activity log, and fixed-window counters for rate limits.
-//! Every item lives under a partition key that begins with the brand id.
+//! per-brand unique fields, clicks, the request activity log, fixed-window counters for rate
+//! limits, and daily rollups. Every item lives under a partition key that begins with the brand id.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use self::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_sort_key, is_click_sort_key};
 use self::merge::{MergePlan, merge_newest_first};
+use self::rollups::{RollupDimension, RollupIncrement, RollupRow};
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::{Page, StoreError};
@@ -19,6 +20,7 @@ pub mod dynamo;
 pub mod faulty;
 pub mod memory;
 pub mod merge;
+pub mod rollups;
 
 /// The kinds of document the public API manages. The name is part of the stored sort key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,12 +123,24 @@ pub struct ActivityFilter {
 /// A brand's data. Every method is scoped to the brand it is given.
 #[async_trait]
 pub trait BrandDataStore: Send + Sync {
+    /// Stores new documents (version 1), each with its unique claims, and adds `increments` to the
+    /// rollups of the documents' brand, all or nothing. `AlreadyExists` if any id or claim is
+    /// taken; `Rejected` for increments without a document (they would name no brand), documents
+    /// of several brands with increments, bad increments, or more than
+    /// [`rollups::MAX_TRANSACTION_ITEMS`] items in all.
+    async fn create_documents_counted(
+        &self,
+        documents: &[(&Document, &[UniqueClaim])],
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError>;
+
     /// Stores new documents (version 1), each with its unique claims, all or nothing.
-    /// `AlreadyExists` if any id or claim is taken.
     async fn create_documents(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.create_documents_counted(documents, &[]).await
+    }
 
     /// Stores one new document and its unique claims, all or nothing.
     async fn create_document(
@@ -260,9 +274,19 @@ pub trait BrandDataStore: Send + Sync {
         .await
     }
 
-    /// Stores a click once: `AlreadyExists` if the brand already has this click id (nothing is
-    /// changed then). The id view and the time view are written together or not at all.
-    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError>;
+    /// Stores a click once and adds `increments` to the brand's rollups: `AlreadyExists` if the
+    /// brand already has this click id (nothing is changed then). The id view, the time view and
+    /// the rollups are written together or not at all.
+    async fn insert_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError>;
+
+    /// [`Self::insert_click_counted`] without rollups.
+    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.insert_click_counted(click, &[]).await
+    }
 
     async fn get_click(
         &self,
@@ -323,8 +347,18 @@ pub trait BrandDataStore: Send + Sync {
     }
 
     /// Replaces the record of a click that exists (capture raises its fraud score once the source
-    /// counters are in). `NotFound` if there is no such click.
-    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError>;
+    /// counters are in) and adds `increments` to the brand's rollups, all or nothing. `NotFound`
+    /// if there is no such click (nothing is changed then).
+    async fn update_click_counted(
+        &self,
+        click: &ClickRecord,
+        increments: &[RollupIncrement],
+    ) -> Result<(), StoreError>;
+
+    /// [`Self::update_click_counted`] without rollups.
+    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.update_click_counted(click, &[]).await
+    }
 
     /// Counts one click from `source` (a client IP) for the brand in the window that starts at
     /// `window_start` and notes `now` as its latest sighting, in one atomic step. Returns the
@@ -338,6 +372,32 @@ pub trait BrandDataStore: Send + Sync {
         now: UnixMillis,
         expires_at: i64,
     ) -> Result<SourceHit, StoreError>;
+
+    /// One shard's rollup rows of `dimension` for `from_day <= day <= to_day` (`YYYY-MM-DD`), in
+    /// (day, group) order. Paged internally; cost grows with days x groups, never with events.
+    async fn query_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        shard: u32,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// Rollup rows of `dimension` over the day range, every shard summed: one query per shard,
+    /// run concurrently.
+    async fn read_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let reads = (0..rollups::ROLLUP_SHARDS)
+            .map(|shard| self.query_rollups(brand_id, dimension, shard, from_day, to_day));
+        let shards = futures_util::future::try_join_all(reads).await?;
+        Ok(rollups::sum_shards(shards.into_iter().flatten()))
+    }
 
     /// Adds one to the counter `name` of `brand_id` for the window starting at `window_start`
     /// and returns the new count. The counter expires at `expires_at` (Unix seconds).

@@ -1,0 +1,183 @@
+//! The MCP server function (`/api/mcp`): AI assistants read a brand's program data over
+//! Streamable HTTP with the brand's API key as a bearer token. rmcp's `StreamableHttpService`
+//! serves the protocol (stateless, JSON responses, both protocol eras); the shared guard in front
+//! of it authenticates, rate-limits and audits every request, naming the tool in the audit record.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
+use trcker_public_api::AppState;
+use trcker_shared::brand_data::{BrandDataStore, Surface};
+use trcker_shared::edge::audit::AuditLog;
+use trcker_shared::edge::auth::{AuditTarget, CredentialHeaders, EdgeGuard, authenticate};
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::edge::error::ApiError;
+use trcker_shared::error::ErrorCode;
+use trcker_shared::keys::KeyService;
+
+pub mod config;
+pub mod parameters;
+pub mod server;
+pub mod stats;
+
+use config::McpConfig;
+use server::TrckerMcp;
+
+/// The one endpoint, for the local gateway and the infrastructure contract.
+pub const MCP_PATH: &str = "/api/mcp";
+/// Largest JSON-RPC request accepted; tool arguments are small.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_AUDITED_TOOL_CHARS: usize = 64;
+
+/// The MCP route and a JSON 404 for every other path: what the Lambda binary serves.
+pub fn router(
+    keys: Arc<KeyService>,
+    data: Arc<dyn BrandDataStore>,
+    limits: EdgeLimits,
+    config: McpConfig,
+) -> Router {
+    routes(keys, data, limits, config).fallback(not_found)
+}
+
+/// The MCP route alone, for the local gateway to merge with the other functions.
+pub fn routes(
+    keys: Arc<KeyService>,
+    data: Arc<dyn BrandDataStore>,
+    limits: EdgeLimits,
+    config: McpConfig,
+) -> Router {
+    let guard = Arc::new(EdgeGuard {
+        keys: keys.clone(),
+        audit: AuditLog::new(data.clone()),
+        // The same budget name as the public API: one key, one rate limit across REST and MCP.
+        limiter: trcker_shared::edge::rate_limit::RateLimiter::new(
+            data.clone(),
+            "rate",
+            limits.rate_limit_per_minute,
+        ),
+        surface: Surface::Mcp,
+        credential_headers: CredentialHeaders::BearerOnly,
+        activity_retention_days: limits.activity_retention_days,
+    });
+    let service = mcp_service(AppState { keys, data, limits }, config);
+    Router::new()
+        .route_service(MCP_PATH, service)
+        // Inner: runs once the guard has let the request through.
+        .layer(from_fn(name_audit_target))
+        .layer(from_fn_with_state(guard, authenticate))
+}
+
+/// rmcp's Streamable HTTP service over the tools, without the guard: stateless (no sessions, on
+/// any Lambda instance), JSON responses, `Host` checked against the configured names. Tools expect
+/// the guard's [`trcker_shared::edge::auth::Caller`] in the request extensions.
+pub fn mcp_service(
+    app: AppState,
+    config: McpConfig,
+) -> StreamableHttpService<TrckerMcp, NeverSessionManager> {
+    let server = TrckerMcp::new(app);
+    StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(NeverSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .with_sse_keep_alive(None)
+            .with_allowed_hosts(config.allowed_hosts)
+            .with_max_request_body_bytes(MAX_BODY_BYTES),
+    )
+}
+
+/// The parts of a JSON-RPC message the audit record names: the method, and a tool call's tool.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<EnvelopeParams<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeParams<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads the (bounded) body once to name the audit target (`tools/call list_offers`,
+/// `initialize`, `server/discover`, …), then hands the same bytes to the MCP service.
+async fn name_audit_target(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("an MCP request is at most {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response();
+        }
+    };
+    let target = audit_target(&parts.method, &bytes);
+    let mut response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    response.extensions_mut().insert(AuditTarget(target));
+    response
+}
+
+fn audit_target(method: &axum::http::Method, body: &[u8]) -> String {
+    if method != axum::http::Method::POST {
+        return MCP_PATH.to_owned();
+    }
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return "invalid JSON-RPC".to_owned();
+    };
+    let Some(method) = envelope.method else {
+        return "JSON-RPC response".to_owned();
+    };
+    let method = bounded(&method);
+    match envelope.params.and_then(|params| params.name) {
+        Some(tool) if method == "tools/call" => format!("tools/call {}", bounded(&tool)),
+        _ => method,
+    }
+}
+
+/// Client-chosen names, bounded and with anything key-shaped redacted before they are stored.
+fn bounded(text: &str) -> String {
+    let cut: String = text.chars().take(MAX_AUDITED_TOOL_CHARS).collect();
+    trcker_shared::token::redact_key_shaped(&cut).into_owned()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "no such route: MCP is served at /api/mcp",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn audit_targets_name_the_tool() {
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_offers","arguments":{}}}"#;
+        assert_eq!(audit_target(&Method::POST, call), "tools/call list_offers");
+        let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#;
+        assert_eq!(audit_target(&Method::POST, init), "initialize");
+        assert_eq!(audit_target(&Method::POST, b"[1,2]"), "invalid JSON-RPC");
+        assert_eq!(audit_target(&Method::GET, b""), MCP_PATH);
+        let long = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#,
+            "x".repeat(500)
+        );
+        assert_eq!(audit_target(&Method::POST, long.as_bytes()).len(), 11 + 64);
+    }
+}

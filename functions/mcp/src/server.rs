@@ -1,0 +1,607 @@
+//! The MCP server: read-only tools over the caller's brand, each with typed arguments and a typed
+//! result (so tools carry `inputSchema` and `outputSchema`, and results `structuredContent`). Tools
+//! answer exactly what the public REST API answers for the same key, through the same functions.
+
+use std::borrow::Cow;
+
+use axum::http::request::Parts;
+use rmcp::handler::server::common::Extension;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ProtocolVersion, ServerCapabilities, ServerConfig};
+use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use trcker_public_api::activity::ActivityEntry;
+use trcker_public_api::clicks::Click;
+use trcker_public_api::conversions::Conversion;
+use trcker_public_api::documents::ListBody;
+use trcker_public_api::offers::Offer;
+use trcker_public_api::openapi::Whoami;
+use trcker_public_api::partners::Partner;
+use trcker_public_api::pricing::PricingRule;
+use trcker_public_api::{AppState, activity, clicks, conversions, offers, partners, pricing};
+use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::error::ApiError;
+use trcker_shared::ids::BrandId;
+
+use crate::parameters::Parameters;
+use crate::stats::{
+    self, DayRange, FraudSummary, GroupBy, Metric, ProgramStats, Scope, TopPartners,
+};
+
+/// The protocol revisions served: both eras, on one endpoint.
+pub const PROTOCOL_VERSIONS: [ProtocolVersion; 3] = [
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2026_07_28,
+];
+pub const SERVER_NAME: &str = "trcker";
+const DEFAULT_TOP: u32 = 10;
+const MAX_LIMIT: u32 = 100;
+
+pub const INSTRUCTIONS: &str = "Trcker holds one brand's affiliate program: offers, partners \
+(affiliates), pricing rules, clicks, conversions, fraud signals and the API activity log. Every \
+tool is read-only and sees only the brand of the API key in use. Lists return {data, next_cursor}: \
+pass next_cursor back as cursor for the next page, and keep limit small (default 25, max 100). \
+Times are RFC 3339 UTC or Unix milliseconds; statistics take UTC days (YYYY-MM-DD, at most 92 \
+days, default the last 30). For questions about volume, revenue or fraud, call get_program_stats, \
+get_top_partners or get_fraud_summary rather than paging through clicks.";
+
+/// The MCP server for one request: the brand comes from the guard, per request.
+#[derive(Clone)]
+pub struct TrckerMcp {
+    app: AppState,
+    tool_router: ToolRouter<Self>,
+}
+
+/// `limit` and `cursor` of every list.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageArgs {
+    /// Page size, 1-100 (default 25).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Tools without arguments still refuse unknown ones, like every other tool.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdArgs {
+    /// The id, as a list returned it.
+    pub id: String,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClickArgs {
+    /// Page size, 1-100 (default 25).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Earliest time, RFC 3339 UTC or Unix milliseconds.
+    pub from: Option<String>,
+    /// Latest time, RFC 3339 UTC or Unix milliseconds.
+    pub to: Option<String>,
+    /// Only this offer.
+    pub offer_id: Option<String>,
+    /// Only this partner.
+    pub partner_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionArgs {
+    /// Page size, 1-100 (default 25).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Earliest time, RFC 3339 UTC or Unix milliseconds.
+    pub from: Option<String>,
+    /// Latest time, RFC 3339 UTC or Unix milliseconds.
+    pub to: Option<String>,
+    /// pending, approved, rejected or paid.
+    pub status: Option<String>,
+    /// Only this offer.
+    pub offer_id: Option<String>,
+    /// Only this partner.
+    pub partner_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PricingRuleArgs {
+    /// Page size, 1-100 (default 25).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only this offer's rules.
+    pub offer_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityArgs {
+    /// Page size, 1-100 (default 25).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// api, mcp or capture.
+    pub source: Option<String>,
+    /// Earliest time, RFC 3339 UTC or Unix milliseconds.
+    pub from: Option<String>,
+    /// Latest time, RFC 3339 UTC or Unix milliseconds.
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatsArgs {
+    /// First day, YYYY-MM-DD (UTC); default 29 days before to_day.
+    pub from_day: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC); default today.
+    pub to_day: Option<String>,
+    /// Only this offer: its totals and day series.
+    pub offer_id: Option<String>,
+    /// Only this partner: its totals and day series.
+    pub partner_id: Option<String>,
+    /// Also total the range per offer or per partner.
+    pub group_by: Option<GroupBy>,
+    /// Groups to return, 1-100 (default 25), most clicks first.
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopPartnersArgs {
+    /// First day, YYYY-MM-DD (UTC); default 29 days before to_day.
+    pub from_day: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC); default today.
+    pub to_day: Option<String>,
+    /// Rank by clicks, conversions (default), revenue or payout.
+    pub by: Option<Metric>,
+    /// The currency revenue and payout rankings compare in (default USD).
+    pub currency: Option<String>,
+    /// Partners to return, 1-100 (default 10).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RangeArgs {
+    /// First day, YYYY-MM-DD (UTC); default 29 days before to_day.
+    pub from_day: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC); default today.
+    pub to_day: Option<String>,
+}
+
+/// A tool's failure as the model reads it: `isError: true` with the API's code and message.
+/// (Tools spell out `Result<Json<T>, String>`: rmcp derives `outputSchema` from that shape.)
+fn tool_error(error: ApiError) -> String {
+    format!("{}: {}", error.code.as_str(), error.message)
+}
+
+/// Largest serialized page a list tool returns. rmcp sends a result twice (as
+/// `structuredContent` and as its text), so a page stays under 2 x 24 KiB, about 12-16k tokens:
+/// well below the 25k tokens some assistants accept from one tool call.
+pub const RESULT_BUDGET_BYTES: usize = 24 * 1024;
+
+/// One page from `list`, with fewer items than asked when the items are large: the page is read
+/// again with a proportionally smaller `limit`, so its `next_cursor` continues right after the
+/// last item returned. Each retry returns fewer items, so this ends.
+async fn within_budget<T, F, Fut>(query: Query, list: F) -> Result<ListBody<T>, ApiError>
+where
+    T: serde::Serialize,
+    F: Fn(Vec<(String, String)>) -> Fut,
+    Fut: std::future::Future<Output = Result<ListBody<T>, ApiError>>,
+{
+    let mut page = list(query.0.clone()).await?;
+    loop {
+        let size = serde_json::to_vec(&page).map_or(0, |bytes| bytes.len());
+        let items = page.data.len();
+        if size <= RESULT_BUDGET_BYTES || items <= 1 {
+            return Ok(page);
+        }
+        let smaller = (items * RESULT_BUDGET_BYTES / size).clamp(1, items - 1);
+        page = list(query.limited(smaller).0).await?;
+    }
+}
+
+/// The query parameters the REST list would receive, from typed tool arguments.
+#[derive(Clone)]
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    fn with(mut self, name: &str, value: Option<impl ToString>) -> Self {
+        if let Some(value) = value {
+            self.0.push((name.to_owned(), value.to_string()));
+        }
+        self
+    }
+
+    fn paged(self, limit: Option<u32>, cursor: Option<String>) -> Self {
+        self.with("limit", limit).with("cursor", cursor)
+    }
+
+    /// The same query with another `limit`.
+    fn limited(&self, limit: usize) -> Self {
+        let mut pairs: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(name, _)| name != "limit")
+            .cloned()
+            .collect();
+        pairs.push(("limit".to_owned(), limit.to_string()));
+        Self(pairs)
+    }
+}
+
+fn limit_or(limit: Option<u32>, default: u32) -> Result<usize, String> {
+    match limit.unwrap_or(default) {
+        limit @ 1..=MAX_LIMIT => Ok(limit as usize),
+        _ => Err(format!(
+            "invalid_request: limit must be an integer between 1 and {MAX_LIMIT}"
+        )),
+    }
+}
+
+/// The brand of the request, as the guard verified it.
+fn brand(parts: &Parts) -> Result<BrandId, String> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .map(|caller| caller.principal.brand_id.clone())
+        .ok_or_else(|| {
+            tracing::error!("an MCP tool ran without the guard");
+            "internal: the request was not authenticated".to_owned()
+        })
+}
+
+#[tool_router]
+impl TrckerMcp {
+    pub fn new(app: AppState) -> Self {
+        Self {
+            app,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// The brand, key id and fingerprint of the API key in use.
+    #[tool(annotations(title = "Who am I", read_only_hint = true, open_world_hint = false))]
+    async fn whoami(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<NoArgs>,
+    ) -> Result<Json<Whoami>, String> {
+        args?;
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(|| "internal: the request was not authenticated".to_owned())?;
+        Ok(Json(Whoami {
+            brand_id: caller.principal.brand_id.to_string(),
+            key_id: caller.principal.key_id.to_string(),
+            fingerprint: caller.principal.fingerprint.to_string(),
+        }))
+    }
+
+    /// The brand's offers (what partners promote: destination, default payout, caps, status).
+    #[tool(annotations(title = "List offers", read_only_hint = true, open_world_hint = false))]
+    async fn list_offers(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<PageArgs>,
+    ) -> Result<Json<ListBody<Offer>>, String> {
+        let args = args?;
+        let query = Query::new().paged(args.limit, args.cursor);
+        let brand = brand(&parts)?;
+        within_budget(query, |pairs| {
+            let (app, brand) = (&self.app, &brand);
+            async move { offers::list_matching(app, brand, &pairs).await }
+        })
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+
+    /// One offer by id.
+    #[tool(annotations(title = "Get an offer", read_only_hint = true, open_world_hint = false))]
+    async fn get_offer(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<IdArgs>,
+    ) -> Result<Json<Offer>, String> {
+        let args = args?;
+        offers::find(&self.app, &brand(&parts)?, &args.id)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// The brand's partners (affiliates), with status and postback settings.
+    #[tool(annotations(
+        title = "List partners",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_partners(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<PageArgs>,
+    ) -> Result<Json<ListBody<Partner>>, String> {
+        let args = args?;
+        let query = Query::new().paged(args.limit, args.cursor);
+        let brand = brand(&parts)?;
+        within_budget(query, |pairs| {
+            let (app, brand) = (&self.app, &brand);
+            async move { partners::list_matching(app, brand, &pairs).await }
+        })
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+
+    /// One partner by id.
+    #[tool(annotations(
+        title = "Get a partner",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_partner(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<IdArgs>,
+    ) -> Result<Json<Partner>, String> {
+        let args = args?;
+        partners::find(&self.app, &brand(&parts)?, &args.id)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Clicks, newest first, optionally within a time range and for one offer or partner. Each
+    /// click carries its fraud score (0-100; flagged at 90 or more).
+    #[tool(annotations(title = "List clicks", read_only_hint = true, open_world_hint = false))]
+    async fn list_clicks(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<ClickArgs>,
+    ) -> Result<Json<ListBody<Click>>, String> {
+        let args = args?;
+        let query = Query::new()
+            .paged(args.limit, args.cursor)
+            .with("from", args.from)
+            .with("to", args.to)
+            .with("offer_id", args.offer_id)
+            .with("partner_id", args.partner_id);
+        let brand = brand(&parts)?;
+        within_budget(query, |pairs| {
+            let (app, brand) = (&self.app, &brand);
+            async move { clicks::list_matching(app, brand, &pairs).await }
+        })
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+
+    /// Conversions, newest first, optionally by time range, status, offer or partner.
+    #[tool(annotations(
+        title = "List conversions",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_conversions(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<ConversionArgs>,
+    ) -> Result<Json<ListBody<Conversion>>, String> {
+        let args = args?;
+        let query = Query::new()
+            .paged(args.limit, args.cursor)
+            .with("from", args.from)
+            .with("to", args.to)
+            .with("status", args.status)
+            .with("offer_id", args.offer_id)
+            .with("partner_id", args.partner_id);
+        let brand = brand(&parts)?;
+        within_budget(query, |pairs| {
+            let (app, brand) = (&self.app, &brand);
+            async move { conversions::list_matching(app, brand, &pairs).await }
+        })
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+
+    /// One conversion by id, with its attribution, payout and status.
+    #[tool(annotations(
+        title = "Get a conversion",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_conversion(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<IdArgs>,
+    ) -> Result<Json<Conversion>, String> {
+        let args = args?;
+        conversions::find(&self.app, &brand(&parts)?, &args.id)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Clicks, conversions, revenue and payout over a date range: totals and a day series for the
+    /// brand (or, with offer_id or partner_id, for one offer or partner) and, with group_by,
+    /// totals per offer or partner. Read from daily rollups, so it is cheap.
+    #[tool(annotations(
+        title = "Program statistics",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_program_stats(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<StatsArgs>,
+    ) -> Result<Json<ProgramStats>, String> {
+        let args = args?;
+        let limit = limit_or(args.limit, 25)?;
+        let range = self.range(args.from_day.as_deref(), args.to_day.as_deref())?;
+        let scope = match (args.offer_id, args.partner_id) {
+            (None, None) => Scope::Brand,
+            (Some(offer_id), None) => Scope::One(GroupBy::Offer, offer_id),
+            (None, Some(partner_id)) => Scope::One(GroupBy::Partner, partner_id),
+            (Some(_), Some(_)) => {
+                return Err("invalid_request: name offer_id or partner_id, not both".into());
+            }
+        };
+        stats::program_stats(
+            &self.app,
+            &brand(&parts)?,
+            &range,
+            &scope,
+            args.group_by,
+            limit,
+        )
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+
+    /// The best partners over a date range by clicks, conversions, revenue or payout.
+    #[tool(annotations(title = "Top partners", read_only_hint = true, open_world_hint = false))]
+    async fn get_top_partners(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<TopPartnersArgs>,
+    ) -> Result<Json<TopPartners>, String> {
+        let args = args?;
+        let limit = limit_or(args.limit, DEFAULT_TOP)?;
+        let range = self.range(args.from_day.as_deref(), args.to_day.as_deref())?;
+        let currency = args.currency.unwrap_or_else(|| "USD".to_owned());
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err("invalid_request: currency must be a 3-letter code like USD".into());
+        }
+        stats::top_partners(
+            &self.app,
+            &brand(&parts)?,
+            &range,
+            args.by.unwrap_or_default(),
+            &currency,
+            limit,
+        )
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+
+    /// Flagged clicks and fraud signals by kind over a date range, per day, with the partners
+    /// behind the most flagged clicks.
+    #[tool(annotations(
+        title = "Fraud summary",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_fraud_summary(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<RangeArgs>,
+    ) -> Result<Json<FraudSummary>, String> {
+        let args = args?;
+        let range = self.range(args.from_day.as_deref(), args.to_day.as_deref())?;
+        stats::fraud_summary(&self.app, &brand(&parts)?, &range)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Pricing rules (payouts per offer, optionally per partner, with priority and validity).
+    #[tool(annotations(
+        title = "List pricing rules",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_pricing_rules(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<PricingRuleArgs>,
+    ) -> Result<Json<ListBody<PricingRule>>, String> {
+        let args = args?;
+        let query = Query::new()
+            .paged(args.limit, args.cursor)
+            .with("offer_id", args.offer_id);
+        let brand = brand(&parts)?;
+        within_budget(query, |pairs| {
+            let (app, brand) = (&self.app, &brand);
+            async move { pricing::list_matching(app, brand, &pairs).await }
+        })
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+
+    /// The brand's request log (API, MCP and capture), newest first: who called, from where,
+    /// with which key fingerprint, and the outcome.
+    #[tool(annotations(
+        title = "List activity",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_activity(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<ActivityArgs>,
+    ) -> Result<Json<ListBody<ActivityEntry>>, String> {
+        let args = args?;
+        let query = Query::new()
+            .paged(args.limit, args.cursor)
+            .with("source", args.source)
+            .with("from", args.from)
+            .with("to", args.to);
+        let brand = brand(&parts)?;
+        within_budget(query, |pairs| {
+            let (app, brand) = (&self.app, &brand);
+            async move { activity::list_matching(app, brand, &pairs).await }
+        })
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+}
+
+impl TrckerMcp {
+    fn range(&self, from_day: Option<&str>, to_day: Option<&str>) -> Result<DayRange, String> {
+        DayRange::resolve(from_day, to_day, self.app.keys.now_ms()).map_err(tool_error)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TrckerMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
+                    .with_title("Trcker program data"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(&PROTOCOL_VERSIONS)
+    }
+}
