@@ -31,6 +31,9 @@ use references::ReferenceCache;
 
 /// The one route this function serves.
 pub const CAPTURE_PATH: &str = "/api/clicks/capture";
+/// The routes this function serves, as the API gateway declares them (method, path): the
+/// infrastructure contract test holds the template and the local gateway to this list.
+pub const ROUTES: &[(&str, &str)] = &[("POST", CAPTURE_PATH), ("OPTIONS", CAPTURE_PATH)];
 /// Headers a cross-origin caller may send.
 const ALLOWED_REQUEST_HEADERS: &str = "authorization, content-type, x-api-key";
 /// How long a browser may cache a preflight answer, in seconds.

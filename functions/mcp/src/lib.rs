@@ -32,6 +32,9 @@ use server::TrckerMcp;
 
 /// The one endpoint, for the local gateway and the infrastructure contract.
 pub const MCP_PATH: &str = "/api/mcp";
+/// The routes this function serves, as the API gateway declares them (method, path): `GET` and
+/// `DELETE` reach the function, which answers 405 itself (stateless Streamable HTTP).
+pub const ROUTES: &[(&str, &str)] = &[("POST", MCP_PATH), ("GET", MCP_PATH), ("DELETE", MCP_PATH)];
 /// Largest JSON-RPC request accepted; tool arguments are small.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_AUDITED_TOOL_CHARS: usize = 64;

@@ -31,8 +31,10 @@ pub mod partners;
 pub mod pricing;
 pub mod validate;
 
-/// Every route this function serves, for the local gateway and the infrastructure contract.
 pub const ROUTE_PREFIX: &str = "/api/public";
+/// The routes this function serves, as the API gateway declares them (method, path): the
+/// infrastructure contract test holds the template and the local gateway to this list.
+pub const ROUTES: &[(&str, &str)] = &[("ANY", "/api/public/{proxy+}")];
 
 /// What handlers share: the key service (for the clock and cursors) and the brand data store.
 #[derive(Clone)]

@@ -36,6 +36,8 @@ use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, create_table, index_n
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod seed;
+#[cfg(test)]
+mod template_contract;
 
 const USAGE: &str = "\
 usage: trcker-local [--port PORT] [--store memory|dynamodb] [--create-tables]

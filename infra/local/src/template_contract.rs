@@ -1,0 +1,509 @@
+//! The contract between `infra/template.yaml` and the code: the routes the template gives each
+//! function are the routes the function declares, the local gateway serves and the Lambda
+//! emulator's router uses (both ways); every
+//! environment variable a function reads is set for it, and nothing else; and every table's key
+//! schema, indexes and TTL attribute are the ones the store code (and `--create-tables`) uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_yaml::Value;
+use tower::ServiceExt;
+use trcker_capture::config::CaptureConfig;
+use trcker_mcp::config::McpConfig;
+use trcker_shared::brand_data::BrandDataStore;
+use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::clock::SystemClock;
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::edge::context::api_gateway_context;
+use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::ids::BrandId;
+use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::store::memory::MemoryStore;
+use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, TableDefinition};
+
+/// Variables no deployed function may have: the insecure development pepper.
+const LOCAL_ONLY_VARS: [&str; 1] = [trcker_shared::config::INSECURE_DEV_PEPPER_VAR];
+/// The log filter every function reads (`shared/src/telemetry.rs`).
+const LOG_VAR: &str = "RUST_LOG";
+
+/// What the code says about one function: the routes it declares (method, path) and the
+/// environment variables it reads.
+struct FunctionFacts {
+    routes: Vec<(&'static str, &'static str)>,
+    reads: BTreeSet<&'static str>,
+}
+
+/// Each binary and its facts.
+fn functions() -> BTreeMap<&'static str, FunctionFacts> {
+    let shared: Vec<&str> = trcker_shared::config::ALL_VARS
+        .into_iter()
+        .chain([LOG_VAR])
+        .filter(|var| !LOCAL_ONLY_VARS.contains(var))
+        .collect();
+    let edge: Vec<&str> = shared
+        .iter()
+        .copied()
+        .chain(trcker_shared::edge::config::ALL_VARS)
+        .collect();
+    let vars = |extra: &[&'static str], base: &[&'static str]| -> BTreeSet<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    let facts = |routes: &[(&'static str, &'static str)], reads| FunctionFacts {
+        routes: routes.to_vec(),
+        reads,
+    };
+    BTreeMap::from([
+        ("keys", facts(&[], vars(&[], &shared))),
+        (
+            "public-api",
+            facts(trcker_public_api::ROUTES, vars(&[], &edge)),
+        ),
+        (
+            "capture",
+            facts(
+                trcker_capture::ROUTES,
+                vars(&trcker_capture::config::ALL_VARS, &edge),
+            ),
+        ),
+        (
+            "mcp",
+            facts(
+                trcker_mcp::ROUTES,
+                vars(&trcker_mcp::config::ALL_VARS, &edge),
+            ),
+        ),
+    ])
+}
+
+fn template() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).expect("the template is valid YAML")
+}
+
+fn resources(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(name, resource)| (name.as_str().unwrap().to_owned(), resource.clone()))
+        .collect()
+}
+
+/// The functions of the template, by binary name (`Metadata.BuildProperties.Binary`).
+fn template_functions(template: &Value) -> BTreeMap<String, Value> {
+    resources(template)
+        .into_values()
+        .filter(|resource| resource["Type"] == "AWS::Serverless::Function")
+        .map(|resource| {
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("every function names its binary")
+                .to_owned();
+            (binary, resource)
+        })
+        .collect()
+}
+
+/// `!Ref X` in a parsed template.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "!Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+#[test]
+fn template_routes_are_the_routes_each_function_declares() {
+    let template = template();
+    let mut in_template: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for (binary, function) in template_functions(&template) {
+        let Some(events) = function["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for event in events.values() {
+            assert_eq!(event["Type"], "HttpApi", "{binary}: only HTTP API events");
+            let properties = &event["Properties"];
+            in_template.insert((
+                properties["Method"].as_str().unwrap().to_ascii_uppercase(),
+                properties["Path"].as_str().unwrap().to_owned(),
+                binary.clone(),
+            ));
+        }
+    }
+    let declared: BTreeSet<(String, String, String)> = functions()
+        .into_iter()
+        .flat_map(|(binary, facts)| {
+            facts
+                .routes
+                .into_iter()
+                .map(move |(method, path)| (method.to_owned(), path.to_owned(), binary.to_owned()))
+        })
+        .collect();
+    assert_eq!(
+        in_template, declared,
+        "template routes vs the functions' ROUTES"
+    );
+    assert!(
+        !in_template.iter().any(|(_, _, binary)| binary == "keys"),
+        "the keys function is never routed"
+    );
+}
+
+/// The Lambda emulator's router (`[workspace.metadata.lambda.watch.router]` in Cargo.toml, used
+/// by `scripts/e2e-lambda`) routes exactly the declared routes to the same binaries.
+#[test]
+fn the_emulator_router_routes_what_the_functions_declare() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let router = metadata["metadata"]["lambda"]["watch"]["router"]
+        .as_object()
+        .expect("[workspace.metadata.lambda.watch.router]");
+    let mut routed: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for (path, target) in router {
+        // The emulator spells a greedy segment `{*proxy}`; API Gateway spells it `{proxy+}`.
+        let path = path.replace("{*proxy}", "{proxy+}");
+        match target {
+            serde_json::Value::String(binary) => {
+                routed.insert(("ANY".into(), path, binary.clone()));
+            }
+            serde_json::Value::Array(methods) => {
+                for route in methods {
+                    routed.insert((
+                        route["method"].as_str().unwrap().to_owned(),
+                        path.clone(),
+                        route["function"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            other => panic!("unexpected router entry {other}"),
+        }
+    }
+    let declared: BTreeSet<(String, String, String)> = functions()
+        .into_iter()
+        .flat_map(|(binary, facts)| {
+            facts
+                .routes
+                .into_iter()
+                .map(move |(method, path)| (method.to_owned(), path.to_owned(), binary.to_owned()))
+        })
+        .collect();
+    assert_eq!(routed, declared, "emulator router vs the functions' ROUTES");
+}
+
+/// One request per declared route, and what only that function answers to it.
+#[tokio::test]
+async fn the_local_gateway_serves_every_declared_route_with_its_function() {
+    let keys = Arc::new(KeyService::new(
+        Arc::new(MemoryStore::new()),
+        KeyHasher::new(&Pepper::insecure_dev()),
+        Arc::new(SystemClock),
+        KeySettings::default(),
+    ));
+    let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
+    let brand = BrandId::parse("contract").unwrap();
+    keys.create_brand(&brand, "Contract").await.unwrap();
+    let key = keys.generate(&brand, None).await.unwrap().key;
+    let key = key.expose_secret();
+    let router = crate::gateway(
+        keys,
+        data,
+        EdgeLimits::default(),
+        CaptureConfig::default(),
+        McpConfig::default(),
+    );
+    let send = |method: Method, path: &str, headers: &[(&str, &str)], body: &str| {
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("host", "localhost")
+            .extension(api_gateway_context(
+                &method,
+                path,
+                "192.0.2.9",
+                Some("contract"),
+                "contract-request",
+                0,
+            ));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(Body::from(body.to_owned())).unwrap();
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                headers,
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
+        }
+    };
+    let bearer = format!("Bearer {key}");
+    let json_rpc = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let mut probed = BTreeSet::new();
+    for (binary, facts) in functions() {
+        for (method, path) in facts.routes {
+            let answer = match (binary, method) {
+                ("public-api", "ANY") => {
+                    let (status, _, body) = send(
+                        Method::GET,
+                        "/api/public/whoami",
+                        &[("authorization", &bearer)],
+                        "",
+                    )
+                    .await;
+                    (status == StatusCode::OK && body.contains("\"brand_id\":\"contract\""))
+                        .then_some(())
+                }
+                ("capture", "POST") => {
+                    let (status, _, body) = send(
+                        Method::POST,
+                        path,
+                        &[("x-api-key", key), ("content-type", "application/json")],
+                        r#"{"click_id":"contract-1"}"#,
+                    )
+                    .await;
+                    (status == StatusCode::CREATED && body.contains("recorded")).then_some(())
+                }
+                ("capture", "OPTIONS") => {
+                    let (status, headers, _) = send(
+                        Method::OPTIONS,
+                        path,
+                        &[
+                            ("origin", "https://shop.example"),
+                            ("access-control-request-method", "POST"),
+                        ],
+                        "",
+                    )
+                    .await;
+                    // Capture's own preflight: refused for an origin it was not configured for.
+                    (status == StatusCode::FORBIDDEN && headers.contains_key("vary")).then_some(())
+                }
+                ("mcp", "POST") => {
+                    let (status, _, body) = send(
+                        Method::POST,
+                        path,
+                        &json_rpc,
+                        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
+                    )
+                    .await;
+                    (status == StatusCode::OK && body.contains("structuredContent")).then_some(())
+                }
+                ("mcp", "GET" | "DELETE") => {
+                    let method = Method::from_bytes(method.as_bytes()).unwrap();
+                    let (status, headers, _) =
+                        send(method, path, &[("authorization", &bearer)], "").await;
+                    (status == StatusCode::METHOD_NOT_ALLOWED
+                        && headers.get("allow").is_some_and(|allow| allow == "POST"))
+                    .then_some(())
+                }
+                other => panic!("no probe for {other:?} {path}: add one"),
+            };
+            assert!(answer.is_some(), "{binary} does not answer {method} {path}");
+            probed.insert((binary, method));
+        }
+    }
+    assert_eq!(probed.len(), 6, "{probed:?}");
+}
+
+#[test]
+fn every_variable_a_function_reads_is_set_for_it_and_nothing_else() {
+    let template = template();
+    let globals: BTreeMap<String, Value> =
+        template["Globals"]["Function"]["Environment"]["Variables"]
+            .as_mapping()
+            .map(|variables| {
+                variables
+                    .iter()
+                    .map(|(name, value)| (name.as_str().unwrap().to_owned(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+    let deployed = template_functions(&template);
+    let expected = functions();
+    assert_eq!(
+        deployed.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        expected.keys().copied().collect::<BTreeSet<_>>(),
+        "the template deploys exactly the four functions"
+    );
+    for (binary, FunctionFacts { reads, .. }) in expected {
+        let function = &deployed[binary];
+        let mut set: BTreeMap<String, Value> = globals.clone();
+        if let Some(variables) = function["Properties"]["Environment"]["Variables"].as_mapping() {
+            for (name, value) in variables {
+                set.insert(name.as_str().unwrap().to_owned(), value.clone());
+            }
+        }
+        let names: BTreeSet<&str> = set.keys().map(String::as_str).collect();
+        assert_eq!(names, reads, "{binary}: variables set vs variables read");
+        for local_only in LOCAL_ONLY_VARS {
+            assert!(!names.contains(local_only), "{binary} sets {local_only}");
+        }
+        // The tables and the pepper are the stack's own.
+        assert_eq!(
+            reference(&set["TRCKER_KEYS_TABLE"]),
+            Some("KeysTable"),
+            "{binary}"
+        );
+        assert_eq!(
+            reference(&set["TRCKER_PEPPER_SECRET_ID"]),
+            Some("PepperSecret"),
+            "{binary}"
+        );
+        if let Some(table) = set.get("TRCKER_DATA_TABLE") {
+            assert_eq!(reference(table), Some("DataTable"), "{binary}");
+        }
+    }
+}
+
+/// The template's table whose logical id is `<Purpose>Table`.
+fn table<'a>(resources: &'a BTreeMap<String, Value>, definition: &TableDefinition) -> &'a Value {
+    let mut purpose = definition.purpose.to_owned();
+    purpose[..1].make_ascii_uppercase();
+    let name = format!("{purpose}Table");
+    let resource = resources
+        .get(&name)
+        .unwrap_or_else(|| panic!("the template has no {name}"));
+    assert_eq!(resource["Type"], "AWS::DynamoDB::Table", "{name}");
+    &resource["Properties"]
+}
+
+fn key_schema(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|element| {
+            (
+                element["AttributeName"].as_str().unwrap().to_owned(),
+                element["KeyType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn hash_and_range(partition_key: &str, sort_key: &str) -> Vec<(String, String)> {
+    vec![
+        (partition_key.to_owned(), "HASH".to_owned()),
+        (sort_key.to_owned(), "RANGE".to_owned()),
+    ]
+}
+
+#[test]
+fn every_table_matches_the_definition_the_store_code_uses() {
+    let template = template();
+    let resources = resources(&template);
+    let tables = resources
+        .values()
+        .filter(|resource| resource["Type"] == "AWS::DynamoDB::Table")
+        .count();
+    assert_eq!(tables, 2, "the keys and data tables, no other");
+    for definition in [&KEYS_TABLE, &DATA_TABLE] {
+        let properties = table(&resources, definition);
+        let what = definition.purpose;
+        assert_eq!(properties["BillingMode"], "PAY_PER_REQUEST", "{what}");
+        assert_eq!(
+            key_schema(&properties["KeySchema"]),
+            hash_and_range(definition.partition_key, definition.sort_key),
+            "{what}"
+        );
+        // Every key attribute is declared as a string, and only key attributes are declared.
+        let mut key_attributes: BTreeSet<String> = [definition.partition_key, definition.sort_key]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for index in definition.indexes {
+            key_attributes.insert(index.partition_key.to_owned());
+            key_attributes.insert(index.sort_key.to_owned());
+        }
+        let declared: BTreeSet<String> = properties["AttributeDefinitions"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|attribute| {
+                assert_eq!(attribute["AttributeType"], "S", "{what}");
+                attribute["AttributeName"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(declared, key_attributes, "{what}: attribute definitions");
+
+        let indexes: BTreeMap<String, Value> = properties["GlobalSecondaryIndexes"]
+            .as_sequence()
+            .map(|indexes| {
+                indexes
+                    .iter()
+                    .map(|index| {
+                        (
+                            index["IndexName"].as_str().unwrap().to_owned(),
+                            index.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            indexes.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+            definition.indexes.iter().map(|index| index.name).collect(),
+            "{what}: indexes"
+        );
+        for index in definition.indexes {
+            let declared = &indexes[index.name];
+            assert_eq!(
+                key_schema(&declared["KeySchema"]),
+                hash_and_range(index.partition_key, index.sort_key),
+                "{what}.{}",
+                index.name
+            );
+            assert_eq!(declared["Projection"]["ProjectionType"], "ALL");
+        }
+
+        let ttl = &properties["TimeToLiveSpecification"];
+        match definition.ttl_attribute {
+            Some(attribute) => {
+                assert_eq!(ttl["AttributeName"], attribute, "{what}: TTL attribute");
+                assert_eq!(ttl["Enabled"], true, "{what}: TTL enabled");
+            }
+            None => assert!(ttl.is_null(), "{what}: no TTL"),
+        }
+        assert_eq!(
+            properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
+            "{what}"
+        );
+        assert_eq!(properties["SSESpecification"]["SSEEnabled"], true, "{what}");
+        assert_eq!(
+            reference(&properties["DeletionProtectionEnabled"]),
+            Some("TableDeletionProtection"),
+            "{what}"
+        );
+    }
+}
