@@ -260,16 +260,17 @@ fn limit_or(limit: Option<u32>, default: u32) -> Result<usize, String> {
     }
 }
 
+/// The caller of the request, as the guard verified it.
+fn caller(parts: &Parts) -> Result<&Caller, String> {
+    parts.extensions.get::<Caller>().ok_or_else(|| {
+        tracing::error!("an MCP tool ran without the guard");
+        "internal: the request was not authenticated".to_owned()
+    })
+}
+
 /// The brand of the request, as the guard verified it.
 fn brand(parts: &Parts) -> Result<BrandId, String> {
-    parts
-        .extensions
-        .get::<Caller>()
-        .map(|caller| caller.principal.brand_id.clone())
-        .ok_or_else(|| {
-            tracing::error!("an MCP tool ran without the guard");
-            "internal: the request was not authenticated".to_owned()
-        })
+    caller(parts).map(|caller| caller.principal.brand_id.clone())
 }
 
 #[tool_router]
@@ -289,10 +290,7 @@ impl TrckerMcp {
         Parameters(args): Parameters<NoArgs>,
     ) -> Result<Json<Whoami>, String> {
         args?;
-        let caller = parts
-            .extensions
-            .get::<Caller>()
-            .ok_or_else(|| "internal: the request was not authenticated".to_owned())?;
+        let caller = caller(&parts)?;
         Ok(Json(Whoami {
             brand_id: caller.principal.brand_id.to_string(),
             key_id: caller.principal.key_id.to_string(),

@@ -79,6 +79,19 @@ fn functions() -> BTreeMap<&'static str, FunctionFacts> {
     ])
 }
 
+/// Every declared route as (method, path, binary).
+fn declared_routes() -> BTreeSet<(String, String, String)> {
+    functions()
+        .into_iter()
+        .flat_map(|(binary, facts)| {
+            facts
+                .routes
+                .into_iter()
+                .map(move |(method, path)| (method.to_owned(), path.to_owned(), binary.to_owned()))
+        })
+        .collect()
+}
+
 fn template() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -135,15 +148,7 @@ fn template_routes_are_the_routes_each_function_declares() {
             ));
         }
     }
-    let declared: BTreeSet<(String, String, String)> = functions()
-        .into_iter()
-        .flat_map(|(binary, facts)| {
-            facts
-                .routes
-                .into_iter()
-                .map(move |(method, path)| (method.to_owned(), path.to_owned(), binary.to_owned()))
-        })
-        .collect();
+    let declared = declared_routes();
     assert_eq!(
         in_template, declared,
         "template routes vs the functions' ROUTES"
@@ -198,15 +203,7 @@ fn the_emulator_router_routes_what_the_functions_declare() {
             other => panic!("unexpected router entry {other}"),
         }
     }
-    let declared: BTreeSet<(String, String, String)> = functions()
-        .into_iter()
-        .flat_map(|(binary, facts)| {
-            facts
-                .routes
-                .into_iter()
-                .map(move |(method, path)| (method.to_owned(), path.to_owned(), binary.to_owned()))
-        })
-        .collect();
+    let declared = declared_routes();
     assert_eq!(routed, declared, "emulator router vs the functions' ROUTES");
 }
 
