@@ -16,6 +16,12 @@ runs `cargo lambda watch` on another free loopback port with each function's env
 flow: every step asserts, and a failure prints the step, the response and the end of the
 emulator's log. Watch, the functions it started and moto are always stopped.
 
+Secret hygiene over the whole run: every response (HTTP, Lambda Invoke, the MCP SDK's) is kept, the
+functions log at TRACE (`TRCKER_E2E_RUST_LOG` to change), and the last steps probe every surface
+with bad, unknown and revoked keys, then read every log line the functions, watch, trcker-local and
+moto printed and every DynamoDB item: no plaintext key (`tk_` + 40 alphanumerics) may appear
+anywhere but in its one generation response, the pepper nowhere, and no error echoes the token.
+
 The last line is `test result: ok. N passed; 0 failed; (lambda emulator e2e)`, or FAILED with the
 counts (exit status 1).
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -33,6 +40,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,6 +63,22 @@ EMULATOR_USER_AGENT = "cargo-lambda"
 # How long the first request may wait for a function to start (watch runs `cargo run --bin …`,
 # which is only a freshness check once scripts/e2e-lambda has built the binaries).
 FUNCTION_START_TIMEOUT_S = float(os.environ.get("TRCKER_E2E_START_TIMEOUT_S", "600"))
+# The functions' log level for the run: TRACE by default, so the hygiene check also covers what
+# the AWS SDK and the HTTP stack log about each request.
+FUNCTION_RUST_LOG = os.environ.get("TRCKER_E2E_RUST_LOG", "trace")
+# A plaintext key, as docs/ARCHITECTURE.md defines it (and shared/src/testing.rs looks for it).
+KEY_SHAPED = re.compile(r"tk_[0-9A-Za-z]{40}")
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def checksummed_key(random_part: str) -> str:
+    """A well-formed key (34 random characters + their CRC32 in 6 base62 digits) that no store holds."""
+    value = zlib.crc32(random_part.encode())
+    digits = ""
+    for _ in range(6):
+        digits = BASE62[value % 62] + digits
+        value //= 62
+    return f"tk_{random_part}{digits}"
 
 
 class StepFailed(AssertionError):
@@ -102,8 +126,10 @@ class Response:
 
 
 class Http:
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, transcript: list[tuple[str, str]]) -> None:
         self.base = base
+        # Every answer of the run, for the secret-hygiene step: (what, headers and body as text).
+        self.transcript = transcript
 
     def request(
         self,
@@ -135,7 +161,9 @@ class Http:
             # The emulator keeps a request waiting while its function is not there to take it
             # (e.g. it failed at init): the function's error is in the watch log.
             fail(f"{method} {path}: no answer within {timeout:.0f} s ({error}); a function that failed to start leaves the emulator waiting")
-        return Response(method, url, status, {name.lower(): value for name, value in answer_headers.items()}, raw)
+        response = Response(method, url, status, {name.lower(): value for name, value in answer_headers.items()}, raw)
+        self.transcript.append((f"{method} {path} -> {status}", json.dumps(response.headers) + "\n" + raw.decode(errors="replace")))
+        return response
 
     def expect(self, status: int | tuple[int, ...], method: str, path: str, **kwargs: Any) -> Response:
         response = self.request(method, path, **kwargs)
@@ -218,6 +246,17 @@ def url_answers(url: str, expect: tuple[int, ...] = (200,), timeout: float = 5) 
         return False
 
 
+def method_answers(method: str, url: str, timeout: float) -> bool:
+    """Whether anything at all (any HTTP status) answers `method url`."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, TimeoutError, ConnectionError):
+        return False
+
+
 def leftover_function_pids(watch_port: int) -> list[int]:
     """Processes watch started for our functions (their Runtime API names our port), still alive."""
     pids = []
@@ -255,6 +294,8 @@ class Run:
         self.passed = 0
         self.failed: list[str] = []
         self.timings: list[tuple[str, float]] = []
+        self.transcript: list[tuple[str, str]] = []
+        self.pepper = ""
 
     # -- infrastructure ---------------------------------------------------------------------
 
@@ -290,6 +331,7 @@ class Run:
         client = boto3.client("secretsmanager", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
         # What CloudFormation's GenerateSecretString does: a random password as the SecretString.
         password = client.get_random_password(PasswordLength=64, ExcludePunctuation=True)["RandomPassword"]
+        self.pepper = password
         created = client.create_secret(Name=f"trcker-e2e-pepper-{self.run_id}", SecretString=password)
         self.secret_arn = created["ARN"]
         log(f"pepper secret {self.secret_arn}")
@@ -330,7 +372,7 @@ class Run:
                 "TRCKER_KEY_CACHE_TTL_MS": str(CACHE_TTL_MS),
                 "TRCKER_MCP_ALLOWED_HOSTS": hosts,
                 "TRCKER_CAPTURE_ALLOWED_ORIGINS": SHOP_ORIGIN,
-                "RUST_LOG": "info",
+                "RUST_LOG": FUNCTION_RUST_LOG,
             }
         )
         return env
@@ -356,7 +398,7 @@ class Run:
         ]
         self.watch = Process("cargo lambda watch", argv, env, self.tmp / "e2e-lambda-watch.log")
         base = f"http://127.0.0.1:{self.watch_port}"
-        self.http = Http(base)
+        self.http = Http(base, self.transcript)
         # The emulator's own HTTP server first, then the public API function through the router
         # (watch starts a function on its first request: `cargo run --bin public-api`).
         wait_until("cargo lambda watch listens", lambda: self._port_open(), 120, self.watch)
@@ -370,6 +412,17 @@ class Run:
         )
         self.timings.append(("watch listening", listening))
         self.timings.append(("watch + public-api ready", time.monotonic() - started))
+        # Start capture and mcp as well (each is a `cargo run --bin …`, which may wait for cargo's
+        # build lock), so that the steps' request timeouts measure the functions, not their start.
+        for method, path in (("OPTIONS", "/api/clicks/capture"), ("GET", "/api/mcp")):
+            wait_until(
+                f"{method} {path} through the emulator",
+                lambda method=method, path=path: method_answers(method, f"{base}{path}", FUNCTION_START_TIMEOUT_S),
+                FUNCTION_START_TIMEOUT_S,
+                self.watch,
+                interval=0.5,
+            )
+        self.timings.append(("watch + capture and mcp ready", time.monotonic() - started))
         log(f"cargo lambda watch on {base} (log: {self.watch.log_path.relative_to(ROOT)})")
 
     def _port_open(self) -> bool:
@@ -431,6 +484,7 @@ class Run:
             "--output-format", "json",
         ]
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=FUNCTION_START_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        self.transcript.append((f"cargo lambda invoke keys --data-file {event_file}", done.stdout + "\n" + done.stderr))
         if done.returncode != 0:
             fail(f"{' '.join(argv)} exited {done.returncode}", f"stdout: {done.stdout}\nstderr: {done.stderr}")
         try:
@@ -445,6 +499,7 @@ class Run:
         client = boto3.client("lambda", endpoint_url=self.http.base, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
         answer = client.invoke(FunctionName="keys", Payload=json.dumps(payload).encode())
         body = answer["Payload"].read()
+        self.transcript.append((f"Invoke keys {payload.get('action')}", body.decode(errors="replace")))
         if answer.get("StatusCode") != 200 or answer.get("FunctionError"):
             fail(f"Invoke keys {payload.get('action')}: status {answer.get('StatusCode')}, FunctionError {answer.get('FunctionError')}", body.decode(errors="replace"))
         return json.loads(body)
@@ -573,6 +628,7 @@ class Run:
             new_key = rotated.get("key", "")
             if not new_key.startswith("tk_") or rotated.get("key_id") == s["key_id"]:
                 fail("generate (rotation) returned no new key", rotated)
+            s["new_key"] = new_key
             for key, key_id in ((s["key"], s["key_id"]), (new_key, rotated["key_id"])):
                 answer = http.expect(200, "GET", "/api/public/whoami", key=key).json
                 if answer.get("key_id") != key_id:
@@ -622,6 +678,8 @@ class Run:
             ("activity_shows_fingerprint_ip_and_user_agent", activity),
             ("mcp_tools_through_python_sdk", mcp_tool),
             ("rotate_then_revoke_within_cache_ttl", rotate_and_revoke),
+            ("error_responses_never_echo_the_token", self.no_token_echo),
+            ("no_plaintext_key_in_any_log_item_or_other_response", self.secret_hygiene),
         ]
         self.total = len(steps)
         for index, (name, body) in enumerate(steps):
@@ -630,6 +688,94 @@ class Run:
                 if skipped:
                     log(f"(not run after that failure: {', '.join(skipped)})")
                 return
+
+    def no_token_echo(self) -> None:
+        """Bad, unknown, revoked and misplaced keys on every surface: refused, and never echoed."""
+        http = self.http
+        s = self.state
+        live, revoked = s["new_key"], s["key"]
+        typo = live[:-1] + ("A" if live[-1] != "A" else "B")
+        unknown = checksummed_key("".join(secrets.choice(BASE62) for _ in range(34)))
+        presented = {
+            "revoked": revoked,
+            "unknown (valid checksum)": unknown,
+            "checksum typo": typo,
+            "truncated": live[:-4],
+            "one character too many": live + "x",
+            "lower-cased": live.lower(),
+        }
+        mcp_headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+        mcp_body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+        probes: list[tuple[str, str, Response]] = []
+        for name, token in presented.items():
+            probes.append((name, token, http.request("GET", "/api/public/partners", key=token)))
+            probes.append((name, token, http.request("POST", "/api/mcp", key=token, body=mcp_body, headers=mcp_headers)))
+            probes.append((name, token, http.request("POST", "/api/clicks/capture", raw_body=b'{"click_id":"echo-probe"}', headers={"x-api-key": token, "Content-Type": "text/plain"})))
+        # A key in the URL, and two different keys at once.
+        probes.append(("key in the query string", live, http.request("GET", f"/api/public/whoami?api_key={live}", key=live)))
+        probes.append(("key as a path segment", live, http.request("GET", f"/api/public/partners/{live}", key=live)))
+        probes.append(("conflicting headers", unknown, http.request("POST", "/api/clicks/capture", raw_body=b'{"click_id":"echo-probe"}', headers={"Authorization": f"Bearer {live}", "x-api-key": unknown, "Content-Type": "text/plain"})))
+        for name, token, response in probes:
+            if name == "key as a path segment":
+                if response.status != 404:
+                    fail(f"{name}: expected 404, got {response.status}", response.describe())
+            elif response.status not in (400, 401):
+                fail(f"{name}: expected a 4xx refusal, got {response.status}", response.describe())
+            text = json.dumps(response.headers) + response.raw.decode(errors="replace")
+            # The distinctive middle of the token: no echo, whole or in part.
+            if token[3:30] in text or token[3:30].lower() in text.lower():
+                fail(f"{name}: the answer echoes the presented token", response.describe())
+            if response.status != 404 and not (response.json or {}).get("error", {}).get("code"):
+                fail(f"{name}: the refusal has no stable error code", response.describe())
+        log(f"  {len(probes)} refusals, none echoes its token")
+
+    def secret_hygiene(self) -> None:
+        """Every log line, every stored item and every answer of the run, searched for plaintext keys."""
+        import boto3
+
+        s = self.state
+        generated = [s["key"], s["new_key"]]
+        # 1. Every item of both tables, while moto still runs.
+        client = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+        items: list[str] = []
+        for table in (self.keys_table, self.data_table):
+            for page in client.get_paginator("scan").paginate(TableName=table):
+                items.extend(json.dumps(item, sort_keys=True) for item in page["Items"])
+        dump = "\n".join(items)
+        if s["fingerprint"] not in dump or "KEYHASH#" not in dump or s["click_id"] not in dump:
+            fail("the table dump misses the run's keys or click: it was not read", short(dump))
+        # 2. Every log line: the functions (through watch), watch itself, trcker-local, moto.
+        logs = {process.name: process.log_path.read_text(errors="replace") for process in (self.watch, self.moto) if process is not None}
+        logs["trcker-local"] = (self.tmp / "e2e-lambda-tables.log").read_text(errors="replace")
+        function_lines = logs.get("cargo lambda watch", "")
+        for expected in ("key management request", "API key generated", "API key revoked", "request refused before authentication"):
+            if expected not in function_lines:
+                fail(f"the functions' log lines were not captured: no {expected!r}", function_lines[-3000:])
+        places = [(f"DynamoDB items ({len(items)})", dump)] + [(f"the {name} log ({len(text.splitlines())} lines)", text) for name, text in logs.items()]
+        for what, text in places:
+            found = KEY_SHAPED.findall(text)
+            if found:
+                fail(f"{what} holds a key-shaped string", [match[:8] + "…" for match in found])
+            for key in generated:
+                if key[3:23] in text:
+                    fail(f"{what} holds part of a generated key")
+            if self.pepper and self.pepper in text:
+                fail(f"{what} holds the pepper")
+        # 3. Every answer: each generated key in exactly one (its generation), nothing else key-shaped.
+        carrying = [(what, KEY_SHAPED.findall(text)) for what, text in self.transcript]
+        carrying = [(what, found) for what, found in carrying if found]
+        for key in generated:
+            holders = [what for what, found in carrying if key in found]
+            if len(holders) != 1:
+                fail(f"a generated key appears in {len(holders)} answers, not just its generation", holders)
+        strays = [(what, found) for what, found in carrying if any(match not in generated for match in found) or len(found) != 1]
+        if strays:
+            fail("answers carry key-shaped strings that are not their own generation", [(what, len(found)) for what, found in strays])
+        generations = sorted(what for what, _ in carrying)
+        if len(generations) != len(generated) or not all("generate" in what or "generate.json" in what for what in generations):
+            fail("only the generation answers may carry a key", generations)
+        total_lines = sum(len(text.splitlines()) for text in logs.values())
+        log(f"  searched {len(self.transcript)} answers, {total_lines} log lines, {len(items)} DynamoDB items: keys only in {generations}")
 
     async def mcp_checks(self) -> None:
         from mcp import Client
@@ -642,6 +788,9 @@ class Run:
 
             async def remember(response: Any) -> None:
                 statuses.append(response.status_code)
+                # Read here so the hygiene step sees every answer the SDK got (httpx caches it).
+                await response.aread()
+                self.transcript.append((f"MCP SDK {response.request.method} {response.url} -> {response.status_code}", json.dumps(dict(response.headers)) + "\n" + response.text))
 
             http = create_mcp_http_client(headers={"Authorization": f"Bearer {s['key']}"})
             http.event_hooks = {"response": [remember]}

@@ -1,10 +1,12 @@
 //! Container start-up for every Lambda function: configuration, AWS clients built once, the
-//! pepper fetched once, and the key service they share across invocations.
+//! pepper fetched once (while the DynamoDB connection is opened), and the key service they share
+//! across invocations.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 
 use crate::brand_data::BrandDataStore;
@@ -12,8 +14,9 @@ use crate::brand_data::dynamo::DynamoBrandData;
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, EdgeConfig, PepperSource};
 use crate::edge::config::ApiConfig;
-use crate::hashing::{KeyHasher, Pepper, PepperError};
+use crate::hashing::{KeyHash, KeyHasher, Pepper, PepperError};
 use crate::keys::KeyService;
+use crate::store::KeyStore;
 use crate::store::dynamo::DynamoStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,15 +33,41 @@ pub async fn load_aws_config(store_timeout_ms: u64) -> aws_config::SdkConfig {
     aws_config_loader(store_timeout_ms).load().await
 }
 
-/// The loader behind [`load_aws_config`], for callers that override region or endpoint.
-pub fn aws_config_loader(store_timeout_ms: u64) -> aws_config::ConfigLoader {
+/// Attempts per store operation (the first and up to two retries), all within the operation
+/// timeout.
+pub const STORE_MAX_ATTEMPTS: u32 = 3;
+/// First retry backoff; the SDK doubles it per retry, with full jitter.
+pub const STORE_INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The SDK timeouts for a store timeout of `store_timeout_ms` (`TRCKER_STORE_TIMEOUT_MS`): the
+/// whole operation, retries and backoff included, is bounded by it; each attempt by half of it;
+/// a TCP/TLS connect by at most 1 s. A store that does not answer fails the call after
+/// `store_timeout_ms` (`SdkError::TimeoutError`, mapped to `store_unavailable`).
+pub fn store_timeouts(store_timeout_ms: u64) -> TimeoutConfig {
     let operation = Duration::from_millis(store_timeout_ms);
-    let timeouts = TimeoutConfig::builder()
+    TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(store_timeout_ms.min(1_000)))
         .operation_attempt_timeout(operation / 2)
         .operation_timeout(operation)
-        .build();
-    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts)
+        .build()
+}
+
+/// The SDK retry policy, spelled out rather than inherited: standard mode (throttling, 5xx,
+/// timeouts and connection errors are retried; the client-side retry quota stops retry storms),
+/// [`STORE_MAX_ATTEMPTS`] attempts, backoff from [`STORE_INITIAL_BACKOFF`] doubling up to a
+/// quarter of the operation timeout, so the retries fit inside it.
+pub fn store_retries(store_timeout_ms: u64) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(STORE_MAX_ATTEMPTS)
+        .with_initial_backoff(STORE_INITIAL_BACKOFF)
+        .with_max_backoff(Duration::from_millis(store_timeout_ms / 4).max(STORE_INITIAL_BACKOFF))
+}
+
+/// The loader behind [`load_aws_config`], for callers that override region or endpoint.
+pub fn aws_config_loader(store_timeout_ms: u64) -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(store_timeouts(store_timeout_ms))
+        .retry_config(store_retries(store_timeout_ms))
 }
 
 /// Obtains the pepper as configured; the insecure dev pepper is announced on stderr and in logs.
@@ -70,13 +99,16 @@ pub struct EdgeRuntime {
     pub keys: Arc<KeyService>,
 }
 
-/// Configuration, AWS clients and the pepper, once, at container init.
+/// Configuration, AWS clients and the pepper, once, at container init. The store's connection is
+/// opened while the pepper is fetched, so the first request does not wait for it and init does
+/// not wait twice (BENCHMARKS.md, "Cold start").
 pub async fn edge_from_env() -> Result<EdgeRuntime, StartupError> {
     let config = EdgeConfig::from_env()?;
     let aws = load_aws_config(config.store_timeout_ms).await;
-    let pepper = load_pepper(&config.pepper, &aws).await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let store = DynamoStore::new(dynamodb.clone(), &config.keys_table);
+    let (pepper, ()) = tokio::join!(load_pepper(&config.pepper, &aws), warm_up_store(&store));
+    let pepper = pepper?;
     let keys = Arc::new(KeyService::new(
         Arc::new(store),
         KeyHasher::new(&pepper),
@@ -89,6 +121,31 @@ pub async fn edge_from_env() -> Result<EdgeRuntime, StartupError> {
         dynamodb,
         keys,
     })
+}
+
+/// The key hash the warm-up looks up: all zero bits, which no key hashes to (hashes are
+/// HMAC-SHA256 outputs), so the read finds nothing.
+const WARM_UP_KEY_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Opens the store's connection at init (TCP and TLS handshakes, endpoint and credentials
+/// resolved) with one read of a key hash that does not exist: the same `GetItem` on the keys
+/// table that a verify makes, which every function's IAM policy allows. A failure is only logged:
+/// a store that is really down fails the requests that need it, with their typed errors.
+pub async fn warm_up_store(store: &dyn KeyStore) {
+    let Some(probe) = KeyHash::from_hex(WARM_UP_KEY_HASH) else {
+        return;
+    };
+    let started = Instant::now();
+    match store.find_key_by_hash(&probe).await {
+        Ok(_) => tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store connection warmed"
+        ),
+        Err(error) => tracing::warn!(
+            error = %error,
+            "store warm-up failed: the first request opens the connection"
+        ),
+    }
 }
 
 /// The HTTP functions' extra configuration and their brand data store on DynamoDB.

@@ -105,8 +105,7 @@ impl EdgeConfig {
             defaults.last_used_interval_ms,
             1_000..=86_400_000,
         )?;
-        let store_timeout_ms =
-            parse_in_range(&non_empty, STORE_TIMEOUT_VAR, 2_000, 100..=25_000)? as u64;
+        let store_timeout_ms = store_timeout_from_lookup(&non_empty)?;
         Ok(Self {
             keys_table,
             pepper,
@@ -118,6 +117,24 @@ impl EdgeConfig {
             store_timeout_ms,
         })
     }
+}
+
+/// The default of [`STORE_TIMEOUT_VAR`]: the SDK operation timeout of every store call.
+pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 2_000;
+
+/// [`STORE_TIMEOUT_VAR`] alone (100-25,000 ms, default [`DEFAULT_STORE_TIMEOUT_MS`]), for the
+/// local gateway, which has no keys table variable to require.
+pub fn store_timeout_ms_from_env() -> Result<u64, ConfigError> {
+    store_timeout_from_lookup(&|name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    })
+}
+
+fn store_timeout_from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    let default = DEFAULT_STORE_TIMEOUT_MS as i64;
+    Ok(parse_in_range(lookup, STORE_TIMEOUT_VAR, default, 100..=25_000)? as u64)
 }
 
 fn parse_in_range(

@@ -216,6 +216,12 @@ fn parse(body: &[u8]) -> Result<CaptureRequest, ApiError> {
             "the request body is empty: send a JSON object with a click_id",
         ));
     }
+    // serde reads a struct from a JSON array too (fields by position): the body is an object.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid(
+            "the request body must be a JSON object with a click_id",
+        ));
+    }
     serde_json::from_slice(body)
         .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))
 }

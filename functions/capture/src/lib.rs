@@ -6,13 +6,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use trcker_shared::brand_data::{BrandDataStore, Surface};
 use trcker_shared::edge::audit::AuditLog;
-use trcker_shared::edge::auth::{CredentialHeaders, EdgeGuard, authenticate};
+use trcker_shared::edge::auth::{
+    CredentialHeaders, EdgeGuard, authenticate, refuse_credentials_in_url,
+};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::{ForwardedClient, context_source_ip};
 use trcker_shared::edge::error::ApiError;
@@ -84,7 +87,7 @@ pub fn routes(
     let capture_route = post(capture::capture)
         .fallback(method_not_allowed)
         .layer(from_fn_with_state(guard, authenticate))
-        .options(preflight);
+        .options(preflight.layer(from_fn(refuse_credentials_in_url)));
     Router::new()
         .route(CAPTURE_PATH, capture_route)
         .layer(DefaultBodyLimit::max(capture::MAX_BODY_BYTES))

@@ -127,11 +127,72 @@ async fn name_audit_target(request: Request, next: Next) -> Response {
         }
     };
     let target = audit_target(&parts.method, &bytes);
-    let mut response = next
+    if let Some(refusal) = transport_refusal(&parts.method, &bytes) {
+        let mut response = refusal.into_response();
+        response.extensions_mut().insert(AuditTarget(target));
+        return response;
+    }
+    let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    let mut response = without_key_shaped_text(response).await;
     response.extensions_mut().insert(AuditTarget(target));
     response
+}
+
+/// Largest MCP response body the redaction pass reads (pages are budgeted far below it).
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// rmcp writes some of the caller's words into its answers verbatim (a plain-text 400 quotes a
+/// mismatched `Mcp-Method` header and body method; serde quotes unknown argument names), outside
+/// the edge's own error format. A presented key must never come back in a response, so every
+/// answer of the MCP route is passed through the same redaction as the audit target. Found by the
+/// `apigw_router` fuzz target (docs/FUZZING.md).
+async fn without_key_shaped_text(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_RESPONSE_BYTES).await else {
+        return ApiError::new(ErrorCode::Internal, "the MCP response could not be read")
+            .into_response();
+    };
+    let redacted = std::str::from_utf8(&bytes)
+        .ok()
+        .map(trcker_shared::token::redact_key_shaped)
+        .filter(|text| matches!(text, std::borrow::Cow::Owned(_)));
+    match redacted {
+        Some(text) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(text.into_owned()))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
+
+/// What the transport refuses before rmcp sees it, in the edge's JSON error format like the
+/// guard's own refusals: another method than POST (stateless: no GET stream, no session to
+/// DELETE) is 405 with `Allow: POST`, and a body that is not one JSON-RPC message (not JSON, not
+/// UTF-8, a batch, a bare value) is 400 `invalid_request`. rmcp itself would answer those in plain
+/// text, the body one as 415 although its media type was right.
+fn transport_refusal(method: &axum::http::Method, body: &[u8]) -> Option<Response> {
+    if method != axum::http::Method::POST {
+        let mut response = ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "MCP is served statelessly: POST JSON-RPC messages to /api/mcp",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("POST"),
+        );
+        return Some(response);
+    }
+    let error = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(body).err()?;
+    Some(
+        ApiError::invalid(format!(
+            "the body is not one JSON-RPC message: {}",
+            bounded(&error.to_string())
+        ))
+        .into_response(),
+    )
 }
 
 fn audit_target(method: &axum::http::Method, body: &[u8]) -> String {

@@ -28,7 +28,7 @@ impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Paramet
         let arguments = context.arguments.take().unwrap_or_default();
         Ok(Self(
             serde_json::from_value(serde_json::Value::Object(arguments))
-                .map_err(|error| format!("invalid arguments: {error}")),
+                .map_err(|error| format!("invalid_request: invalid arguments: {error}")),
         ))
     }
 }

@@ -141,6 +141,10 @@ pub struct ActivityArgs {
     pub from: Option<String>,
     /// Latest time, RFC 3339 UTC or Unix milliseconds.
     pub to: Option<String>,
+    /// ok, revoked_key or rate_limited. revoked_key: requests still made with a revoked key (who
+    /// kept using a leaked key, from which IP and user agent). A page may be short and still have
+    /// a next_cursor.
+    pub outcome: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -554,7 +558,8 @@ impl TrckerMcp {
     }
 
     /// The brand's request log (API, MCP and capture), newest first: who called, from where,
-    /// with which key fingerprint, and the outcome.
+    /// with which key fingerprint, and the outcome. outcome=revoked_key lists the attempts made
+    /// with a revoked key.
     #[tool(annotations(
         title = "List activity",
         read_only_hint = true,
@@ -570,7 +575,8 @@ impl TrckerMcp {
             .paged(args.limit, args.cursor)
             .with("source", args.source)
             .with("from", args.from)
-            .with("to", args.to);
+            .with("to", args.to)
+            .with("outcome", args.outcome);
         let brand = brand(&parts)?;
         within_budget(query, |pairs| {
             let (app, brand) = (&self.app, &brand);

@@ -1153,3 +1153,44 @@ async fn api_gateway_events_pass_through_the_lambda_adapter() {
     assert_eq!(record.source_ip, "198.51.100.77");
     assert_eq!(record.target, "tools/call list_offers");
 }
+
+/// Regression (fuzz target `apigw_router`): rmcp quotes a mismatched `Mcp-Method` header and
+/// body method verbatim in a plain-text 400, and serde quotes unknown argument names; a key the
+/// caller put there must not come back in the answer.
+#[tokio::test]
+async fn answers_never_echo_a_presented_key() {
+    let edge = Edge::memory();
+    let brand = edge.brand("acme", 1).await;
+    let mismatched = Edge::request(Method::POST, "/api/mcp", Some(&brand.key))
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover")
+        .body(Body::from(
+            json!({"jsonrpc": "2.0", "id": 1, "method": brand.key, "params": {}}).to_string(),
+        ))
+        .unwrap();
+    let unknown_argument = Edge::request(Method::POST, "/api/mcp", Some(&brand.key))
+        .header("mcp-protocol-version", LEGACY)
+        .body(Body::from(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                   "params": {"name": "list_offers", "arguments": {brand.key.clone(): 1}}})
+            .to_string(),
+        ))
+        .unwrap();
+    for (name, request) in [
+        ("mismatched method", mismatched),
+        ("unknown argument", unknown_argument),
+    ] {
+        let response = edge.send(request).await;
+        assert!(
+            response.status.is_client_error() || response.status == StatusCode::OK,
+            "{name}: {}",
+            response.status
+        );
+        let text = response.body.to_string();
+        assert!(!text.contains(&brand.key), "{name} echoed the key: {text}");
+        assert!(
+            !text.contains(&brand.key[3..]),
+            "{name} echoed the key's body: {text}"
+        );
+    }
+}

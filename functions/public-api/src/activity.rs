@@ -1,11 +1,14 @@
 //! The brand's delivery log: one record per authenticated request (and per attempt with a revoked
-//! key), filterable by surface and time, newest first.
+//! key), filterable by surface, time and outcome, newest first.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
 use serde::Serialize;
-use trcker_shared::brand_data::{ActivityFilter, ActivityRecord, Surface, is_activity_sort_key};
+use trcker_shared::brand_data::{
+    ACTIVITY_OUTCOMES, ActivityFilter, ActivityRecord, Surface, activity_outcome,
+    is_activity_sort_key,
+};
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
@@ -66,7 +69,8 @@ impl From<ActivityRecord> for ActivityEntry {
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("source" = Option<String>, Query, description = "api, mcp or capture"),
         ("from" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
-        ("to" = Option<String>, Query, description = "RFC 3339 time or Unix ms")
+        ("to" = Option<String>, Query, description = "RFC 3339 time or Unix ms"),
+        ("outcome" = Option<String>, Query, description = "ok, revoked_key or rate_limited: `revoked_key` lists the requests still made with a revoked key (the leak audit). A page may hold fewer than `limit` records and still have a next_cursor")
     ),
     responses(
         (status = 200, description = "The delivery log, newest first", body = ActivityList),
@@ -86,7 +90,7 @@ pub async fn list(
 }
 
 /// The query parameters the list accepts.
-pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "source", "from", "to"];
+pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "source", "from", "to", "outcome"];
 
 /// One page of the brand's delivery log, newest first, for the given query parameters (also the
 /// MCP tool's answer).
@@ -108,6 +112,16 @@ pub async fn list_matching(
     let to = param(pairs, "to")
         .map(|raw| parse_time("to", raw))
         .transpose()?;
+    let outcome = param(pairs, "outcome")
+        .map(|raw| {
+            activity_outcome(raw).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "outcome must be one of {}",
+                    ACTIVITY_OUTCOMES.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
     let after = paging
         .cursor
         .as_deref()
@@ -119,7 +133,12 @@ pub async fn list_matching(
     {
         return Err(trcker_shared::cursor::InvalidCursor.into());
     }
-    let filter = ActivityFilter { surface, from, to };
+    let filter = ActivityFilter {
+        surface,
+        from,
+        to,
+        outcome,
+    };
     let page = app
         .data
         .list_activity(brand_id, filter, paging.limit, after.as_deref())

@@ -31,6 +31,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "the request body is empty: send a JSON object",
             ));
         }
+        // serde reads a struct from a JSON array too (fields by position): `[null, null]` would
+        // be a valid update. Bodies are objects.
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid("the request body must be a JSON object"));
+        }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))
@@ -137,9 +142,9 @@ fn parse_rfc3339_utc(raw: &str) -> Option<UnixMillis> {
         .or_else(|| raw.strip_suffix("+00:00"))?;
     let (date, time) = text.split_once('T')?;
     let mut date_parts = date.split('-');
-    let year: i64 = date_parts.next()?.parse().ok()?;
-    let month: i64 = date_parts.next()?.parse().ok()?;
-    let day: i64 = date_parts.next()?.parse().ok()?;
+    let year = fixed_digits(date_parts.next()?, 4)?;
+    let month = fixed_digits(date_parts.next()?, 2)?;
+    let day = fixed_digits(date_parts.next()?, 2)?;
     if date_parts.next().is_some()
         || !(0..=9999).contains(&year)
         || !(1..=12).contains(&month)
@@ -149,9 +154,9 @@ fn parse_rfc3339_utc(raw: &str) -> Option<UnixMillis> {
     }
     let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
     let mut clock_parts = clock.split(':');
-    let hour: i64 = clock_parts.next()?.parse().ok()?;
-    let minute: i64 = clock_parts.next()?.parse().ok()?;
-    let second: i64 = clock_parts.next()?.parse().ok()?;
+    let hour = fixed_digits(clock_parts.next()?, 2)?;
+    let minute = fixed_digits(clock_parts.next()?, 2)?;
+    let second = fixed_digits(clock_parts.next()?, 2)?;
     if clock_parts.next().is_some() || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
@@ -166,6 +171,16 @@ fn parse_rfc3339_utc(raw: &str) -> Option<UnixMillis> {
     };
     let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+/// A date or time field as RFC 3339 writes it: exactly `len` ASCII digits. No sign: `i64::parse`
+/// alone took `T-5:00:00Z` as a time and overflowed on `T-9223372036854775808:00:00Z` (a panic
+/// under the fuzz build's overflow checks; `tests/fuzz_regressions.rs`).
+fn fixed_digits(field: &str, len: usize) -> Option<i64> {
+    if field.len() != len || !field.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    field.parse().ok()
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {

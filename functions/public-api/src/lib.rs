@@ -2,17 +2,23 @@
 //! API key. Every route runs behind the shared guard (bearer auth, rate limit, audit) and only
 //! ever sees the caller's own brand.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use trcker_shared::brand_data::{BrandDataStore, Surface};
 use trcker_shared::edge::audit::AuditLog;
-use trcker_shared::edge::auth::{Caller, CredentialHeaders, EdgeGuard, authenticate};
+use trcker_shared::edge::auth::{
+    Caller, CredentialHeaders, EdgeGuard, authenticate, refuse_credentials_in_url,
+};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::edge::rate_limit::RateLimiter;
@@ -101,6 +107,11 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
             "/api/public/fraud-signals/{id}",
             get(fraud::get).patch(fraud::review),
         )
+        // After routing (so the matched path is known) and after the guard.
+        .route_layer(from_fn_with_state(
+            Arc::new(QueryParameters::declared_in(&openapi::document())),
+            refuse_undeclared_query,
+        ))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // `layer`, not `route_layer`: unknown paths and wrong methods are authenticated and
@@ -108,7 +119,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         .layer(from_fn_with_state(guard, authenticate))
         .with_state(state);
     let document = Arc::new(openapi::document());
-    Router::new()
+    let unguarded = Router::new()
         .route("/api/public/health", get(health))
         .route(
             "/api/public/openapi.json",
@@ -117,6 +128,9 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
                 async move { Json(document.as_ref().clone()) }
             }),
         )
+        .route_layer(from_fn(refuse_credentials_in_url))
+        .method_not_allowed_fallback(method_not_allowed);
+    unguarded
         .merge(guarded)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
 }
@@ -151,6 +165,57 @@ pub async fn whoami(caller: Caller) -> Json<openapi::Whoami> {
         key_id: principal.key_id.to_string(),
         fingerprint: principal.fingerprint.to_string(),
     })
+}
+
+/// The query parameters each operation of the OpenAPI document declares, by method and path
+/// template (`/api/public/partners/{id}`, as the router matches it).
+struct QueryParameters(HashMap<(Method, String), Vec<String>>);
+
+impl QueryParameters {
+    fn declared_in(document: &utoipa::openapi::OpenApi) -> Self {
+        let document = serde_json::to_value(document).unwrap_or_default();
+        let mut declared = HashMap::new();
+        for (path, item) in document["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in item.as_object().into_iter().flatten() {
+                let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+                    continue;
+                };
+                let names = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|parameter| parameter["in"] == "query")
+                    .filter_map(|parameter| parameter["name"].as_str().map(str::to_owned))
+                    .collect();
+                declared.insert((method, path.clone()), names);
+            }
+        }
+        Self(declared)
+    }
+}
+
+/// Unknown query parameters are refused on every route, like unknown body fields: the lists and
+/// the payout resolver check their own; this refuses any query parameter on an operation that
+/// declares none (a typo such as `?dry_run=1` on a write must not be silently ignored).
+async fn refuse_undeclared_query(
+    State(declared): State<Arc<QueryParameters>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let query = request.uri().query().unwrap_or("");
+    let takes_none = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| {
+            declared
+                .0
+                .get(&(request.method().clone(), path.as_str().to_owned()))
+        })
+        .is_some_and(Vec::is_empty);
+    if takes_none && !query.is_empty() {
+        return ApiError::invalid("this route takes no query parameters").into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {

@@ -128,6 +128,37 @@ impl Modify for BearerKey {
     }
 }
 
+/// Every list's `limit` query parameter as the code enforces it: an integer from 1 to 100.
+struct PageLimits;
+
+impl Modify for PageLimits {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.put,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.name == "limit" {
+                        parameter.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(1))
+                                .maximum(Some(trcker_shared::keys::MAX_PAGE_LIMIT))
+                                .into(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -164,7 +195,8 @@ impl Modify for BearerKey {
         crate::fraud::review,
         crate::activity::list,
     ),
-    modifiers(&BearerKey)
+    components(schemas(ErrorResponse, ErrorDetail)),
+    modifiers(&BearerKey, &PageLimits)
 )]
 pub struct ApiDoc;
 

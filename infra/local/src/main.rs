@@ -21,7 +21,9 @@ use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::{Clock, SystemClock};
-use trcker_shared::config::{INSECURE_DEV_PEPPER_VAR, PEPPER_SECRET_VAR, PepperSource};
+use trcker_shared::config::{
+    INSECURE_DEV_PEPPER_VAR, PEPPER_SECRET_VAR, PepperSource, store_timeout_ms_from_env,
+};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::hashing::{KeyHasher, Pepper};
@@ -35,7 +37,10 @@ use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, create_table, index_n
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(test)]
+mod bad_input_matrix;
 mod seed;
+mod stats;
 #[cfg(test)]
 mod template_contract;
 
@@ -50,7 +55,8 @@ usage: trcker-local [--port PORT] [--store memory|dynamodb] [--create-tables]
   --create-tables    with --store dynamodb: create the tables first if they are missing
 
 environment: TRCKER_RATE_LIMIT_PER_MINUTE (default 100), TRCKER_ACTIVITY_RETENTION_DAYS (90),
-             TRCKER_MCP_ALLOWED_HOSTS (default localhost, 127.0.0.1, ::1), and the capture
+             TRCKER_MCP_ALLOWED_HOSTS (default localhost, 127.0.0.1, ::1),
+             TRCKER_STORE_TIMEOUT_MS (DynamoDB operation timeout, default 2000), and the capture
              variables in the README";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +139,13 @@ async fn run(options: Options) -> Result<(), String> {
     let limits = EdgeLimits::from_env().map_err(|error| error.to_string())?;
     let capture = CaptureConfig::from_env().map_err(|error| error.to_string())?;
     let mcp = McpConfig::from_env().map_err(|error| error.to_string())?;
-    let app = gateway(backends.keys, backends.data, limits, capture, mcp);
+    // Request and activity counters for soak runs, at GET /_local/stats (loopback only).
+    let stats = Arc::new(stats::GatewayStats::default());
+    let data: Arc<dyn BrandDataStore> =
+        Arc::new(stats::CountingActivity::new(backends.data, stats.clone()));
+    let app = gateway(backends.keys, data, limits, capture, mcp)
+        .merge(stats::routes(stats.clone()))
+        .layer(middleware::from_fn_with_state(stats, stats::count_requests));
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -174,7 +186,9 @@ async fn memory_backends() -> Result<Backends, String> {
 async fn dynamodb_backends(create_tables: bool) -> Result<Backends, String> {
     let keys_table = table_name("TRCKER_KEYS_TABLE", "trcker-keys");
     let data_table = table_name("TRCKER_DATA_TABLE", "trcker-data");
-    let aws = aws_config_loader(2_000).load().await;
+    // The same SDK timeouts and retries as the functions (TRCKER_STORE_TIMEOUT_MS).
+    let store_timeout_ms = store_timeout_ms_from_env().map_err(|error| error.to_string())?;
+    let aws = aws_config_loader(store_timeout_ms).load().await;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     if create_tables {
         for (definition, name) in [(&KEYS_TABLE, &keys_table), (&DATA_TABLE, &data_table)] {

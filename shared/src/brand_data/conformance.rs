@@ -336,9 +336,9 @@ pub async fn activity_lists_newest_first_with_filters(store: &dyn BrandDataStore
         ["r5", "r4", "r1"]
     );
     let window = ActivityFilter {
-        surface: None,
         from: Some(2_000),
         to: Some(3_000),
+        ..ActivityFilter::default()
     };
     let windowed = store.list_activity(&brand, window, 10, None).await.unwrap();
     assert_eq!(
@@ -350,9 +350,9 @@ pub async fn activity_lists_newest_first_with_filters(store: &dyn BrandDataStore
         ["r3", "r2"]
     );
     let empty = ActivityFilter {
-        surface: None,
         from: Some(5_000),
         to: Some(1_000),
+        ..ActivityFilter::default()
     };
     assert!(
         store
@@ -361,6 +361,46 @@ pub async fn activity_lists_newest_first_with_filters(store: &dyn BrandDataStore
             .unwrap()
             .items
             .is_empty()
+    );
+
+    // The leak audit: only the attempts with a revoked key, across surfaces, paged to the end.
+    for (at, surface, id) in [(4_500, Surface::Mcp, "r6"), (4_600, Surface::Capture, "r7")] {
+        let mut refused = activity(&brand, at, surface, id);
+        refused.status = 401;
+        refused.outcome = "revoked_key".into();
+        store.append_activity(&refused).await.unwrap();
+    }
+    let revoked_only = ActivityFilter {
+        outcome: super::activity_outcome("revoked_key"),
+        ..ActivityFilter::default()
+    };
+    let mut refused = Vec::new();
+    let mut position = None;
+    for _ in 0..10 {
+        let page = store
+            .list_activity(&brand, revoked_only, 1, position.as_deref())
+            .await
+            .unwrap();
+        refused.extend(page.items.iter().map(|r| r.request_id.clone()));
+        position = page.next_position;
+        if position.is_none() {
+            break;
+        }
+    }
+    assert_eq!(refused, ["r7", "r6"], "only the revoked-key attempts");
+    let ok_api = ActivityFilter {
+        surface: Some(Surface::Api),
+        outcome: super::activity_outcome("ok"),
+        ..ActivityFilter::default()
+    };
+    let ok_api = store.list_activity(&brand, ok_api, 10, None).await.unwrap();
+    assert_eq!(
+        ok_api
+            .items
+            .iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r5", "r4", "r1"]
     );
 }
 

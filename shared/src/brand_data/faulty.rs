@@ -1,8 +1,10 @@
 //! A [`BrandDataStore`] wrapper for tests: it logs every store call (to assert what a request
-//! costs) and makes the guard's own writes fail on demand (activity appends, rate-limit counters),
-//! to prove that the limiter fails open and that an activity record is retried and, failing that,
-//! preserved in the logs. A write is logged by its plain name whether or not it carries rollup
-//! increments (`insert_click`, `create_documents`, `update_click`): it is one store call either way.
+//! costs), injects faults into any operation or the Nth call ([`Fault`], [`Trigger`], the same as
+//! the key store's `FaultyStore`), and makes the guard's own writes fail on demand (activity
+//! appends, rate-limit counters), to prove that the limiter fails open and that an activity record
+//! is retried and, failing that, preserved in the logs. A write is logged by its plain name
+//! whether or not it carries rollup increments (`insert_click`, `create_documents`,
+//! `update_click`): it is one store call either way.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -16,6 +18,7 @@ use super::{
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
+use crate::store::fault::{Fault, FaultInjector, Trigger};
 use crate::store::{Page, StoreError};
 
 #[derive(Debug, Default)]
@@ -24,7 +27,29 @@ pub struct FaultyBrandData<S> {
     failing_appends: AtomicU32,
     counters_down: AtomicBool,
     calls: Mutex<Vec<&'static str>>,
+    faults: FaultInjector<&'static str>,
 }
+
+/// The operation names [`FaultyBrandData::take_calls`] reports and [`FaultyBrandData::inject`]
+/// takes.
+pub const OPERATIONS: [&str; 16] = [
+    "create_documents",
+    "claim_holder",
+    "query_documents",
+    "get_document",
+    "update_document",
+    "delete_document",
+    "list_documents_by_prefix",
+    "append_activity",
+    "query_activity",
+    "insert_click",
+    "get_click",
+    "query_clicks",
+    "update_click",
+    "record_source_hit",
+    "query_rollups",
+    "increment_counter",
+];
 
 impl<S> FaultyBrandData<S> {
     pub fn new(inner: S) -> Self {
@@ -33,7 +58,36 @@ impl<S> FaultyBrandData<S> {
             failing_appends: AtomicU32::new(0),
             counters_down: AtomicBool::new(false),
             calls: Mutex::default(),
+            faults: FaultInjector::default(),
         }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Injects `fault` into `operation` (a name from [`OPERATIONS`]; `None`: every operation) for
+    /// the calls `trigger` names, as [`crate::store::faulty::FaultyStore::inject`] does for keys.
+    pub fn inject(&self, operation: Option<&'static str>, fault: Fault, trigger: Trigger) {
+        if let Some(name) = operation {
+            assert!(OPERATIONS.contains(&name), "no store operation {name:?}");
+        }
+        self.faults.inject(operation, fault, trigger);
+    }
+
+    /// Removes every injected fault (not the append and counter switches below).
+    pub fn clear(&self) {
+        self.faults.clear();
+    }
+
+    /// Store calls made through this wrapper.
+    pub fn calls(&self) -> u64 {
+        self.faults.calls()
+    }
+
+    /// Calls an injected fault applied to.
+    pub fn faults_fired(&self) -> u64 {
+        self.faults.fired()
     }
 
     /// The store operations called since the last `take_calls`, in order, by method name.
@@ -71,8 +125,11 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
         self.record("create_documents");
-        self.inner
-            .create_documents_counted(documents, increments)
+        self.faults
+            .run(
+                "create_documents",
+                self.inner.create_documents_counted(documents, increments),
+            )
             .await
     }
 
@@ -83,7 +140,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         claim: &UniqueClaim,
     ) -> Result<Option<String>, StoreError> {
         self.record("claim_holder");
-        self.inner.claim_holder(brand_id, kind, claim).await
+        self.faults
+            .run(
+                "claim_holder",
+                self.inner.claim_holder(brand_id, kind, claim),
+            )
+            .await
     }
 
     async fn query_documents(
@@ -95,8 +157,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         limit: u32,
     ) -> Result<Vec<Document>, StoreError> {
         self.record("query_documents");
-        self.inner
-            .query_documents(brand_id, kind, lower, upper, limit)
+        self.faults
+            .run(
+                "query_documents",
+                self.inner
+                    .query_documents(brand_id, kind, lower, upper, limit),
+            )
             .await
     }
 
@@ -107,7 +173,9 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         id: &str,
     ) -> Result<Option<Document>, StoreError> {
         self.record("get_document");
-        self.inner.get_document(brand_id, kind, id).await
+        self.faults
+            .run("get_document", self.inner.get_document(brand_id, kind, id))
+            .await
     }
 
     async fn update_document(
@@ -117,8 +185,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         new_claims: &[UniqueClaim],
     ) -> Result<(), StoreError> {
         self.record("update_document");
-        self.inner
-            .update_document(document, released_claims, new_claims)
+        self.faults
+            .run(
+                "update_document",
+                self.inner
+                    .update_document(document, released_claims, new_claims),
+            )
             .await
     }
 
@@ -131,8 +203,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         claims: &[UniqueClaim],
     ) -> Result<(), StoreError> {
         self.record("delete_document");
-        self.inner
-            .delete_document(brand_id, kind, id, version, claims)
+        self.faults
+            .run(
+                "delete_document",
+                self.inner
+                    .delete_document(brand_id, kind, id, version, claims),
+            )
             .await
     }
 
@@ -145,8 +221,17 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         after_position: Option<&str>,
     ) -> Result<Page<Document>, StoreError> {
         self.record("list_documents_by_prefix");
-        self.inner
-            .list_documents_by_prefix(brand_id, kind, id_prefix, limit, after_position)
+        self.faults
+            .run(
+                "list_documents_by_prefix",
+                self.inner.list_documents_by_prefix(
+                    brand_id,
+                    kind,
+                    id_prefix,
+                    limit,
+                    after_position,
+                ),
+            )
             .await
     }
 
@@ -161,7 +246,9 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         if failing {
             return Err(injected());
         }
-        self.inner.append_activity(record).await
+        self.faults
+            .run("append_activity", self.inner.append_activity(record))
+            .await
     }
 
     async fn query_activity(
@@ -173,8 +260,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         limit: u32,
     ) -> Result<Vec<ActivityRecord>, StoreError> {
         self.record("query_activity");
-        self.inner
-            .query_activity(brand_id, surface, lower, upper, limit)
+        self.faults
+            .run(
+                "query_activity",
+                self.inner
+                    .query_activity(brand_id, surface, lower, upper, limit),
+            )
             .await
     }
 
@@ -184,7 +275,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
         self.record("insert_click");
-        self.inner.insert_click_counted(click, increments).await
+        self.faults
+            .run(
+                "insert_click",
+                self.inner.insert_click_counted(click, increments),
+            )
+            .await
     }
 
     async fn get_click(
@@ -193,7 +289,9 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         click_id: &str,
     ) -> Result<Option<ClickRecord>, StoreError> {
         self.record("get_click");
-        self.inner.get_click(brand_id, click_id).await
+        self.faults
+            .run("get_click", self.inner.get_click(brand_id, click_id))
+            .await
     }
 
     async fn query_clicks(
@@ -205,8 +303,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         limit: u32,
     ) -> Result<Vec<ClickRecord>, StoreError> {
         self.record("query_clicks");
-        self.inner
-            .query_clicks(brand_id, shard, lower, upper, limit)
+        self.faults
+            .run(
+                "query_clicks",
+                self.inner
+                    .query_clicks(brand_id, shard, lower, upper, limit),
+            )
             .await
     }
 
@@ -216,7 +318,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
         self.record("update_click");
-        self.inner.update_click_counted(click, increments).await
+        self.faults
+            .run(
+                "update_click",
+                self.inner.update_click_counted(click, increments),
+            )
+            .await
     }
 
     async fn record_source_hit(
@@ -228,8 +335,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         expires_at: i64,
     ) -> Result<SourceHit, StoreError> {
         self.record("record_source_hit");
-        self.inner
-            .record_source_hit(brand_id, source, window_start, now, expires_at)
+        self.faults
+            .run(
+                "record_source_hit",
+                self.inner
+                    .record_source_hit(brand_id, source, window_start, now, expires_at),
+            )
             .await
     }
 
@@ -242,8 +353,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         to_day: &str,
     ) -> Result<Vec<RollupRow>, StoreError> {
         self.record("query_rollups");
-        self.inner
-            .query_rollups(brand_id, dimension, shard, from_day, to_day)
+        self.faults
+            .run(
+                "query_rollups",
+                self.inner
+                    .query_rollups(brand_id, dimension, shard, from_day, to_day),
+            )
             .await
     }
 
@@ -258,8 +373,12 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         if self.counters_down.load(Ordering::SeqCst) {
             return Err(injected());
         }
-        self.inner
-            .increment_counter(brand_id, name, window_start, expires_at)
+        self.faults
+            .run(
+                "increment_counter",
+                self.inner
+                    .increment_counter(brand_id, name, window_start, expires_at),
+            )
             .await
     }
 }

@@ -112,12 +112,25 @@ pub struct ActivityRecord {
     pub expires_at: i64,
 }
 
+/// Every [`ActivityRecord::outcome`] the edge writes: served, refused for a revoked key (the leak
+/// audit), refused over the rate limit.
+pub const ACTIVITY_OUTCOMES: [&str; 3] = ["ok", "revoked_key", "rate_limited"];
+
+/// The outcome named `text`, if it is one of [`ACTIVITY_OUTCOMES`].
+pub fn activity_outcome(text: &str) -> Option<&'static str> {
+    ACTIVITY_OUTCOMES
+        .into_iter()
+        .find(|outcome| *outcome == text)
+}
+
 /// What to list from the activity log. Times are inclusive bounds in Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ActivityFilter {
     pub surface: Option<Surface>,
     pub from: Option<UnixMillis>,
     pub to: Option<UnixMillis>,
+    /// Only records with this outcome (one of [`ACTIVITY_OUTCOMES`]).
+    pub outcome: Option<&'static str>,
 }
 
 /// A brand's data. Every method is scoped to the brand it is given.
@@ -233,7 +246,9 @@ pub trait BrandDataStore: Send + Sync {
     ) -> Result<Vec<ActivityRecord>, StoreError>;
 
     /// Newest first, across the filtered surfaces. The position is the sort key of the last record
-    /// returned; each page costs one query per surface, whatever the log's size.
+    /// returned; each page costs one query per surface, whatever the log's size. An outcome filter
+    /// is applied to what those queries read, so a page of a rare outcome may be short (even
+    /// empty) and still carry a cursor.
     async fn list_activity(
         &self,
         brand_id: &BrandId,
@@ -261,7 +276,11 @@ pub trait BrandDataStore: Send + Sync {
         merge_newest_first(
             plan,
             activity_sort_key,
-            |_| true,
+            |record| {
+                filter
+                    .outcome
+                    .is_none_or(|outcome| record.outcome == outcome)
+            },
             |partition, upper, count| {
                 let surface = surfaces[partition];
                 let lower = &lower;
@@ -314,9 +333,9 @@ pub trait BrandDataStore: Send + Sync {
         after_position: Option<&str>,
     ) -> Result<Page<ClickRecord>, StoreError> {
         let (lower, mut upper) = activity_sort_bounds(&ActivityFilter {
-            surface: None,
             from: filter.from,
             to: filter.to,
+            ..ActivityFilter::default()
         });
         if let Some(position) = after_position {
             if !is_click_sort_key(position) {

@@ -34,7 +34,8 @@ const MAX_AUDITED_TARGET_CHARS: usize = 512;
 /// Which headers may carry the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialHeaders {
-    /// `Authorization: Bearer` only (public API, MCP).
+    /// `Authorization: Bearer` only (public API, MCP); an `x-api-key` sent beside it must carry
+    /// the same key, or the request is refused as conflicting.
     BearerOnly,
     /// `Authorization: Bearer` or `x-api-key` (capture, behind CDNs that strip Authorization).
     BearerOrApiKey,
@@ -86,9 +87,13 @@ pub async fn authenticate(
         return refusal.into_response();
     }
     let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    let api_key = parts.headers.get("x-api-key").map(|v| v.as_bytes());
     let api_key = match guard.credential_headers {
-        CredentialHeaders::BearerOnly => None,
-        CredentialHeaders::BearerOrApiKey => parts.headers.get("x-api-key").map(|v| v.as_bytes()),
+        // `x-api-key` alone is no credential here, but next to a bearer it must name the same
+        // key: two different keys in one request are refused on every surface, never guessed
+        // between.
+        CredentialHeaders::BearerOnly => api_key.filter(|_| authorization.is_some()),
+        CredentialHeaders::BearerOrApiKey => api_key,
     };
     let token = match presented_token(authorization, api_key) {
         Ok(token) => token,
@@ -245,6 +250,15 @@ fn audited_path(parts: &Parts) -> String {
         None => path,
     };
     crate::token::redact_key_shaped(bounded).into_owned()
+}
+
+/// The credentials-in-URL refusal alone, for routes outside the guard (health, the OpenAPI
+/// document, capture's preflight): a key in a URL is refused on every route, with or without auth.
+pub async fn refuse_credentials_in_url(request: Request, next: Next) -> Response {
+    match credentials_in_url(request.uri().query()) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(request).await,
+    }
 }
 
 /// A key (or a credential-named parameter) in the query string is refused: URLs end up in logs,

@@ -13,6 +13,8 @@ pub mod conformance;
 pub mod counting;
 pub mod dynamo;
 #[cfg(any(test, feature = "test-support"))]
+pub mod fault;
+#[cfg(any(test, feature = "test-support"))]
 pub mod faulty;
 pub mod memory;
 pub mod schema;

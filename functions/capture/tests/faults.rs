@@ -1,0 +1,234 @@
+//! Click capture under injected store faults: throttling, a 5xx and a timeout at the key lookup,
+//! the offer/partner slug lookup and the click write each answer 503 with `Retry-After` and a
+//! JSON error, write no click and no rollup, are audited, and the same capture succeeds once the
+//! store recovers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use trcker_capture::config::CaptureConfig;
+use trcker_shared::brand_data::clicks::ClickFilter;
+use trcker_shared::brand_data::faulty::FaultyBrandData;
+use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::brand_data::rollups::{CLICKS, RollupDimension, utc_day};
+use trcker_shared::brand_data::{
+    ActivityFilter, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
+};
+use trcker_shared::clock::{Clock, SystemClock};
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::edge::context::api_gateway_context;
+use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::ids::BrandId;
+use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::store::counting::StoreOperation;
+use trcker_shared::store::fault::{Fault, Trigger};
+use trcker_shared::store::faulty::FaultyStore;
+use trcker_shared::store::memory::MemoryStore;
+
+/// Stands in for the SDK operation timeout; short, so the suite stays quick.
+const TIMEOUT: Duration = Duration::from_millis(20);
+
+struct Capture {
+    router: Router,
+    keys: Arc<KeyService>,
+    key_store: Arc<FaultyStore<MemoryStore>>,
+    data: Arc<FaultyBrandData<MemoryBrandData>>,
+}
+
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Capture {
+    fn new() -> Self {
+        let key_store = Arc::new(FaultyStore::new(MemoryStore::new()));
+        let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let keys = Arc::new(KeyService::new(
+            key_store.clone(),
+            KeyHasher::new(&Pepper::insecure_dev()),
+            Arc::new(SystemClock),
+            KeySettings::default(),
+        ));
+        Self {
+            router: trcker_capture::router(
+                keys.clone(),
+                data.clone(),
+                EdgeLimits::default(),
+                CaptureConfig::default(),
+            ),
+            keys,
+            key_store,
+            data,
+        }
+    }
+
+    /// A brand with the offer `summer-sale` and the partner `alice`; its key.
+    async fn brand(&self, id: &str) -> String {
+        let brand_id = BrandId::parse(id).unwrap();
+        self.keys.create_brand(&brand_id, id).await.unwrap();
+        for (kind, doc_id, slug) in [
+            (DocumentKind::Offer, "off_00000000000000aa", "summer-sale"),
+            (DocumentKind::Partner, "ptr_00000000000000bb", "alice"),
+        ] {
+            let document = Document {
+                brand_id: brand_id.clone(),
+                kind,
+                id: doc_id.into(),
+                version: 1,
+                body: json!({ "id": doc_id, "slug": slug }),
+            };
+            let claims = [UniqueClaim {
+                field: "slug",
+                value: slug.into(),
+            }];
+            self.data.create_document(&document, &claims).await.unwrap();
+        }
+        let generated = self.keys.generate(&brand_id, None).await.unwrap();
+        generated.key.expose_secret().to_owned()
+    }
+
+    async fn capture(&self, key: &str, click_id: &str) -> Response {
+        let body = json!({"click_id": click_id, "offer": "summer-sale", "partner": "alice"});
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/clicks/capture")
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .header("user-agent", "Mozilla/5.0 (faults test)")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        request.extensions_mut().insert(api_gateway_context(
+            &Method::POST,
+            "/api/clicks/capture",
+            "198.51.100.23",
+            Some("Mozilla/5.0 (faults test)"),
+            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
+            0,
+        ));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// (clicks stored, clicks counted in today's rollup) for the brand.
+    async fn clicks_and_rollup(&self, brand: &str) -> (usize, i64) {
+        let brand_id = BrandId::parse(brand).unwrap();
+        let clicks = self
+            .data
+            .list_clicks(&brand_id, &ClickFilter::default(), 100, None)
+            .await
+            .unwrap()
+            .items
+            .len();
+        let today = utc_day(SystemClock.now_ms());
+        let counted = self
+            .data
+            .read_rollups(&brand_id, RollupDimension::Total, &today, &today)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.counter(CLICKS))
+            .sum();
+        (clicks, counted)
+    }
+}
+
+#[tokio::test]
+async fn every_transient_fault_is_503_with_retry_after_and_nothing_written() {
+    let points: [(&str, Option<&'static str>); 3] = [
+        ("key lookup", None),
+        ("offer and partner slugs", Some("claim_holder")),
+        ("click write", Some("insert_click")),
+    ];
+    for fault in Fault::transient(TIMEOUT) {
+        for (name, operation) in points {
+            let what = format!("{name} under {fault:?}");
+            let capture = Capture::new();
+            let key = capture.brand("acme").await;
+            match operation {
+                None => capture.key_store.inject(
+                    Some(StoreOperation::FindKeyByHash),
+                    fault.clone(),
+                    Trigger::Always,
+                ),
+                Some(operation) => {
+                    capture
+                        .data
+                        .inject(Some(operation), fault.clone(), Trigger::Always)
+                }
+            }
+            let response = capture.capture(&key, "click-1").await;
+            assert_eq!(
+                response.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{what}: {}",
+                response.body
+            );
+            assert_eq!(response.headers["retry-after"], "1", "{what}");
+            assert!(
+                response.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{what}"
+            );
+            assert_eq!(
+                response.body["error"]["code"], "store_unavailable",
+                "{what}"
+            );
+            assert!(
+                capture.key_store.faults_fired() + capture.data.faults_fired() > 0,
+                "{what}: the fault was reached"
+            );
+
+            capture.key_store.clear();
+            capture.data.clear();
+            assert_eq!(
+                capture.clicks_and_rollup("acme").await,
+                (0, 0),
+                "{what}: no click and no count"
+            );
+            if operation.is_some() {
+                let audited = capture
+                    .data
+                    .list_activity(
+                        &BrandId::parse("acme").unwrap(),
+                        ActivityFilter {
+                            surface: Some(Surface::Capture),
+                            ..ActivityFilter::default()
+                        },
+                        10,
+                        None,
+                    )
+                    .await
+                    .unwrap()
+                    .items;
+                assert_eq!(
+                    audited.iter().map(|r| r.status).collect::<Vec<_>>(),
+                    [503],
+                    "{what}: audited"
+                );
+            }
+            let again = capture.capture(&key, "click-1").await;
+            assert_eq!(again.status, StatusCode::CREATED, "{what}: {}", again.body);
+            assert_eq!(capture.clicks_and_rollup("acme").await, (1, 1), "{what}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The MCP function under injected store faults (throttling, a 5xx, a timeout). Before the
+//! request reaches MCP (the key lookup) a fault is HTTP 503 with `Retry-After` and the JSON error
+//! body, as on every function. Inside a tool it is, as documented for MCP, a tool result with
+//! `isError: true` and the stable code `store_unavailable`, which the model can read and retry;
+//! never a protocol error, never a hang, and the tool works again once the store recovers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use trcker_mcp::config::McpConfig;
+use trcker_shared::brand_data::faulty::FaultyBrandData;
+use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::clock::SystemClock;
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::edge::context::api_gateway_context;
+use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::ids::BrandId;
+use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::store::counting::StoreOperation;
+use trcker_shared::store::fault::{Fault, Trigger};
+use trcker_shared::store::faulty::FaultyStore;
+use trcker_shared::store::memory::MemoryStore;
+
+/// Stands in for the SDK operation timeout; short, so the suite stays quick.
+const TIMEOUT: Duration = Duration::from_millis(20);
+
+struct Edge {
+    router: Router,
+    keys: Arc<KeyService>,
+    key_store: Arc<FaultyStore<MemoryStore>>,
+    data: Arc<FaultyBrandData<MemoryBrandData>>,
+}
+
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Edge {
+    fn new() -> Self {
+        let key_store = Arc::new(FaultyStore::new(MemoryStore::new()));
+        let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let keys = Arc::new(KeyService::new(
+            key_store.clone(),
+            KeyHasher::new(&Pepper::insecure_dev()),
+            Arc::new(SystemClock),
+            KeySettings::default(),
+        ));
+        let config = McpConfig {
+            allowed_hosts: vec!["localhost".into()],
+        };
+        Self {
+            router: trcker_mcp::router(keys.clone(), data.clone(), EdgeLimits::default(), config),
+            keys,
+            key_store,
+            data,
+        }
+    }
+
+    async fn brand(&self, id: &str) -> String {
+        let brand_id = BrandId::parse(id).unwrap();
+        self.keys.create_brand(&brand_id, id).await.unwrap();
+        let generated = self.keys.generate(&brand_id, None).await.unwrap();
+        generated.key.expose_secret().to_owned()
+    }
+
+    async fn call_tool(&self, key: &str, tool: &str) -> Response {
+        let message = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                             "params": {"name": tool, "arguments": {}}});
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/mcp")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::from(message.to_string()))
+            .unwrap();
+        request.extensions_mut().insert(api_gateway_context(
+            &Method::POST,
+            "/api/mcp",
+            "192.0.2.44",
+            Some("mcp-faults/1.0"),
+            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
+            0,
+        ));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{tool}: not JSON: {}", String::from_utf8_lossy(&bytes)));
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_store_fault_is_503_with_retry_after_and_a_json_error() {
+    for fault in Fault::transient(TIMEOUT) {
+        let edge = Edge::new();
+        let key = edge.brand("acme").await;
+        edge.key_store.inject(
+            Some(StoreOperation::FindKeyByHash),
+            fault.clone(),
+            Trigger::Always,
+        );
+        let response = edge.call_tool(&key, "whoami").await;
+        assert_eq!(
+            response.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{fault:?}: {}",
+            response.body
+        );
+        assert_eq!(response.headers["retry-after"], "1", "{fault:?}");
+        assert!(
+            response.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        assert_eq!(
+            response.body["error"]["code"], "store_unavailable",
+            "{fault:?}"
+        );
+        edge.key_store.clear();
+        let recovered = edge.call_tool(&key, "whoami").await;
+        assert_eq!(recovered.status, StatusCode::OK, "{fault:?}");
+        assert_eq!(recovered.body["result"]["isError"], false, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_fault_inside_a_tool_is_a_retryable_tool_error() {
+    let tools = [
+        ("list_offers", "list_documents_by_prefix"),
+        ("list_clicks", "query_clicks"),
+        ("list_activity", "query_activity"),
+        ("get_program_stats", "query_rollups"),
+    ];
+    for fault in Fault::transient(TIMEOUT) {
+        for (tool, operation) in tools {
+            let what = format!("{tool} with {operation} under {fault:?}");
+            let edge = Edge::new();
+            let key = edge.brand("acme").await;
+            edge.data
+                .inject(Some(operation), fault.clone(), Trigger::Always);
+            let response = edge.call_tool(&key, tool).await;
+            assert_eq!(response.status, StatusCode::OK, "{what}: {}", response.body);
+            assert!(
+                response.body["error"].is_null(),
+                "{what}: not a protocol error"
+            );
+            let result = &response.body["result"];
+            assert_eq!(result["isError"], true, "{what}: {result}");
+            let text = result["content"][0]["text"].as_str().unwrap_or_default();
+            assert!(
+                text.starts_with("store_unavailable: ") && text.contains("retry"),
+                "{what}: {text}"
+            );
+            assert!(
+                edge.data.faults_fired() > 0,
+                "{what}: the fault was reached"
+            );
+
+            edge.data.clear();
+            let recovered = edge.call_tool(&key, tool).await;
+            assert_eq!(
+                recovered.body["result"]["isError"], false,
+                "{what}: {}",
+                recovered.body
+            );
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The public API under injected store faults: every transient fault kind (throttling, 5xx,
+//! timeout) at the key store and at each route's data reads and writes answers 503 with
+//! `Retry-After` and a JSON error, and is audited; a conversion is never recorded without its
+//! rollup, whichever store call fails (walked over every call the request makes, in memory) and
+//! when DynamoDB (moto) cancels the transaction on a rollup row.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use trcker_shared::brand_data::BrandDataStore;
+use trcker_shared::brand_data::clicks::ClickRecord;
+use trcker_shared::brand_data::dynamo::DynamoBrandData;
+use trcker_shared::brand_data::faulty::FaultyBrandData;
+use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::brand_data::rollups::{CONVERSIONS, RollupDimension, utc_day};
+use trcker_shared::clock::{Clock, SystemClock};
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::edge::context::api_gateway_context;
+use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::ids::BrandId;
+use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::store::counting::StoreOperation;
+use trcker_shared::store::fault::{Fault, Trigger};
+use trcker_shared::store::faulty::FaultyStore;
+use trcker_shared::store::memory::MemoryStore;
+use trcker_shared::store::schema::{DATA_TABLE, create_table};
+use trcker_shared::testing::{all_items_as_text, moto_aws_config};
+
+/// Stands in for the SDK operation timeout; short, so the suite stays quick.
+const TIMEOUT: Duration = Duration::from_millis(20);
+
+struct Api<D> {
+    router: Router,
+    keys: Arc<KeyService>,
+    key_store: Arc<FaultyStore<MemoryStore>>,
+    data: Arc<FaultyBrandData<D>>,
+}
+
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Api<MemoryBrandData> {
+    fn memory() -> Self {
+        Self::over(MemoryBrandData::new())
+    }
+}
+
+impl<D: BrandDataStore + 'static> Api<D> {
+    fn over(data: D) -> Self {
+        let key_store = Arc::new(FaultyStore::new(MemoryStore::new()));
+        let data = Arc::new(FaultyBrandData::new(data));
+        let keys = Arc::new(KeyService::new(
+            key_store.clone(),
+            KeyHasher::new(&Pepper::insecure_dev()),
+            Arc::new(SystemClock),
+            KeySettings::default(),
+        ));
+        Self {
+            router: trcker_public_api::router(keys.clone(), data.clone(), EdgeLimits::default()),
+            keys,
+            key_store,
+            data,
+        }
+    }
+
+    async fn brand(&self, id: &str) -> String {
+        let brand_id = BrandId::parse(id).unwrap();
+        self.keys.create_brand(&brand_id, id).await.unwrap();
+        let generated = self.keys.generate(&brand_id, None).await.unwrap();
+        generated.key.expose_secret().to_owned()
+    }
+
+    async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Response {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
+            .unwrap();
+        request.extensions_mut().insert(api_gateway_context(
+            &method,
+            path,
+            "192.0.2.10",
+            Some("faults-test/1.0"),
+            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
+            0,
+        ));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 4 << 20)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{path}: not JSON: {}", String::from_utf8_lossy(&bytes)));
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+fn assert_unavailable(response: &Response, what: &str) {
+    assert_eq!(
+        response.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{what}: {}",
+        response.body
+    );
+    assert_eq!(response.headers["retry-after"], "1", "{what}");
+    assert!(
+        response.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{what}"
+    );
+    assert_eq!(
+        response.body["error"]["code"], "store_unavailable",
+        "{what}"
+    );
+    assert!(
+        response.body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("retry")),
+        "{what}: {}",
+        response.body
+    );
+}
+
+fn click(brand: &str, click_id: &str, offer: &str, partner: &str) -> ClickRecord {
+    ClickRecord {
+        brand_id: BrandId::parse(brand).unwrap(),
+        click_id: click_id.to_owned(),
+        at: SystemClock.now_ms() - 120_000,
+        offer_id: Some(offer.to_owned()),
+        partner_id: Some(partner.to_owned()),
+        sub_ids: [None, None, None, None, None],
+        landing_url: None,
+        referrer: None,
+        source_ip: "198.51.100.7".into(),
+        user_agent: "Mozilla/5.0".into(),
+        fraud_score: 0,
+    }
+}
+
+/// A brand with an offer, a partner and a click of both; returns (key, click id).
+async fn brand_with_click<D: BrandDataStore + 'static>(api: &Api<D>, brand: &str) -> String {
+    let key = api.brand(brand).await;
+    let offer = api
+        .call(
+            Method::POST,
+            "/api/public/offers",
+            &key,
+            Some(json!({
+                "name": "Sale", "slug": "sale", "destination_url": "https://shop.example/sale",
+                "default_payout": {"type": "flat", "amount": 5, "currency": "EUR"}
+            })),
+        )
+        .await;
+    assert_eq!(offer.status, StatusCode::CREATED, "{}", offer.body);
+    let partner = api
+        .call(
+            Method::POST,
+            "/api/public/partners",
+            &key,
+            Some(json!({"name": "Alice", "email": "alice@partners.example", "slug": "alice"})),
+        )
+        .await;
+    assert_eq!(partner.status, StatusCode::CREATED, "{}", partner.body);
+    let record = click(
+        brand,
+        "click-1",
+        offer.body["id"].as_str().unwrap(),
+        partner.body["id"].as_str().unwrap(),
+    );
+    api.data.insert_click(&record).await.unwrap();
+    key
+}
+
+/// Every transient fault at every store step a route depends on: 503, `Retry-After`, a JSON
+/// error, the request audited with its 503, and the route working again once the fault clears.
+#[tokio::test]
+async fn every_transient_fault_is_503_with_retry_after_and_a_json_error() {
+    let routes = [
+        ("verify", Method::GET, "/api/public/whoami", None, None),
+        (
+            "partners",
+            Method::GET,
+            "/api/public/partners",
+            None,
+            Some("list_documents_by_prefix"),
+        ),
+        (
+            "create partner",
+            Method::POST,
+            "/api/public/partners",
+            Some(json!({"name": "Bob", "email": "bob@partners.example", "slug": "bob"})),
+            Some("create_documents"),
+        ),
+        (
+            "clicks",
+            Method::GET,
+            "/api/public/clicks",
+            None,
+            Some("query_clicks"),
+        ),
+        (
+            "conversion: click read",
+            Method::POST,
+            "/api/public/conversions",
+            Some(json!({"click_id": "click-1", "amount": 10})),
+            Some("get_click"),
+        ),
+        (
+            "conversion: the write",
+            Method::POST,
+            "/api/public/conversions",
+            Some(json!({"click_id": "click-1", "amount": 10})),
+            Some("create_documents"),
+        ),
+        (
+            "activity",
+            Method::GET,
+            "/api/public/activity",
+            None,
+            Some("query_activity"),
+        ),
+    ];
+    for fault in Fault::transient(TIMEOUT) {
+        for (name, method, path, body, operation) in &routes {
+            let what = format!("{name} under {fault:?}");
+            let api = Api::memory();
+            let mut key = brand_with_click(&api, "acme").await;
+            if operation.is_none() {
+                // A key no request has used yet, so its lookup misses the verify cache.
+                let brand_id = BrandId::parse("acme").unwrap();
+                let fresh = api.keys.generate(&brand_id, None).await.unwrap();
+                key = fresh.key.expose_secret().to_owned();
+            }
+            match operation {
+                // A cache miss: the key store's lookup is the first call of a fresh service.
+                None => api.key_store.inject(
+                    Some(StoreOperation::FindKeyByHash),
+                    fault.clone(),
+                    Trigger::Always,
+                ),
+                Some(operation) => {
+                    api.data
+                        .inject(Some(*operation), fault.clone(), Trigger::Always)
+                }
+            }
+            let response = api.call(method.clone(), path, &key, body.clone()).await;
+            assert_unavailable(&response, &what);
+            assert!(
+                api.key_store.faults_fired() + api.data.faults_fired() > 0,
+                "{what}: the fault was reached"
+            );
+
+            api.key_store.clear();
+            api.data.clear();
+            let again = api.call(method.clone(), path, &key, body.clone()).await;
+            assert!(
+                again.status.is_success(),
+                "{what}: recovers: {}",
+                again.body
+            );
+            if operation.is_some() {
+                let activity = api
+                    .call(Method::GET, "/api/public/activity?limit=100", &key, None)
+                    .await;
+                assert!(
+                    activity.body["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|record| record["status"] == 503 && record["target"] == *path),
+                    "{what}: the failed request is in the audit log: {}",
+                    activity.body
+                );
+            }
+        }
+    }
+}
+
+/// (conversions listed, conversions counted in the brand's rollups today).
+async fn conversions_and_rollup<D: BrandDataStore + 'static>(
+    api: &Api<D>,
+    key: &str,
+    brand: &str,
+) -> (usize, i64) {
+    let listed = api
+        .call(Method::GET, "/api/public/conversions?limit=100", key, None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let today = utc_day(SystemClock.now_ms());
+    let rows = api
+        .data
+        .read_rollups(
+            &BrandId::parse(brand).unwrap(),
+            RollupDimension::Total,
+            &today,
+            &today,
+        )
+        .await
+        .unwrap();
+    let counted = rows.iter().map(|row| row.counter(CONVERSIONS)).sum();
+    (listed.body["data"].as_array().unwrap().len(), counted)
+}
+
+/// Walks a fault over every store call one conversion request makes (the Nth call for N = 1, 2,
+/// …) until the request makes fewer calls than N. At every point the conversions listed and the
+/// conversions counted in the rollups agree: a failed request recorded neither, and its txn id is
+/// still free; a request that succeeded (the failing call was the fail-open rate counter or the
+/// audit write) recorded both. A lost response after the write recorded both, and the retry is
+/// the idempotent duplicate.
+#[tokio::test]
+async fn a_conversion_is_never_recorded_without_its_rollup() {
+    let faults = [
+        Fault::Throttled,
+        Fault::ServerError,
+        Fault::Timeout(TIMEOUT),
+        Fault::ResponseLost,
+    ];
+    for fault in faults {
+        let mut step = 1;
+        loop {
+            let what = format!("{fault:?} at store call {step}");
+            let api = Api::memory();
+            let key = brand_with_click(&api, "acme").await;
+            let body = json!({"click_id": "click-1", "amount": 40, "txn_id": "order-7"});
+            api.data.inject(None, fault.clone(), Trigger::Nth(step));
+            let response = api
+                .call(
+                    Method::POST,
+                    "/api/public/conversions",
+                    &key,
+                    Some(body.clone()),
+                )
+                .await;
+            let reached = api.data.faults_fired() > 0;
+            api.data.clear();
+            let (listed, counted) = conversions_and_rollup(&api, &key, "acme").await;
+            assert_eq!(
+                listed as i64, counted,
+                "{what}: never one without the other"
+            );
+            if !reached {
+                assert_eq!(response.status, StatusCode::CREATED, "{what}");
+                assert!(step > 3, "the walk covered the request's calls");
+                break;
+            }
+            let retry = api
+                .call(Method::POST, "/api/public/conversions", &key, Some(body))
+                .await;
+            let (after_retry, counted_after_retry) =
+                conversions_and_rollup(&api, &key, "acme").await;
+            assert_eq!((after_retry, counted_after_retry), (1, 1), "{what}: once");
+            match response.status {
+                StatusCode::CREATED => {
+                    assert_eq!(listed, 1, "{what}");
+                    assert_eq!(retry.body["duplicate"], true, "{what}");
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert_unavailable(&response, &what);
+                    if listed == 1 {
+                        assert_eq!(fault, Fault::ResponseLost, "{what}: only a lost answer");
+                        assert_eq!(retry.body["duplicate"], true, "{what}: idempotent");
+                    } else {
+                        assert_eq!(retry.status, StatusCode::CREATED, "{what}: txn id free");
+                        assert_ne!(retry.body["duplicate"], true, "{what}");
+                    }
+                }
+                other => panic!("{what}: {other} {}", response.body),
+            }
+            step += 1;
+        }
+    }
+}
+
+/// Against DynamoDB (moto): the conversion, its txn claim and its rollup increments are one
+/// `TransactWriteItems`. A rollup row that cannot take the increment (a string where the counter
+/// is) cancels the transaction: neither the conversion nor its claim exists afterwards.
+#[tokio::test]
+async fn a_cancelled_conversion_transaction_writes_nothing_on_dynamodb() {
+    let config = moto_aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!(
+        "data-faults-{:016x}",
+        trcker_shared::token::random_u64().unwrap()
+    );
+    create_table(&client, &DATA_TABLE, &table).await.unwrap();
+    let api = Api::over(DynamoBrandData::new(client.clone(), &table));
+    let key = brand_with_click(&api, "acme").await;
+
+    let today = utc_day(SystemClock.now_ms());
+    let poison = |shard: u32| {
+        let mut item = BTreeMap::new();
+        item.insert("pk", format!("acme#ROLLUP#T#{shard:02}"));
+        item.insert("sk", format!("{today}#"));
+        item.insert("n:conversions", "not a number".to_owned());
+        item.into_iter()
+            .map(|(name, value)| {
+                (
+                    name.to_owned(),
+                    aws_sdk_dynamodb::types::AttributeValue::S(value),
+                )
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    for shard in 0..16 {
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(poison(shard)))
+            .send()
+            .await
+            .unwrap();
+    }
+    let body = json!({"click_id": "click-1", "amount": 40, "txn_id": "order-9"});
+    let refused = api
+        .call(
+            Method::POST,
+            "/api/public/conversions",
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    assert!(
+        refused.status.is_server_error(),
+        "the write failed: {} {}",
+        refused.status,
+        refused.body
+    );
+    let items = all_items_as_text(&client, &table).await;
+    assert!(
+        !items
+            .iter()
+            .any(|item| item.contains("CONVERSION#") || item.contains("CONVERSIONCLAIM#")),
+        "no conversion and no txn claim without the rollup: {items:#?}"
+    );
+
+    for shard in 0..16 {
+        client
+            .delete_item()
+            .table_name(&table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("acme#ROLLUP#T#{shard:02}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("{today}#")),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let recorded = api
+        .call(Method::POST, "/api/public/conversions", &key, Some(body))
+        .await;
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.body);
+    assert_eq!(conversions_and_rollup(&api, &key, "acme").await, (1, 1));
+}
