@@ -62,6 +62,8 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         activity_retention_days: limits.activity_retention_days,
     });
     let state = AppState { keys, data, limits };
+    // Built once at init: served at /openapi.json and read for the query-parameter check.
+    let document = Arc::new(openapi::document());
     let guarded = Router::new()
         .route("/api/public/whoami", get(whoami))
         .route(
@@ -109,7 +111,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         )
         // After routing (so the matched path is known) and after the guard.
         .route_layer(from_fn_with_state(
-            Arc::new(QueryParameters::declared_in(&openapi::document())),
+            Arc::new(TakesNoQuery::declared_in(&document)),
             refuse_undeclared_query,
         ))
         .method_not_allowed_fallback(method_not_allowed)
@@ -118,7 +120,6 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         // audited like every other request.
         .layer(from_fn_with_state(guard, authenticate))
         .with_state(state);
-    let document = Arc::new(openapi::document());
     let unguarded = Router::new()
         .route("/api/public/health", get(health))
         .route(
@@ -167,30 +168,30 @@ pub async fn whoami(caller: Caller) -> Json<openapi::Whoami> {
     })
 }
 
-/// The query parameters each operation of the OpenAPI document declares, by method and path
-/// template (`/api/public/partners/{id}`, as the router matches it).
-struct QueryParameters(HashMap<(Method, String), Vec<String>>);
+/// The operations of the OpenAPI document that declare no query parameter: per path template
+/// (`/api/public/partners/{id}`, as the router matches it), their methods.
+struct TakesNoQuery(HashMap<String, Vec<Method>>);
 
-impl QueryParameters {
+impl TakesNoQuery {
     fn declared_in(document: &utoipa::openapi::OpenApi) -> Self {
         let document = serde_json::to_value(document).unwrap_or_default();
-        let mut declared = HashMap::new();
+        let mut operations: HashMap<String, Vec<Method>> = HashMap::new();
         for (path, item) in document["paths"].as_object().into_iter().flatten() {
             for (method, operation) in item.as_object().into_iter().flatten() {
                 let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
                     continue;
                 };
-                let names = operation["parameters"]
+                let declares_query = operation["parameters"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter(|parameter| parameter["in"] == "query")
-                    .filter_map(|parameter| parameter["name"].as_str().map(str::to_owned))
-                    .collect();
-                declared.insert((method, path.clone()), names);
+                    .any(|parameter| parameter["in"] == "query");
+                if !declares_query {
+                    operations.entry(path.clone()).or_default().push(method);
+                }
             }
         }
-        Self(declared)
+        Self(operations)
     }
 }
 
@@ -198,21 +199,18 @@ impl QueryParameters {
 /// the payout resolver check their own; this refuses any query parameter on an operation that
 /// declares none (a typo such as `?dry_run=1` on a write must not be silently ignored).
 async fn refuse_undeclared_query(
-    State(declared): State<Arc<QueryParameters>>,
+    State(takes_no_query): State<Arc<TakesNoQuery>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let query = request.uri().query().unwrap_or("");
-    let takes_none = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| {
-            declared
-                .0
-                .get(&(request.method().clone(), path.as_str().to_owned()))
-        })
-        .is_some_and(Vec::is_empty);
-    if takes_none && !query.is_empty() {
+    let has_query = request.uri().query().is_some_and(|query| !query.is_empty());
+    let takes_none = has_query
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .and_then(|path| takes_no_query.0.get(path.as_str()))
+            .is_some_and(|methods| methods.contains(request.method()));
+    if takes_none {
         return ApiError::invalid("this route takes no query parameters").into_response();
     }
     next.run(request).await
