@@ -394,6 +394,7 @@ class Bench:
         self.key = ""
         self.proxy: TlsKeepAliveProxy | None = None
         self.trust_bundle: Path | None = None
+        self.proxy_cert: Path | None = None
 
     # -- environment ----------------------------------------------------------------------------
 
@@ -406,28 +407,35 @@ class Bench:
             "AWS_SESSION_TOKEN": "test",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        if self.proxy is not None and self.trust_bundle is not None:
-            # HTTPS with keep-alive, as AWS endpoints: see scripts/tls_keepalive_proxy.py. The trust
-            # store is the system's (file and directory, as the platform default here) plus the
-            # proxy's certificate.
+        if self.proxy is not None and self.trust_bundle is not None and self.proxy_cert is not None:
+            # HTTPS with keep-alive, as AWS endpoints: see scripts/tls_keepalive_proxy.py. The
+            # proxy's certificate is self-signed, so the functions cannot use their built-in
+            # Amazon roots: they trust that one certificate instead (system mode, an empty
+            # certificate directory), the nearest stand-in for the built-in store's cost.
             env["AWS_ENDPOINT_URL_DYNAMODB"] = f"https://127.0.0.1:{self.proxy.port}"
             env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"https://localhost:{self.proxy.port}"
-            env["SSL_CERT_FILE"] = str(self.trust_bundle)
-            env["SSL_CERT_DIR"] = "/etc/ssl/certs"
+            env["TRCKER_TLS_ROOTS"] = "system"
+            env["SSL_CERT_FILE"] = str(self.proxy_cert)
+            env["SSL_CERT_DIR"] = str(self.empty_cert_dir())
         elif self.args.shared_endpoint:
             env["AWS_ENDPOINT_URL"] = self.endpoint
         else:
             env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{self.moto_port}"
             env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"http://localhost:{self.moto_port}"
-        if self.args.no_system_roots:
-            # Diagnostic: a trust store of one certificate instead of the system's hundreds, to
-            # show what loading the system roots costs at init (the SDK's HTTPS client loads them).
-            cert, _ = make_certificate(WORK) if not (WORK / "proxy-cert.pem").is_file() else (WORK / "proxy-cert.pem", None)
-            empty = WORK / "no-cert-dir"
-            empty.mkdir(exist_ok=True)
-            env["SSL_CERT_FILE"] = str(cert)
-            env["SSL_CERT_DIR"] = str(empty)
+        if self.args.system_roots:
+            # Diagnostic: the SDK client loads the system's certificate store at init, as it did
+            # before the built-in Amazon roots (shows what that costs).
+            env["TRCKER_TLS_ROOTS"] = "system"
+            if self.trust_bundle is not None:
+                env["SSL_CERT_FILE"] = str(self.trust_bundle)
+                env["SSL_CERT_DIR"] = "/etc/ssl/certs"
         return env
+
+    @staticmethod
+    def empty_cert_dir() -> Path:
+        empty = WORK / "no-cert-dir"
+        empty.mkdir(parents=True, exist_ok=True)
+        return empty
 
     def data_env(self) -> dict[str, str]:
         return {
@@ -479,6 +487,7 @@ class Bench:
 
     def start_proxy(self) -> None:
         cert, key = make_certificate(WORK)
+        self.proxy_cert = cert
         self.trust_bundle = trust_bundle(WORK, cert)
         self.proxy = TlsKeepAliveProxy(self.moto_port, cert, key)
         log(f"HTTPS keep-alive proxy to moto on 127.0.0.1:{self.proxy.port} (DynamoDB) and localhost:{self.proxy.port} (Secrets Manager)")
@@ -606,7 +615,15 @@ def release_profile() -> str:
     match = re.search(r"^\[profile\.release\]\n(.*?)(?:\n\n|\n\[|\Z)", text, re.S | re.M)
     settings = [line.strip() for line in (match.group(1) if match else "").splitlines() if line.strip() and not line.startswith("#")]
     overrides = [f"{name}={value}" for name, value in sorted(os.environ.items()) if name.startswith("CARGO_PROFILE_RELEASE_")]
-    return ", ".join(settings) + (f" (overridden: {', '.join(overrides)})" if overrides else "")
+    packages = []
+    for package, body in re.findall(r"^\[profile\.release\.package\.([\w\"*-]+)\]\n(.*?)(?=\n\n|\n\[|\Z)", text, re.S | re.M):
+        lines = [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("#")]
+        packages.append(f"{package.strip(chr(34))}: {', '.join(lines)}")
+    return (
+        ", ".join(settings)
+        + (f"; per package: {'; '.join(packages)}" if packages else "")
+        + (f" (overridden: {', '.join(overrides)})" if overrides else "")
+    )
 
 
 def fmt_ms(value: float) -> str:
@@ -678,8 +695,8 @@ def endpoints_note(args: argparse.Namespace) -> str:
             "plain HTTP to moto, DynamoDB at `127.0.0.1` and Secrets Manager at `localhost`. moto closes the connection after every "
             "response, so each SDK call opens a new (loopback TCP) connection, with no TLS."
         )
-    if args.no_system_roots:
-        text += " DIAGNOSTIC run: the functions trust one certificate instead of the system roots (`SSL_CERT_FILE`, `SSL_CERT_DIR`)."
+    if args.system_roots:
+        text += " DIAGNOSTIC run: the functions load the system's certificate store (`TRCKER_TLS_ROOTS=system`) instead of their built-in Amazon roots."
     return text
 
 
@@ -753,7 +770,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--also", action="append", default=[], metavar="LABEL=DIR", help="also measure the binaries of another build (e.g. another profile), labelled NAME@LABEL")
     parser.add_argument("--only", default="", help="comma-separated binaries to measure (default: the baseline and the four functions)")
     parser.add_argument("--shared-endpoint", action="store_true", help="one AWS_ENDPOINT_URL for both services (connections shared)")
-    parser.add_argument("--no-system-roots", action="store_true", help="diagnostic: trust one certificate instead of the system roots (shows what loading them costs)")
+    parser.add_argument("--system-roots", action="store_true", help="diagnostic: the functions load the system's certificate store (TRCKER_TLS_ROOTS=system) instead of the built-in Amazon roots (shows what that costs)")
     parser.add_argument("--tls", action="store_true", help="reach moto over HTTPS with keep-alive, as AWS endpoints (scripts/tls_keepalive_proxy.py)")
     parser.add_argument("--out", type=Path, default=TMP / "bench-cold-start.md", help="Markdown results")
     parser.add_argument("--svg", type=Path, default=ROOT / "docs/bench/cold-start.svg", help="chart")

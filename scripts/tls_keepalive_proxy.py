@@ -7,8 +7,9 @@ the TCP and TLS handshakes, later calls do not. This proxy gives the functions t
 loopback: it terminates TLS (a throwaway self-signed certificate for `localhost` and `127.0.0.1`),
 keeps the client's connection open, and forwards each request to moto unchanged.
 
-The certificate is made with the `openssl` command; `trust_bundle()` writes the system bundle plus
-it, for the functions' `SSL_CERT_FILE` (the system roots are still all loaded, as without it).
+The certificate is made with the `openssl` command. The functions trust it through
+`TRCKER_TLS_ROOTS=system` and `SSL_CERT_FILE`: alone (the nearest stand-in for their built-in Amazon
+roots) or, with `trust_bundle()`, appended to the system bundle (the cost of the system store).
 """
 
 from __future__ import annotations

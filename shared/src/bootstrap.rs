@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::brand_data::BrandDataStore;
 use crate::brand_data::dynamo::DynamoBrandData;
 use crate::clock::SystemClock;
-use crate::config::{ConfigError, EdgeConfig, PepperSource};
+use crate::config::{ConfigError, EdgeConfig, PepperSource, TrustRoots};
 use crate::edge::config::ApiConfig;
 use crate::hashing::{KeyHash, KeyHasher, Pepper, PepperError};
 use crate::keys::KeyService;
@@ -29,8 +32,43 @@ pub enum StartupError {
 
 /// Loads the AWS configuration from the standard environment (region, credentials,
 /// `AWS_ENDPOINT_URL`), with timeouts so a dead store fails fast instead of hanging.
-pub async fn load_aws_config(store_timeout_ms: u64) -> aws_config::SdkConfig {
-    aws_config_loader(store_timeout_ms).load().await
+pub async fn load_aws_config(store_timeout_ms: u64, roots: TrustRoots) -> aws_config::SdkConfig {
+    aws_config_loader(store_timeout_ms, roots).load().await
+}
+
+/// The Amazon Trust Services roots (Amazon Root CA 1-4 and the Starfield Services G2 root that
+/// cross-signs them), which every AWS service endpoint chains to: the default trust store.
+const AMAZON_TRUST_SERVICES_ROOTS: [&str; 5] = [
+    include_str!("../certs/amazon-root-ca-1.pem"),
+    include_str!("../certs/amazon-root-ca-2.pem"),
+    include_str!("../certs/amazon-root-ca-3.pem"),
+    include_str!("../certs/amazon-root-ca-4.pem"),
+    include_str!("../certs/starfield-services-root-ca-g2.pem"),
+];
+
+/// The SDK's HTTPS client (rustls with aws-lc, as the SDK's default) with the trust store
+/// `roots` names. With [`TrustRoots::Amazon`] nothing is read from disk: the default client
+/// reads every certificate of the system's store at start-up, 4-8 ms of a function's init here
+/// (BENCHMARKS.md, "Cold start").
+pub fn sdk_http_client(roots: TrustRoots) -> SharedHttpClient {
+    let trust_store = match roots {
+        TrustRoots::Amazon => AMAZON_TRUST_SERVICES_ROOTS
+            .iter()
+            .fold(TrustStore::empty(), |store, pem| {
+                store.with_pem_certificate(pem.as_bytes())
+            }),
+        TrustRoots::System => TrustStore::empty().with_native_roots(true),
+    };
+    // Building a context cannot fail today (the result type is for the future); should it ever,
+    // the SDK's default context (the system's roots) still gives a working client.
+    let context = TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .unwrap_or_default();
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 /// Attempts per store operation (the first and up to two retries), all within the operation
@@ -64,8 +102,9 @@ pub fn store_retries(store_timeout_ms: u64) -> RetryConfig {
 }
 
 /// The loader behind [`load_aws_config`], for callers that override region or endpoint.
-pub fn aws_config_loader(store_timeout_ms: u64) -> aws_config::ConfigLoader {
+pub fn aws_config_loader(store_timeout_ms: u64, roots: TrustRoots) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk_http_client(roots))
         .timeout_config(store_timeouts(store_timeout_ms))
         .retry_config(store_retries(store_timeout_ms))
 }
@@ -104,7 +143,7 @@ pub struct EdgeRuntime {
 /// not wait twice (BENCHMARKS.md, "Cold start").
 pub async fn edge_from_env() -> Result<EdgeRuntime, StartupError> {
     let config = EdgeConfig::from_env()?;
-    let aws = load_aws_config(config.store_timeout_ms).await;
+    let aws = load_aws_config(config.store_timeout_ms, config.tls_roots).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let store = DynamoStore::new(dynamodb.clone(), &config.keys_table);
     let (pepper, ()) = tokio::join!(load_pepper(&config.pepper, &aws), warm_up_store(&store));

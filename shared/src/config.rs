@@ -10,9 +10,10 @@ pub const CACHE_TTL_VAR: &str = "TRCKER_KEY_CACHE_TTL_MS";
 pub const CACHE_CAPACITY_VAR: &str = "TRCKER_KEY_CACHE_CAPACITY";
 pub const LAST_USED_INTERVAL_VAR: &str = "TRCKER_LAST_USED_INTERVAL_MS";
 pub const STORE_TIMEOUT_VAR: &str = "TRCKER_STORE_TIMEOUT_MS";
+pub const TLS_ROOTS_VAR: &str = "TRCKER_TLS_ROOTS";
 
 /// Every variable the shared crate reads, for the infrastructure contract test.
-pub const ALL_VARS: [&str; 7] = [
+pub const ALL_VARS: [&str; 8] = [
     KEYS_TABLE_VAR,
     PEPPER_SECRET_VAR,
     INSECURE_DEV_PEPPER_VAR,
@@ -20,6 +21,7 @@ pub const ALL_VARS: [&str; 7] = [
     CACHE_CAPACITY_VAR,
     LAST_USED_INTERVAL_VAR,
     STORE_TIMEOUT_VAR,
+    TLS_ROOTS_VAR,
 ];
 
 /// Revocation must stay quick: a cache TTL above this is refused.
@@ -50,6 +52,33 @@ pub struct EdgeConfig {
     pub key_settings: KeySettings,
     /// Upper bound on one store operation, retries included.
     pub store_timeout_ms: u64,
+    /// The certificate authorities the AWS SDK's HTTPS client trusts.
+    pub tls_roots: TrustRoots,
+}
+
+/// The trust store of the AWS SDK's HTTPS client ([`TLS_ROOTS_VAR`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustRoots {
+    /// `amazon`, the default: the five Amazon Trust Services roots built into the binary, which
+    /// every AWS service endpoint chains to. Nothing is read from disk at start-up.
+    #[default]
+    Amazon,
+    /// `system`: the operating system's roots (and `SSL_CERT_FILE` / `SSL_CERT_DIR`), read at
+    /// start-up; for endpoints behind another authority, such as a local TLS proxy.
+    System,
+}
+
+impl TrustRoots {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        match lookup(TLS_ROOTS_VAR).as_deref().map(str::trim) {
+            None | Some("amazon") => Ok(Self::Amazon),
+            Some("system") => Ok(Self::System),
+            Some(other) => Err(ConfigError::Invalid {
+                name: TLS_ROOTS_VAR,
+                reason: format!("{other:?} is neither \"amazon\" nor \"system\""),
+            }),
+        }
+    }
 }
 
 impl EdgeConfig {
@@ -106,6 +135,7 @@ impl EdgeConfig {
             1_000..=86_400_000,
         )?;
         let store_timeout_ms = store_timeout_from_lookup(&non_empty)?;
+        let tls_roots = TrustRoots::from_lookup(&non_empty)?;
         Ok(Self {
             keys_table,
             pepper,
@@ -115,6 +145,7 @@ impl EdgeConfig {
                 last_used_interval_ms,
             },
             store_timeout_ms,
+            tls_roots,
         })
     }
 }
@@ -126,6 +157,15 @@ pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 2_000;
 /// local gateway, which has no keys table variable to require.
 pub fn store_timeout_ms_from_env() -> Result<u64, ConfigError> {
     store_timeout_from_lookup(&|name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    })
+}
+
+/// [`TLS_ROOTS_VAR`] alone, for the local gateway.
+pub fn tls_roots_from_env() -> Result<TrustRoots, ConfigError> {
+    TrustRoots::from_lookup(&|name: &str| {
         std::env::var(name)
             .ok()
             .filter(|value| !value.trim().is_empty())
@@ -185,7 +225,25 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.key_settings, KeySettings::default());
         assert_eq!(parsed.store_timeout_ms, 2_000);
+        assert_eq!(parsed.tls_roots, TrustRoots::Amazon);
         assert!(matches!(parsed.pepper, PepperSource::SecretsManager { .. }));
+    }
+
+    #[test]
+    fn trust_roots_are_amazon_or_system() {
+        let base = [(KEYS_TABLE_VAR, "t"), (INSECURE_DEV_PEPPER_VAR, "1")];
+        for (value, expected) in [
+            ("amazon", TrustRoots::Amazon),
+            ("system", TrustRoots::System),
+            (" system ", TrustRoots::System),
+        ] {
+            let parsed = config(&[base[0], base[1], (TLS_ROOTS_VAR, value)]).unwrap();
+            assert_eq!(parsed.tls_roots, expected, "{value:?}");
+        }
+        for bad in ["native", "Amazon", "none"] {
+            let error = config(&[base[0], base[1], (TLS_ROOTS_VAR, bad)]).unwrap_err();
+            assert!(error.to_string().contains(TLS_ROOTS_VAR), "{error}");
+        }
     }
 
     #[test]

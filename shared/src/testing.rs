@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::bootstrap::aws_config_loader;
+use crate::config::TrustRoots;
 use crate::store::dynamo::DynamoStore;
 use crate::store::schema::{KEYS_TABLE, create_table};
 
@@ -26,7 +27,7 @@ pub async fn moto_aws_config() -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
         "{MOTO_ENDPOINT_VAR} must be a loopback URL, got {endpoint}"
     );
-    aws_config_loader(5_000)
+    aws_config_loader(5_000, TrustRoots::Amazon)
         .region("us-east-1")
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

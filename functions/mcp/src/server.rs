@@ -3,6 +3,7 @@
 //! answer exactly what the public REST API answers for the same key, through the same functions.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use axum::http::request::Parts;
 use rmcp::handler::server::common::Extension;
@@ -51,7 +52,7 @@ get_top_partners or get_fraud_summary rather than paging through clicks.";
 #[derive(Clone)]
 pub struct TrckerMcp {
     app: AppState,
-    tool_router: ToolRouter<Self>,
+    tool_router: &'static ToolRouter<Self>,
 }
 
 /// `limit` and `cursor` of every list.
@@ -277,12 +278,22 @@ fn brand(parts: &Parts) -> Result<BrandId, String> {
     caller(parts).map(|caller| caller.principal.brand_id.clone())
 }
 
+/// The tools (names, descriptions, annotations, argument and output JSON schemas): the same for
+/// every server in the process, so built once ([`tools`]).
+static TOOLS: OnceLock<ToolRouter<TrckerMcp>> = OnceLock::new();
+
+/// The tool list, built on first use: every server shares it, and the per-request server clone
+/// copies a reference instead of the list.
+fn tools() -> &'static ToolRouter<TrckerMcp> {
+    TOOLS.get_or_init(TrckerMcp::tool_router)
+}
+
 #[tool_router]
 impl TrckerMcp {
     pub fn new(app: AppState) -> Self {
         Self {
             app,
-            tool_router: Self::tool_router(),
+            tool_router: tools(),
         }
     }
 

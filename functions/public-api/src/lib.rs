@@ -3,13 +3,14 @@
 //! ever sees the caller's own brand.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -62,8 +63,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         activity_retention_days: limits.activity_retention_days,
     });
     let state = AppState { keys, data, limits };
-    // Built once at init: served at /openapi.json and read for the query-parameter check.
-    let document = Arc::new(openapi::document());
+    let document = prepare();
     let guarded = Router::new()
         .route("/api/public/whoami", get(whoami))
         .route(
@@ -111,7 +111,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         )
         // After routing (so the matched path is known) and after the guard.
         .route_layer(from_fn_with_state(
-            Arc::new(TakesNoQuery::declared_in(&document)),
+            document.takes_no_query.clone(),
             refuse_undeclared_query,
         ))
         .method_not_allowed_fallback(method_not_allowed)
@@ -124,9 +124,11 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         .route("/api/public/health", get(health))
         .route(
             "/api/public/openapi.json",
-            get(move || {
-                let document = document.clone();
-                async move { Json(document.as_ref().clone()) }
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    prepare().json.clone(),
+                )
             }),
         )
         .route_layer(from_fn(refuse_credentials_in_url))
@@ -168,13 +170,38 @@ pub async fn whoami(caller: Caller) -> Json<openapi::Whoami> {
     })
 }
 
+/// The OpenAPI document as served, and what the router reads from it: the same for every router
+/// in the process, so built once ([`prepare`]).
+struct PreparedDocument {
+    /// The document, serialized once.
+    json: Bytes,
+    takes_no_query: Arc<TakesNoQuery>,
+}
+
+static PREPARED_DOCUMENT: OnceLock<PreparedDocument> = OnceLock::new();
+
+/// Builds the OpenAPI document and what the router derives from it, once per process: every
+/// router shares them, and `/openapi.json` answers with the bytes serialized here.
+fn prepare() -> &'static PreparedDocument {
+    PREPARED_DOCUMENT.get_or_init(|| {
+        let document = openapi::document();
+        PreparedDocument {
+            // Serialized from the document itself, so its fields keep their order (`openapi`
+            // first); the query check reads the same document as a JSON value.
+            json: Bytes::from(serde_json::to_vec(&document).unwrap_or_default()),
+            takes_no_query: Arc::new(TakesNoQuery::declared_in(
+                &serde_json::to_value(&document).unwrap_or_default(),
+            )),
+        }
+    })
+}
+
 /// The operations of the OpenAPI document that declare no query parameter: per path template
 /// (`/api/public/partners/{id}`, as the router matches it), their methods.
 struct TakesNoQuery(HashMap<String, Vec<Method>>);
 
 impl TakesNoQuery {
-    fn declared_in(document: &utoipa::openapi::OpenApi) -> Self {
-        let document = serde_json::to_value(document).unwrap_or_default();
+    fn declared_in(document: &serde_json::Value) -> Self {
         let mut operations: HashMap<String, Vec<Method>> = HashMap::new();
         for (path, item) in document["paths"].as_object().into_iter().flatten() {
             for (method, operation) in item.as_object().into_iter().flatten() {

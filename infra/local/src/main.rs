@@ -23,6 +23,7 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::config::{
     INSECURE_DEV_PEPPER_VAR, PEPPER_SECRET_VAR, PepperSource, store_timeout_ms_from_env,
+    tls_roots_from_env,
 };
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
@@ -101,6 +102,8 @@ fn parse_options(args: impl Iterator<Item = String>) -> Result<Options, String> 
 struct Backends {
     keys: Arc<KeyService>,
     data: Arc<dyn BrandDataStore>,
+    /// The same store as `data` in memory mode, for the soak's counters.
+    memory_data: Option<Arc<MemoryBrandData>>,
 }
 
 #[tokio::main]
@@ -140,10 +143,8 @@ async fn run(options: Options) -> Result<(), String> {
     let capture = CaptureConfig::from_env().map_err(|error| error.to_string())?;
     let mcp = McpConfig::from_env().map_err(|error| error.to_string())?;
     // Request and activity counters for soak runs, at GET /_local/stats (loopback only).
-    let stats = Arc::new(stats::GatewayStats::default());
-    let data: Arc<dyn BrandDataStore> =
-        Arc::new(stats::CountingActivity::new(backends.data, stats.clone()));
-    let app = gateway(backends.keys, data, limits, capture, mcp)
+    let stats = Arc::new(stats::GatewayStats::new(backends.memory_data));
+    let app = gateway(backends.keys, backends.data, limits, capture, mcp)
         .merge(stats::routes(stats.clone()))
         .layer(middleware::from_fn_with_state(stats, stats::count_requests));
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
@@ -175,12 +176,17 @@ async fn memory_backends() -> Result<Backends, String> {
         Arc::new(SystemClock),
         KeySettings::default(),
     ));
-    let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
+    let memory_data = Arc::new(MemoryBrandData::new());
+    let data: Arc<dyn BrandDataStore> = memory_data.clone();
     let demo_key = seed::demo(&keys, &data)
         .await
         .map_err(|error| format!("seeding the demo brand failed: {error}"))?;
     println!("demo key: {}", demo_key.expose_secret());
-    Ok(Backends { keys, data })
+    Ok(Backends {
+        keys,
+        data,
+        memory_data: Some(memory_data),
+    })
 }
 
 async fn dynamodb_backends(create_tables: bool) -> Result<Backends, String> {
@@ -188,7 +194,8 @@ async fn dynamodb_backends(create_tables: bool) -> Result<Backends, String> {
     let data_table = table_name("TRCKER_DATA_TABLE", "trcker-data");
     // The same SDK timeouts and retries as the functions (TRCKER_STORE_TIMEOUT_MS).
     let store_timeout_ms = store_timeout_ms_from_env().map_err(|error| error.to_string())?;
-    let aws = aws_config_loader(store_timeout_ms).load().await;
+    let tls_roots = tls_roots_from_env().map_err(|error| error.to_string())?;
+    let aws = aws_config_loader(store_timeout_ms, tls_roots).load().await;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     if create_tables {
         for (definition, name) in [(&KEYS_TABLE, &keys_table), (&DATA_TABLE, &data_table)] {
@@ -243,6 +250,7 @@ async fn dynamodb_backends(create_tables: bool) -> Result<Backends, String> {
     Ok(Backends {
         keys,
         data: Arc::new(DynamoBrandData::new(client, data_table)),
+        memory_data: None,
     })
 }
 

@@ -245,7 +245,13 @@ pub async fn documents_list_in_pages_within_the_brand(store: &dyn BrandDataStore
     assert!(none.items.is_empty());
 }
 
-fn activity(brand_id: &BrandId, at: i64, surface: Surface, request_id: &str) -> ActivityRecord {
+/// An activity record with placeholder request details, for tests that store, count or order them.
+pub fn sample_activity(
+    brand_id: &BrandId,
+    at: i64,
+    surface: Surface,
+    request_id: &str,
+) -> ActivityRecord {
     ActivityRecord {
         brand_id: brand_id.clone(),
         at,
@@ -268,17 +274,17 @@ pub async fn activity_lists_newest_first_with_filters(store: &dyn BrandDataStore
     let brand = fresh_brand_id("activity");
     let other = fresh_brand_id("activity");
     let records = [
-        activity(&brand, 1_000, Surface::Api, "r1"),
-        activity(&brand, 2_000, Surface::Mcp, "r2"),
-        activity(&brand, 3_000, Surface::Capture, "r3"),
-        activity(&brand, 4_000, Surface::Api, "r4"),
-        activity(&brand, 4_000, Surface::Api, "r5"),
+        sample_activity(&brand, 1_000, Surface::Api, "r1"),
+        sample_activity(&brand, 2_000, Surface::Mcp, "r2"),
+        sample_activity(&brand, 3_000, Surface::Capture, "r3"),
+        sample_activity(&brand, 4_000, Surface::Api, "r4"),
+        sample_activity(&brand, 4_000, Surface::Api, "r5"),
     ];
     for record in &records {
         store.append_activity(record).await.unwrap();
     }
     store
-        .append_activity(&activity(&other, 2_500, Surface::Api, "x"))
+        .append_activity(&sample_activity(&other, 2_500, Surface::Api, "x"))
         .await
         .unwrap();
 
@@ -365,7 +371,7 @@ pub async fn activity_lists_newest_first_with_filters(store: &dyn BrandDataStore
 
     // The leak audit: only the attempts with a revoked key, across surfaces, paged to the end.
     for (at, surface, id) in [(4_500, Surface::Mcp, "r6"), (4_600, Surface::Capture, "r7")] {
-        let mut refused = activity(&brand, at, surface, id);
+        let mut refused = sample_activity(&brand, at, surface, id);
         refused.status = 401;
         refused.outcome = "revoked_key".into();
         store.append_activity(&refused).await.unwrap();

@@ -26,11 +26,22 @@ type RollupPartition = (BrandId, RollupDimension, u32);
 /// A partition's rows: (day, group) -> counters.
 type RollupRows = BTreeMap<(String, String), BTreeMap<String, i64>>;
 
+fn surface_index(surface: Surface) -> usize {
+    match surface {
+        Surface::Api => 0,
+        Surface::Mcp => 1,
+        Surface::Capture => 2,
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     documents: HashMap<(BrandId, DocumentKind), BTreeMap<String, Document>>,
     claims: HashMap<ClaimKey, String>,
     activity: HashMap<(BrandId, Surface), BTreeMap<String, ActivityRecord>>,
+    /// Activity records stored since start, per surface (api, mcp, capture), including those the
+    /// cap has since dropped.
+    activity_appended: [u64; 3],
     counters: HashMap<(BrandId, String, UnixMillis), u64>,
     clicks: HashMap<BrandId, BrandClicks>,
     sources: HashMap<(BrandId, String), SourceState>,
@@ -160,6 +171,12 @@ impl MemoryBrandData {
             click_cap: click_cap.max(1),
             rollup_cap: DEFAULT_ROLLUP_CAP,
         }
+    }
+
+    /// Activity records stored on `surface` since this store was created, all brands, counting
+    /// those the cap has dropped since: a long run (`scripts/soak`) checks nothing was lost.
+    pub fn activity_appended(&self, surface: Surface) -> u64 {
+        self.lock().activity_appended[surface_index(surface)]
     }
 
     /// At most `rollup_cap` rollup rows per brand, dimension and shard, the newest days.
@@ -399,6 +416,7 @@ impl BrandDataStore for MemoryBrandData {
         while records.len() > self.activity_cap {
             records.pop_first();
         }
+        state.activity_appended[surface_index(record.surface)] += 1;
         Ok(())
     }
 
@@ -625,6 +643,7 @@ impl BrandDataStore for MemoryBrandData {
 
 #[cfg(test)]
 mod tests {
+    use super::super::conformance::sample_activity;
     use super::*;
 
     #[tokio::test]
@@ -714,22 +733,7 @@ mod tests {
         let store = MemoryBrandData::with_activity_cap(3);
         let brand_id = BrandId::parse("capped").unwrap();
         for at in 0..10 {
-            let record = ActivityRecord {
-                brand_id: brand_id.clone(),
-                at,
-                request_id: format!("r{at}"),
-                surface: Surface::Api,
-                method: "GET".into(),
-                target: "/".into(),
-                status: 200,
-                latency_ms: 0,
-                key_id: "k".into(),
-                fingerprint: "f".into(),
-                source_ip: "ip".into(),
-                user_agent: "ua".into(),
-                outcome: "ok".into(),
-                expires_at: 0,
-            };
+            let record = sample_activity(&brand_id, at, Surface::Api, &format!("r{at}"));
             store.append_activity(&record).await.unwrap();
         }
         let page = store
@@ -738,6 +742,11 @@ mod tests {
             .unwrap();
         let ids: Vec<&str> = page.items.iter().map(|r| r.request_id.as_str()).collect();
         assert_eq!(ids, ["r9", "r8", "r7"]);
+        // The all-time count includes the seven the cap dropped; a refused duplicate is not counted.
+        let duplicate = page.items[0].clone();
+        assert!(store.append_activity(&duplicate).await.is_err());
+        assert_eq!(store.activity_appended(Surface::Api), 10);
+        assert_eq!(store.activity_appended(Surface::Mcp), 0);
     }
 
     #[tokio::test]
