@@ -10,6 +10,8 @@ pub mod credentials;
 pub mod cursor;
 pub mod edge;
 pub mod error;
+#[cfg(any(test, feature = "test-support"))]
+pub mod faulty_edge;
 pub mod hashing;
 pub mod ids;
 pub mod keys;

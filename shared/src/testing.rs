@@ -65,8 +65,12 @@ pub async fn fresh_dynamo_brand_data() -> crate::brand_data::dynamo::DynamoBrand
     crate::brand_data::dynamo::DynamoBrandData::new(client, table)
 }
 
-/// Every item of a table, for tests that inspect raw storage. Production code never scans.
-pub async fn all_items_as_text(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+/// One stored item, as the SDK returns it.
+pub type RawItem = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Every item of a table, page after page, for tests that inspect raw storage. Production code
+/// never scans.
+pub async fn all_items(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<RawItem> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
@@ -77,12 +81,21 @@ pub async fn all_items_as_text(client: &aws_sdk_dynamodb::Client, table: &str) -
             .send()
             .await
             .expect("scan test table");
-        items.extend(page.items().iter().map(|item| format!("{item:?}")));
+        items.extend(page.items().iter().cloned());
         match page.last_evaluated_key() {
             Some(key) => start = Some(key.clone()),
             None => return items,
         }
     }
+}
+
+/// [`all_items`], each rendered as text.
+pub async fn all_items_as_text(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    all_items(client, table)
+        .await
+        .iter()
+        .map(|item| format!("{item:?}"))
+        .collect()
 }
 
 /// Collects everything the tracing subscriber writes, at every level, as text.

@@ -3,17 +3,14 @@
 //! JSON error, write no click and no rollup, are audited, and the same capture succeeds once the
 //! store recovers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
 use trcker_capture::config::CaptureConfig;
 use trcker_shared::brand_data::clicks::ClickFilter;
-use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{CLICKS, RollupDimension, utc_day};
 use trcker_shared::brand_data::{
@@ -21,58 +18,46 @@ use trcker_shared::brand_data::{
 };
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::faulty_edge::{FaultyEdge, JsonResponse, send};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::counting::StoreOperation;
 use trcker_shared::store::fault::{Fault, Trigger};
-use trcker_shared::store::faulty::FaultyStore;
-use trcker_shared::store::memory::MemoryStore;
 
 /// Stands in for the SDK operation timeout; short, so the suite stays quick.
 const TIMEOUT: Duration = Duration::from_millis(20);
 
+/// The capture function over stores that inject faults.
 struct Capture {
     router: Router,
-    keys: Arc<KeyService>,
-    key_store: Arc<FaultyStore<MemoryStore>>,
-    data: Arc<FaultyBrandData<MemoryBrandData>>,
+    edge: FaultyEdge<MemoryBrandData>,
 }
 
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+impl std::ops::Deref for Capture {
+    type Target = FaultyEdge<MemoryBrandData>;
+
+    fn deref(&self) -> &FaultyEdge<MemoryBrandData> {
+        &self.edge
+    }
 }
 
 impl Capture {
     fn new() -> Self {
-        let key_store = Arc::new(FaultyStore::new(MemoryStore::new()));
-        let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
-        let keys = Arc::new(KeyService::new(
-            key_store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
-            Arc::new(SystemClock),
-            KeySettings::default(),
-        ));
+        let edge = FaultyEdge::memory();
         Self {
             router: trcker_capture::router(
-                keys.clone(),
-                data.clone(),
+                edge.keys.clone(),
+                edge.data.clone(),
                 EdgeLimits::default(),
                 CaptureConfig::default(),
             ),
-            keys,
-            key_store,
-            data,
+            edge,
         }
     }
 
     /// A brand with the offer `summer-sale` and the partner `alice`; its key.
     async fn brand(&self, id: &str) -> String {
+        let key = self.brand_key(id).await;
         let brand_id = BrandId::parse(id).unwrap();
-        self.keys.create_brand(&brand_id, id).await.unwrap();
         for (kind, doc_id, slug) in [
             (DocumentKind::Offer, "off_00000000000000aa", "summer-sale"),
             (DocumentKind::Partner, "ptr_00000000000000bb", "alice"),
@@ -90,13 +75,12 @@ impl Capture {
             }];
             self.data.create_document(&document, &claims).await.unwrap();
         }
-        let generated = self.keys.generate(&brand_id, None).await.unwrap();
-        generated.key.expose_secret().to_owned()
+        key
     }
 
-    async fn capture(&self, key: &str, click_id: &str) -> Response {
+    async fn capture(&self, key: &str, click_id: &str) -> JsonResponse {
         let body = json!({"click_id": click_id, "offer": "summer-sale", "partner": "alice"});
-        let mut request = Request::builder()
+        let request = Request::builder()
             .method(Method::POST)
             .uri("/api/clicks/capture")
             .header("x-api-key", key)
@@ -104,27 +88,13 @@ impl Capture {
             .header("user-agent", "Mozilla/5.0 (faults test)")
             .body(Body::from(body.to_string()))
             .unwrap();
-        request.extensions_mut().insert(api_gateway_context(
-            &Method::POST,
-            "/api/clicks/capture",
+        send(
+            &self.router,
+            request,
             "198.51.100.23",
-            Some("Mozilla/5.0 (faults test)"),
-            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
-            0,
-        ));
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
-        Response {
-            status,
-            headers,
-            body,
-        }
+            "Mozilla/5.0 (faults test)",
+        )
+        .await
     }
 
     /// (clicks stored, clicks counted in today's rollup) for the brand.
@@ -175,24 +145,7 @@ async fn every_transient_fault_is_503_with_retry_after_and_nothing_written() {
                 }
             }
             let response = capture.capture(&key, "click-1").await;
-            assert_eq!(
-                response.status,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "{what}: {}",
-                response.body
-            );
-            assert_eq!(response.headers["retry-after"], "1", "{what}");
-            assert!(
-                response.headers["content-type"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("application/json"),
-                "{what}"
-            );
-            assert_eq!(
-                response.body["error"]["code"], "store_unavailable",
-                "{what}"
-            );
+            response.assert_unavailable(&what);
             assert!(
                 capture.key_store.faults_fired() + capture.data.faults_fired() > 0,
                 "{what}: the fault was reached"

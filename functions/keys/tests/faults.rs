@@ -19,7 +19,7 @@ use trcker_shared::store::fault::{Fault, Trigger};
 use trcker_shared::store::faulty::FaultyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::store::{KeyStore, MAX_LIVE_KEYS_PER_BRAND};
-use trcker_shared::testing::fresh_dynamo_store;
+use trcker_shared::testing::{all_items as scan_table, fresh_dynamo_store};
 
 const TIMEOUT: Duration = Duration::from_millis(20);
 
@@ -118,28 +118,17 @@ impl<S: KeyStore> Harness<S> {
 
 /// Every item of the table, each with its attributes in name order (a scan: tests only).
 async fn all_items(client: &aws_sdk_dynamodb::Client, table: &str) -> BTreeSet<String> {
-    let mut items = BTreeSet::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in page.items() {
+    scan_table(client, table)
+        .await
+        .iter()
+        .map(|item| {
             let sorted: BTreeMap<&String, String> = item
                 .iter()
                 .map(|(name, value)| (name, format!("{value:?}")))
                 .collect();
-            items.insert(format!("{sorted:?}"));
-        }
-        match page.last_evaluated_key() {
-            Some(key) => start = Some(key.clone()),
-            None => return items,
-        }
-    }
+            format!("{sorted:?}")
+        })
+        .collect()
 }
 
 /// A brand with one key; returns that key's id.

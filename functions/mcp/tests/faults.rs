@@ -4,76 +4,61 @@
 //! `isError: true` and the stable code `store_unavailable`, which the model can read and retry;
 //! never a protocol error, never a hang, and the tool works again once the store recovers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
 use trcker_mcp::config::McpConfig;
-use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
-use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
-use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::faulty_edge::{FaultyEdge, JsonResponse, send};
 use trcker_shared::store::counting::StoreOperation;
 use trcker_shared::store::fault::{Fault, Trigger};
-use trcker_shared::store::faulty::FaultyStore;
-use trcker_shared::store::memory::MemoryStore;
 
 /// Stands in for the SDK operation timeout; short, so the suite stays quick.
 const TIMEOUT: Duration = Duration::from_millis(20);
 
+/// The MCP function over stores that inject faults.
 struct Edge {
     router: Router,
-    keys: Arc<KeyService>,
-    key_store: Arc<FaultyStore<MemoryStore>>,
-    data: Arc<FaultyBrandData<MemoryBrandData>>,
+    edge: FaultyEdge<MemoryBrandData>,
 }
 
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+impl std::ops::Deref for Edge {
+    type Target = FaultyEdge<MemoryBrandData>;
+
+    fn deref(&self) -> &FaultyEdge<MemoryBrandData> {
+        &self.edge
+    }
 }
 
 impl Edge {
     fn new() -> Self {
-        let key_store = Arc::new(FaultyStore::new(MemoryStore::new()));
-        let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
-        let keys = Arc::new(KeyService::new(
-            key_store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
-            Arc::new(SystemClock),
-            KeySettings::default(),
-        ));
+        let edge = FaultyEdge::memory();
         let config = McpConfig {
             allowed_hosts: vec!["localhost".into()],
         };
         Self {
-            router: trcker_mcp::router(keys.clone(), data.clone(), EdgeLimits::default(), config),
-            keys,
-            key_store,
-            data,
+            router: trcker_mcp::router(
+                edge.keys.clone(),
+                edge.data.clone(),
+                EdgeLimits::default(),
+                config,
+            ),
+            edge,
         }
     }
 
     async fn brand(&self, id: &str) -> String {
-        let brand_id = BrandId::parse(id).unwrap();
-        self.keys.create_brand(&brand_id, id).await.unwrap();
-        let generated = self.keys.generate(&brand_id, None).await.unwrap();
-        generated.key.expose_secret().to_owned()
+        self.brand_key(id).await
     }
 
-    async fn call_tool(&self, key: &str, tool: &str) -> Response {
+    async fn call_tool(&self, key: &str, tool: &str) -> JsonResponse {
         let message = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                              "params": {"name": tool, "arguments": {}}});
-        let mut request = Request::builder()
+        let request = Request::builder()
             .method(Method::POST)
             .uri("/api/mcp")
             .header("host", "localhost")
@@ -83,27 +68,7 @@ impl Edge {
             .header("authorization", format!("Bearer {key}"))
             .body(Body::from(message.to_string()))
             .unwrap();
-        request.extensions_mut().insert(api_gateway_context(
-            &Method::POST,
-            "/api/mcp",
-            "192.0.2.44",
-            Some("mcp-faults/1.0"),
-            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
-            0,
-        ));
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("{tool}: not JSON: {}", String::from_utf8_lossy(&bytes)));
-        Response {
-            status,
-            headers,
-            body,
-        }
+        send(&self.router, request, "192.0.2.44", "mcp-faults/1.0").await
     }
 }
 
@@ -118,23 +83,7 @@ async fn a_key_store_fault_is_503_with_retry_after_and_a_json_error() {
             Trigger::Always,
         );
         let response = edge.call_tool(&key, "whoami").await;
-        assert_eq!(
-            response.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{fault:?}: {}",
-            response.body
-        );
-        assert_eq!(response.headers["retry-after"], "1", "{fault:?}");
-        assert!(
-            response.headers["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("application/json")
-        );
-        assert_eq!(
-            response.body["error"]["code"], "store_unavailable",
-            "{fault:?}"
-        );
+        response.assert_unavailable(&format!("{fault:?}"));
         edge.key_store.clear();
         let recovered = edge.call_tool(&key, "whoami").await;
         assert_eq!(recovered.status, StatusCode::OK, "{fault:?}");

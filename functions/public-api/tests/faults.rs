@@ -5,47 +5,41 @@
 //! when DynamoDB (moto) cancels the transaction on a rollup row.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
-use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{CONVERSIONS, RollupDimension, utc_day};
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::faulty_edge::{FaultyEdge, JsonResponse, send};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::counting::StoreOperation;
 use trcker_shared::store::fault::{Fault, Trigger};
-use trcker_shared::store::faulty::FaultyStore;
-use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::store::schema::{DATA_TABLE, create_table};
 use trcker_shared::testing::{all_items_as_text, moto_aws_config};
 
 /// Stands in for the SDK operation timeout; short, so the suite stays quick.
 const TIMEOUT: Duration = Duration::from_millis(20);
 
+/// The public API over stores that inject faults.
 struct Api<D> {
     router: Router,
-    keys: Arc<KeyService>,
-    key_store: Arc<FaultyStore<MemoryStore>>,
-    data: Arc<FaultyBrandData<D>>,
+    edge: FaultyEdge<D>,
 }
 
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+impl<D> std::ops::Deref for Api<D> {
+    type Target = FaultyEdge<D>;
+
+    fn deref(&self) -> &FaultyEdge<D> {
+        &self.edge
+    }
 }
 
 impl Api<MemoryBrandData> {
@@ -56,87 +50,37 @@ impl Api<MemoryBrandData> {
 
 impl<D: BrandDataStore + 'static> Api<D> {
     fn over(data: D) -> Self {
-        let key_store = Arc::new(FaultyStore::new(MemoryStore::new()));
-        let data = Arc::new(FaultyBrandData::new(data));
-        let keys = Arc::new(KeyService::new(
-            key_store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
-            Arc::new(SystemClock),
-            KeySettings::default(),
-        ));
+        let edge = FaultyEdge::over(data);
         Self {
-            router: trcker_public_api::router(keys.clone(), data.clone(), EdgeLimits::default()),
-            keys,
-            key_store,
-            data,
+            router: trcker_public_api::router(
+                edge.keys.clone(),
+                edge.data.clone(),
+                EdgeLimits::default(),
+            ),
+            edge,
         }
     }
 
     async fn brand(&self, id: &str) -> String {
-        let brand_id = BrandId::parse(id).unwrap();
-        self.keys.create_brand(&brand_id, id).await.unwrap();
-        let generated = self.keys.generate(&brand_id, None).await.unwrap();
-        generated.key.expose_secret().to_owned()
+        self.brand_key(id).await
     }
 
-    async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Response {
-        let mut request = Request::builder()
-            .method(method.clone())
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> JsonResponse {
+        let request = Request::builder()
+            .method(method)
             .uri(path)
             .header("authorization", format!("Bearer {key}"))
             .header("content-type", "application/json")
             .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
             .unwrap();
-        request.extensions_mut().insert(api_gateway_context(
-            &method,
-            path,
-            "192.0.2.10",
-            Some("faults-test/1.0"),
-            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
-            0,
-        ));
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 4 << 20)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("{path}: not JSON: {}", String::from_utf8_lossy(&bytes)));
-        Response {
-            status,
-            headers,
-            body,
-        }
+        send(&self.router, request, "192.0.2.10", "faults-test/1.0").await
     }
-}
-
-fn assert_unavailable(response: &Response, what: &str) {
-    assert_eq!(
-        response.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{what}: {}",
-        response.body
-    );
-    assert_eq!(response.headers["retry-after"], "1", "{what}");
-    assert!(
-        response.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
-        "{what}"
-    );
-    assert_eq!(
-        response.body["error"]["code"], "store_unavailable",
-        "{what}"
-    );
-    assert!(
-        response.body["error"]["message"]
-            .as_str()
-            .is_some_and(|message| message.contains("retry")),
-        "{what}: {}",
-        response.body
-    );
 }
 
 fn click(brand: &str, click_id: &str, offer: &str, partner: &str) -> ClickRecord {
@@ -262,7 +206,7 @@ async fn every_transient_fault_is_503_with_retry_after_and_a_json_error() {
                 }
             }
             let response = api.call(method.clone(), path, &key, body.clone()).await;
-            assert_unavailable(&response, &what);
+            response.assert_unavailable(&what);
             assert!(
                 api.key_store.faults_fired() + api.data.faults_fired() > 0,
                 "{what}: the fault was reached"
@@ -373,7 +317,7 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
                     assert_eq!(retry.body["duplicate"], true, "{what}");
                 }
                 StatusCode::SERVICE_UNAVAILABLE => {
-                    assert_unavailable(&response, &what);
+                    response.assert_unavailable(&what);
                     if listed == 1 {
                         assert_eq!(fault, Fault::ResponseLost, "{what}: only a lost answer");
                         assert_eq!(retry.body["duplicate"], true, "{what}: idempotent");

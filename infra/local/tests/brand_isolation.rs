@@ -31,7 +31,9 @@ use trcker_shared::ids::BrandId;
 use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
-use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store, moto_aws_config};
+use trcker_shared::testing::{
+    all_items, fresh_dynamo_brand_data, fresh_dynamo_store, moto_aws_config,
+};
 
 const BRAND_A: &str = "brand-a";
 const BRAND_B: &str = "brand-b";
@@ -491,33 +493,22 @@ async fn snapshot(edge: &Edge, brand: &Seeded) -> Vec<String> {
 /// Every item of `table` whose partition key begins with the brand id, or that names the brand
 /// (hash lookups), rendered with sorted attributes.
 async fn raw_items_of(client: &aws_sdk_dynamodb::Client, table: &str, brand: &str) -> Vec<String> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan the test table");
-        for item in page.items() {
+    let mut items: Vec<String> = all_items(client, table)
+        .await
+        .iter()
+        .filter(|item| {
             let text = |name: &str| item.get(name).and_then(|value| value.as_s().ok());
-            let owned = text("pk").is_some_and(|pk| pk.starts_with(brand))
-                || text("brand_id").is_some_and(|owner| owner == brand);
-            if owned {
-                let sorted: BTreeMap<&String, String> = item
-                    .iter()
-                    .map(|(name, value)| (name, render(value)))
-                    .collect();
-                items.push(format!("{table} {sorted:?}"));
-            }
-        }
-        match page.last_evaluated_key() {
-            Some(key) => start = Some(key.clone()),
-            None => break,
-        }
-    }
+            text("pk").is_some_and(|pk| pk.starts_with(brand))
+                || text("brand_id").is_some_and(|owner| owner == brand)
+        })
+        .map(|item| {
+            let sorted: BTreeMap<&String, String> = item
+                .iter()
+                .map(|(name, value)| (name, render(value)))
+                .collect();
+            format!("{table} {sorted:?}")
+        })
+        .collect();
     items.sort();
     items
 }
