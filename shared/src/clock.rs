@@ -46,18 +46,61 @@ impl Clock for ManualClock {
 }
 
 /// Formats a timestamp as RFC 3339 UTC with millisecond precision, e.g. `2026-11-28T01:50:54.123Z`.
+/// Every item of a list is formatted this way, so the common case (years 0-9999) is written
+/// digit by digit rather than through the formatting machinery.
 pub fn format_rfc3339(at: UnixMillis) -> String {
     let days = at.div_euclid(86_400_000);
     let millis_of_day = at.rem_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
     let seconds = millis_of_day / 1000;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+    let (hour, minute, second, millis) = (
         seconds / 3600,
         (seconds / 60) % 60,
         seconds % 60,
-        millis_of_day % 1000
-    )
+        millis_of_day % 1000,
+    );
+    let Some(year) = u64::try_from(year).ok().filter(|year| *year <= 9999) else {
+        return format!(
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z"
+        );
+    };
+    let mut text = String::with_capacity(24);
+    for (value, width, separator) in [
+        (year, 4, '-'),
+        (u64::from(month), 2, '-'),
+        (u64::from(day), 2, 'T'),
+        (hour.unsigned_abs(), 2, ':'),
+        (minute.unsigned_abs(), 2, ':'),
+        (second.unsigned_abs(), 2, '.'),
+        (millis.unsigned_abs(), 3, 'Z'),
+    ] {
+        push_zero_padded(&mut text, value, width);
+        text.push(separator);
+    }
+    text
+}
+
+/// Appends `value` in decimal, zero-padded to at least `width` digits: what `{value:0width$}`
+/// writes, without the formatting machinery (sort keys and timestamps are built for every item a
+/// list reads).
+pub fn push_zero_padded(out: &mut String, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let written = digits.len() - start;
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(written)));
+    // Only ASCII digits were written, so the conversion always succeeds.
+    if let Ok(text) = std::str::from_utf8(&digits[start..]) {
+        out.push_str(text);
+    }
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard Hinnant's
@@ -93,6 +136,47 @@ mod tests {
             "2026-11-28T01:50:54.123Z"
         );
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    /// The digit-by-digit path writes exactly what the formatting machinery writes, over the
+    /// whole range, the edges of four-digit years included.
+    #[test]
+    fn fast_formatting_matches_the_format_macro() {
+        let reference = |at: UnixMillis| {
+            let days = at.div_euclid(86_400_000);
+            let millis_of_day = at.rem_euclid(86_400_000);
+            let (year, month, day) = civil_from_days(days);
+            let seconds = millis_of_day / 1000;
+            format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+                seconds / 3600,
+                (seconds / 60) % 60,
+                seconds % 60,
+                millis_of_day % 1000
+            )
+        };
+        // From the last millisecond of year -1 to the first of year 10000, in uneven steps.
+        let mut at: i64 = -62_167_219_200_001;
+        let mut step: i64 = 1;
+        while at <= 253_402_300_800_000 {
+            assert_eq!(format_rfc3339(at), reference(at), "{at}");
+            at += step;
+            step = ((step * 3 + 7) % 9_876_543_211).max(1);
+        }
+        for at in [
+            i64::MIN / 2,
+            -62_167_219_200_000,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            i64::MAX / 2,
+        ] {
+            assert_eq!(format_rfc3339(at), reference(at), "{at}");
+        }
+        for (value, width) in [(0, 13), (7, 2), (123, 2), (u64::MAX, 13), (42, 25)] {
+            let mut text = String::new();
+            push_zero_padded(&mut text, value, width);
+            assert_eq!(text, format!("{value:0width$}"));
+        }
     }
 
     #[test]

@@ -127,14 +127,21 @@ async fn name_audit_target(request: Request, next: Next) -> Response {
         }
     };
     let target = audit_target(&parts.method, &bytes);
-    if let Some(refusal) = transport_refusal(&parts.method, &bytes) {
+    if let Some(refusal) = method_refusal(&parts.method) {
         let mut response = refusal.into_response();
         response.extensions_mut().insert(AuditTarget(target));
         return response;
     }
     let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
+    // rmcp parses the message itself; only when it refuses the request is the body parsed a
+    // second time, to answer a body that is not one JSON-RPC message in the edge's format.
+    let response = if response.status().is_client_error() {
+        body_refusal(&bytes).unwrap_or(response)
+    } else {
+        response
+    };
     let mut response = without_key_shaped_text(response).await;
     response.extensions_mut().insert(AuditTarget(target));
     response
@@ -167,24 +174,29 @@ async fn without_key_shaped_text(response: Response) -> Response {
     }
 }
 
-/// What the transport refuses before rmcp sees it, in the edge's JSON error format like the
-/// guard's own refusals: another method than POST (stateless: no GET stream, no session to
-/// DELETE) is 405 with `Allow: POST`, and a body that is not one JSON-RPC message (not JSON, not
-/// UTF-8, a batch, a bare value) is 400 `invalid_request`. rmcp itself would answer those in plain
-/// text, the body one as 415 although its media type was right.
-fn transport_refusal(method: &axum::http::Method, body: &[u8]) -> Option<Response> {
-    if method != axum::http::Method::POST {
-        let mut response = ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            "MCP is served statelessly: POST JSON-RPC messages to /api/mcp",
-        )
-        .into_response();
-        response.headers_mut().insert(
-            axum::http::header::ALLOW,
-            axum::http::HeaderValue::from_static("POST"),
-        );
-        return Some(response);
+/// What the transport refuses in the edge's JSON error format like the guard's own refusals,
+/// where rmcp would answer in plain text: another method than POST (stateless: no GET stream, no
+/// session to DELETE) is 405 with `Allow: POST`, before rmcp sees the request.
+fn method_refusal(method: &axum::http::Method) -> Option<Response> {
+    if method == axum::http::Method::POST {
+        return None;
     }
+    let mut response = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "MCP is served statelessly: POST JSON-RPC messages to /api/mcp",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("POST"),
+    );
+    Some(response)
+}
+
+/// A body that is not one JSON-RPC message (not JSON, not UTF-8, a batch, a bare value) is 400
+/// `invalid_request`; rmcp itself answers it in plain text, as 415 although the media type was
+/// right.
+fn body_refusal(body: &[u8]) -> Option<Response> {
     let error = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(body).err()?;
     Some(
         ApiError::invalid(format!(

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::UnixMillis;
+use crate::clock::{UnixMillis, push_zero_padded};
 use crate::ids::BrandId;
 
 /// Partitions per brand for clicks: 5,000 captures/s over 16 partitions is 313 writes/s each,
@@ -74,11 +74,15 @@ pub fn click_shard(click_id: &str) -> u32 {
 
 /// Time-ordered key of a click: `<ms, 13 digits>#<click id>`.
 pub fn click_sort_key(click: &ClickRecord) -> String {
-    format!(
-        "{:013}#{}",
-        click.at.clamp(0, 9_999_999_999_999),
-        click.click_id
-    )
+    let mut key = String::with_capacity(14 + click.click_id.len());
+    push_zero_padded(
+        &mut key,
+        click.at.clamp(0, 9_999_999_999_999).unsigned_abs(),
+        13,
+    );
+    key.push('#');
+    key.push_str(&click.click_id);
+    key
 }
 
 /// Whether `text` has the shape of a click position.

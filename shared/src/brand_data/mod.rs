@@ -439,7 +439,11 @@ pub struct SourceHit {
 
 /// Sort key of an activity record: time first (zero-padded, so it sorts), then the request id.
 pub(crate) fn activity_sort_key(record: &ActivityRecord) -> String {
-    format!("{:013}#{}", record.at.max(0), record.request_id)
+    let mut key = String::with_capacity(14 + record.request_id.len());
+    crate::clock::push_zero_padded(&mut key, record.at.max(0).unsigned_abs(), 13);
+    key.push('#');
+    key.push_str(&record.request_id);
+    key
 }
 
 /// Whether `text` has the shape of an activity position (`<13 digits>#<request id>`).
