@@ -197,9 +197,9 @@ fn tool_error(error: ApiError) -> String {
     format!("{}: {}", error.code.as_str(), error.message)
 }
 
-/// Largest serialized page a list tool returns. rmcp sends a result twice (as
-/// `structuredContent` and as its text), so a page stays under 2 x 24 KiB, about 12-16k tokens:
-/// well below the 25k tokens some assistants accept from one tool call.
+/// Largest serialized answer a tool returns (a list page, a statistics answer). rmcp sends a
+/// result twice (as `structuredContent` and as its text), so a result stays under 2 x 24 KiB,
+/// about 12-16k tokens: well below the 25k tokens some assistants accept from one tool call.
 pub const RESULT_BUDGET_BYTES: usize = 24 * 1024;
 
 /// One page from `list`, with fewer items than asked when the items are large: the page is read
@@ -220,6 +220,27 @@ where
         }
         let smaller = (items * RESULT_BUDGET_BYTES / size).clamp(1, items - 1);
         page = list(query.limited(smaller).0).await?;
+    }
+}
+
+/// A statistics answer cut to [`RESULT_BUDGET_BYTES`]: its ranked list loses entries from the end
+/// (the answer's counts still say how many there are) until it fits. An answer whose day series
+/// alone is over the budget (many currencies every day of a long range) is refused with the
+/// advice to ask for fewer days, rather than cut silently.
+fn stats_within_budget<T: stats::RankedAnswer>(mut answer: T) -> Result<T, ApiError> {
+    loop {
+        let size = serde_json::to_vec(&answer).map_or(0, |bytes| bytes.len());
+        if size <= RESULT_BUDGET_BYTES {
+            return Ok(answer);
+        }
+        let ranked = answer.ranked_len();
+        if ranked == 0 {
+            return Err(ApiError::invalid(format!(
+                "the statistics for this range take {size} bytes, more than one tool result \
+                 carries ({RESULT_BUDGET_BYTES}): ask for fewer days"
+            )));
+        }
+        answer.truncate_ranked((ranked * RESULT_BUDGET_BYTES / size).min(ranked - 1));
     }
 }
 
@@ -492,6 +513,7 @@ impl TrckerMcp {
             limit,
         )
         .await
+        .and_then(stats_within_budget)
         .map(Json)
         .map_err(tool_error)
     }
@@ -519,6 +541,7 @@ impl TrckerMcp {
             limit,
         )
         .await
+        .and_then(stats_within_budget)
         .map(Json)
         .map_err(tool_error)
     }
@@ -539,6 +562,7 @@ impl TrckerMcp {
         let range = self.range(args.from_day.as_deref(), args.to_day.as_deref())?;
         stats::fraud_summary(&self.app, &brand(&parts)?, &range)
             .await
+            .and_then(stats_within_budget)
             .map(Json)
             .map_err(tool_error)
     }

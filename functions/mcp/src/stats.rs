@@ -175,6 +175,40 @@ fn money(micros: &BTreeMap<String, i128>) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// A statistics answer's ranked list (groups, top partners, top flagged partners): what is cut,
+/// from the end, when the answer is too large for one tool result. The day series never is.
+pub trait RankedAnswer: Serialize {
+    fn ranked_len(&self) -> usize;
+    fn truncate_ranked(&mut self, len: usize);
+}
+
+impl RankedAnswer for ProgramStats {
+    fn ranked_len(&self) -> usize {
+        self.groups.len()
+    }
+    fn truncate_ranked(&mut self, len: usize) {
+        self.groups.truncate(len);
+    }
+}
+
+impl RankedAnswer for TopPartners {
+    fn ranked_len(&self) -> usize {
+        self.partners.len()
+    }
+    fn truncate_ranked(&mut self, len: usize) {
+        self.partners.truncate(len);
+    }
+}
+
+impl RankedAnswer for FraudSummary {
+    fn ranked_len(&self) -> usize {
+        self.top_flagged_partners.len()
+    }
+    fn truncate_ranked(&mut self, len: usize) {
+        self.top_flagged_partners.truncate(len);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct DayTotals {
     /// `YYYY-MM-DD` (UTC).
@@ -323,7 +357,10 @@ pub struct TopPartners {
     pub by: Metric,
     /// The currency money rankings compare in.
     pub currency: String,
+    /// The best first, at most `limit`.
     pub partners: Vec<PartnerRank>,
+    /// How many partners had activity in the range (more than `partners` lists when cut).
+    pub partner_count: usize,
 }
 
 /// The partners with the most clicks, conversions, revenue or payout (in one currency).
@@ -336,6 +373,7 @@ pub async fn top_partners(
     limit: usize,
 ) -> Result<TopPartners, ApiError> {
     let mut partners = group_tallies(app, brand_id, RollupDimension::Partner, range).await?;
+    let partner_count = partners.len();
     partners.sort_by(|(a_id, a), (b_id, b)| {
         b.rank(by, currency)
             .cmp(&a.rank(by, currency))
@@ -354,6 +392,7 @@ pub async fn top_partners(
                 totals: tally.totals(),
             })
             .collect(),
+        partner_count,
     })
 }
 

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use trcker_mcp::config::McpConfig;
+use trcker_public_api::conversions::{CreateConversion, record_conversion};
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
@@ -1030,7 +1031,8 @@ async fn mcp_and_rest_share_the_key_rate_limit() {
     assert!(response.headers.contains_key("retry-after"));
 }
 
-/// Store calls of one statistics request after `events` clicks and conversions.
+/// Store calls of one statistics request after `events` clicks and a conversion on every
+/// sixtieth of them.
 async fn stats_calls(events: usize, tool: &str, arguments: Value) -> Vec<&'static str> {
     let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
     let edge = Edge::new(
@@ -1039,18 +1041,42 @@ async fn stats_calls(events: usize, tool: &str, arguments: Value) -> Vec<&'stati
         EdgeLimits::default(),
     );
     let brand = edge.brand("acme", 0).await;
-    write_clicks(
-        &*edge.data,
-        &brand.id,
-        &brand.offer_id,
-        &brand.partner_id,
-        0..events,
-    )
-    .await;
+    let app = trcker_public_api::AppState {
+        keys: edge.keys.clone(),
+        data: edge.data.clone(),
+        limits: EdgeLimits::default(),
+    };
+    // Sixty clicks (one per 10-minute slot of `write_clicks`), then a conversion on the first,
+    // the newest: the memory store keeps a brand's newest 2,000 clicks, so it still holds it.
+    for index in (0..events).step_by(60) {
+        write_clicks(
+            &*edge.data,
+            &brand.id,
+            &brand.offer_id,
+            &brand.partner_id,
+            index..(index + 60).min(events),
+        )
+        .await;
+        let conversion = CreateConversion {
+            click_id: format!("{}-click-{index}", brand.id),
+            amount: Some(10.0),
+            currency: None,
+            txn_id: Some(format!("txn-{index}")),
+            event: None,
+        };
+        record_conversion(&app, &brand.id, conversion)
+            .await
+            .unwrap();
+    }
     let stats = edge.tool(&brand.key, "get_program_stats", json!({})).await;
     assert_eq!(
         stats["totals"]["clicks"], events as i64,
         "the rollups saw every click"
+    );
+    assert_eq!(
+        stats["totals"]["conversions"],
+        events.div_ceil(60) as i64,
+        "and every conversion"
     );
     data.take_calls();
     edge.tool(&brand.key, tool, arguments).await;
@@ -1075,6 +1101,122 @@ async fn statistics_cost_the_same_for_10_and_10000_events() {
             "{tool}: one query per shard and dimension, plus the guard's two calls: {few:?}"
         );
     }
+}
+
+/// A click on `day_offset` days before the start, for `partner_id`, counted with `counters`.
+async fn write_counted_click(
+    edge: &Edge,
+    brand: &Brand,
+    index: usize,
+    day_offset: i64,
+    partner_id: &str,
+    counters: &[(String, i64)],
+) {
+    let click = ClickRecord {
+        brand_id: brand.id.clone(),
+        click_id: format!("budget-{index}"),
+        at: START_MS - day_offset * 86_400_000,
+        offer_id: Some(brand.offer_id.clone()),
+        partner_id: Some(partner_id.to_owned()),
+        sub_ids: Default::default(),
+        landing_url: None,
+        referrer: None,
+        source_ip: "192.0.2.1".into(),
+        user_agent: "Mozilla/5.0".into(),
+        fraud_score: 0,
+    };
+    let increments = increments_for(
+        click.at,
+        &click.click_id,
+        click.offer_id.as_deref(),
+        click.partner_id.as_deref(),
+        counters,
+    );
+    edge.data
+        .insert_click_counted(&click, &increments)
+        .await
+        .unwrap();
+}
+
+/// Revenue and payout counters in `currencies` made-up currencies, besides the click itself.
+fn money_counters(currencies: usize) -> Vec<(String, i64)> {
+    let mut counters = vec![(rollups::CLICKS.to_owned(), 1)];
+    for index in 0..currencies {
+        let code: String = [b'A' + (index / 26) as u8, b'A' + (index % 26) as u8, b'X']
+            .iter()
+            .map(|&byte| char::from(byte))
+            .collect();
+        counters.push((
+            format!("{}{code}", rollups::REVENUE_MICROS_PREFIX),
+            1_234_567,
+        ));
+        counters.push((format!("{}{code}", rollups::PAYOUT_MICROS_PREFIX), 123_456));
+    }
+    counters
+}
+
+/// Statistics answers stay within one tool result's budget: the ranked lists are cut (the counts
+/// still say how many there are), and a day series too large on its own is refused with advice.
+#[tokio::test]
+async fn statistics_answers_stay_within_the_result_budget() {
+    let edge = Edge::memory();
+    let brand = edge.brand("acme", 0).await;
+    // 100 partners, each with money in 8 currencies: far more than one result carries.
+    for index in 0..100 {
+        let partner = format!("ptr_{index:016x}");
+        write_counted_click(&edge, &brand, index, 0, &partner, &money_counters(8)).await;
+    }
+    let budget = trcker_mcp::server::RESULT_BUDGET_BYTES;
+    let stats = edge
+        .tool(
+            &brand.key,
+            "get_program_stats",
+            json!({"group_by": "partner", "limit": 100}),
+        )
+        .await;
+    let groups = stats["groups"].as_array().unwrap().len();
+    assert!(
+        stats.to_string().len() <= budget,
+        "{}",
+        stats.to_string().len()
+    );
+    assert!((1..100).contains(&groups), "cut to fit: {groups} groups");
+    assert_eq!(stats["group_count"], 100, "the count still says how many");
+    assert_eq!(stats["totals"]["clicks"], 100, "totals are never cut");
+    let top = edge
+        .tool(
+            &brand.key,
+            "get_top_partners",
+            json!({"by": "clicks", "limit": 100}),
+        )
+        .await;
+    let partners = top["partners"].as_array().unwrap().len();
+    assert!(top.to_string().len() <= budget);
+    assert!((1..100).contains(&partners), "cut to fit: {partners}");
+    assert_eq!(top["partner_count"], 100);
+
+    // 92 days with money in 40 currencies each: the day series alone is over the budget.
+    let other = edge.brand("globex", 0).await;
+    for day in 0..92 {
+        write_counted_click(
+            &edge,
+            &other,
+            1_000 + day as usize,
+            day,
+            &other.partner_id,
+            &money_counters(40),
+        )
+        .await;
+    }
+    let range = json!({"from_day": "2026-08-29", "to_day": TODAY});
+    let refused = edge.call(&other.key, "get_program_stats", range).await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    let message = refused["content"][0]["text"].as_str().unwrap();
+    assert!(message.starts_with("invalid_request: "), "{message}");
+    assert!(message.contains("ask for fewer days"), "{message}");
+    let week = json!({"from_day": "2026-11-22", "to_day": TODAY});
+    let answered = edge.tool(&other.key, "get_program_stats", week).await;
+    assert_eq!(answered["days"].as_array().unwrap().len(), 7);
 }
 
 fn event(name: &str, key: &str) -> String {
