@@ -267,6 +267,29 @@ impl Edge {
     }
 }
 
+/// A click of `brand_id` for the offer and partner, from a browser, not flagged.
+fn test_click(
+    brand_id: &BrandId,
+    click_id: String,
+    at: i64,
+    offer_id: &str,
+    partner_id: &str,
+) -> ClickRecord {
+    ClickRecord {
+        brand_id: brand_id.clone(),
+        click_id,
+        at,
+        offer_id: Some(offer_id.to_owned()),
+        partner_id: Some(partner_id.to_owned()),
+        sub_ids: Default::default(),
+        landing_url: None,
+        referrer: None,
+        source_ip: "192.0.2.1".into(),
+        user_agent: "Mozilla/5.0".into(),
+        fraud_score: 0,
+    }
+}
+
 /// Clicks as capture writes them: the click and its rollups in one store call. Every fifth is
 /// flagged. They lie 10 minutes apart, the newest 20 minutes before the start, so a conversion
 /// at the start is not "too fast".
@@ -279,17 +302,14 @@ async fn write_clicks(
 ) {
     for index in ids {
         let click = ClickRecord {
-            brand_id: brand_id.clone(),
-            click_id: format!("{brand_id}-click-{index}"),
-            at: START_MS - 1_200_000 - (index as i64 % 60) * 600_000,
-            offer_id: Some(offer_id.to_owned()),
-            partner_id: Some(partner_id.to_owned()),
-            sub_ids: Default::default(),
-            landing_url: None,
-            referrer: None,
-            source_ip: "192.0.2.1".into(),
-            user_agent: "Mozilla/5.0".into(),
             fraud_score: if index % 5 == 0 { 95 } else { 0 },
+            ..test_click(
+                brand_id,
+                format!("{brand_id}-click-{index}"),
+                START_MS - 1_200_000 - (index as i64 % 60) * 600_000,
+                offer_id,
+                partner_id,
+            )
         };
         let mut counters = vec![(rollups::CLICKS.to_owned(), 1)];
         if click.flagged() {
@@ -1112,19 +1132,13 @@ async fn write_counted_click(
     partner_id: &str,
     counters: &[(String, i64)],
 ) {
-    let click = ClickRecord {
-        brand_id: brand.id.clone(),
-        click_id: format!("budget-{index}"),
-        at: START_MS - day_offset * 86_400_000,
-        offer_id: Some(brand.offer_id.clone()),
-        partner_id: Some(partner_id.to_owned()),
-        sub_ids: Default::default(),
-        landing_url: None,
-        referrer: None,
-        source_ip: "192.0.2.1".into(),
-        user_agent: "Mozilla/5.0".into(),
-        fraud_score: 0,
-    };
+    let click = test_click(
+        &brand.id,
+        format!("budget-{index}"),
+        START_MS - day_offset * 86_400_000,
+        &brand.offer_id,
+        partner_id,
+    );
     let increments = increments_for(
         click.at,
         &click.click_id,
@@ -1167,33 +1181,29 @@ async fn statistics_answers_stay_within_the_result_budget() {
         write_counted_click(&edge, &brand, index, 0, &partner, &money_counters(8)).await;
     }
     let budget = trcker_mcp::server::RESULT_BUDGET_BYTES;
-    let stats = edge
-        .tool(
-            &brand.key,
+    for (tool, arguments, list, count) in [
+        (
             "get_program_stats",
             json!({"group_by": "partner", "limit": 100}),
-        )
-        .await;
-    let groups = stats["groups"].as_array().unwrap().len();
-    assert!(
-        stats.to_string().len() <= budget,
-        "{}",
-        stats.to_string().len()
-    );
-    assert!((1..100).contains(&groups), "cut to fit: {groups} groups");
-    assert_eq!(stats["group_count"], 100, "the count still says how many");
-    assert_eq!(stats["totals"]["clicks"], 100, "totals are never cut");
-    let top = edge
-        .tool(
-            &brand.key,
+            "groups",
+            "group_count",
+        ),
+        (
             "get_top_partners",
             json!({"by": "clicks", "limit": 100}),
-        )
-        .await;
-    let partners = top["partners"].as_array().unwrap().len();
-    assert!(top.to_string().len() <= budget);
-    assert!((1..100).contains(&partners), "cut to fit: {partners}");
-    assert_eq!(top["partner_count"], 100);
+            "partners",
+            "partner_count",
+        ),
+    ] {
+        let answer = edge.tool(&brand.key, tool, arguments).await;
+        let size = answer.to_string().len();
+        let kept = answer[list].as_array().unwrap().len();
+        assert!(size <= budget, "{tool}: {size} bytes");
+        assert!((1..100).contains(&kept), "{tool}: cut to fit, {kept} kept");
+        assert_eq!(answer[count], 100, "{tool}: the count still says how many");
+    }
+    let stats = edge.tool(&brand.key, "get_program_stats", json!({})).await;
+    assert_eq!(stats["totals"]["clicks"], 100, "totals are never cut");
 
     // 92 days with money in 40 currencies each: the day series alone is over the budget.
     let other = edge.brand("globex", 0).await;
