@@ -49,6 +49,8 @@ SUFFIX = "(lambda emulator e2e)"
 REGION = "us-east-1"
 # The revocation bound under test: short, so the revocation step is quick.
 CACHE_TTL_MS = 1000
+# How long the revocation step keeps probing before it gives up. The bound it enforces is the TTL
+# itself: any request sent more than CACHE_TTL_MS after the revoke call returned must get 401.
 REVOCATION_MARGIN_S = 4.0
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 REST_UA = "trcker-e2e-lambda/1.0"
@@ -650,9 +652,12 @@ class Run:
                 for name, probe in probes.items():
                     if name in refused_after:
                         continue
+                    sent_after = time.monotonic() - revoked_at
                     last[name] = probe()
                     if last[name].status == 401:
                         refused_after[name] = time.monotonic() - revoked_at
+                    elif sent_after > CACHE_TTL_MS / 1000:
+                        fail(f"{name} accepted the revoked key in a request sent {sent_after:.2f} s after revocation, past the cache TTL of {CACHE_TTL_MS} ms", last[name].describe())
                 time.sleep(0.1)
             late = [name for name in probes if name not in refused_after]
             if late:

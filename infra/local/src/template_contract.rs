@@ -1,8 +1,9 @@
 //! The contract between `infra/template.yaml` and the code: the routes the template gives each
 //! function are the routes the function declares, the local gateway serves and the Lambda
 //! emulator's router uses (both ways); every
-//! environment variable a function reads is set for it, and nothing else; and every table's key
-//! schema, indexes and TTL attribute are the ones the store code (and `--create-tables`) uses.
+//! environment variable a function reads is set for it, and nothing else; every table's key
+//! schema, indexes and TTL attribute are the ones the store code (and `--create-tables`) uses;
+//! and each function's policy has the least-privilege shape docs/ARCHITECTURE.md describes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -502,5 +503,158 @@ fn every_table_matches_the_definition_the_store_code_uses() {
             Some("TableDeletionProtection"),
             "{what}"
         );
+    }
+}
+
+/// What a policy statement's `Resource` names: a stack resource's logical id (with any suffix
+/// such as `/index/by_time`), or the literal text.
+fn resource_names(value: &Value) -> Vec<String> {
+    match value {
+        Value::Sequence(items) => items.iter().flat_map(resource_names).collect(),
+        Value::Tagged(tagged) => {
+            let text = tagged.value.as_str().unwrap_or_default();
+            let name = match tagged.tag.to_string().as_str() {
+                "!GetAtt" => text.trim_end_matches(".Arn").to_owned(),
+                "!Sub" => text.replace("${", "").replacen(".Arn}", "", 1),
+                _ => text.to_owned(),
+            };
+            vec![name]
+        }
+        other => vec![other.as_str().unwrap_or_default().to_owned()],
+    }
+}
+
+/// A statement's actions, one string each.
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::Sequence(items) => items
+            .iter()
+            .map(|action| action.as_str().unwrap().to_owned())
+            .collect(),
+        action => vec![action.as_str().unwrap().to_owned()],
+    }
+}
+
+/// The `dynamodb:LeadingKeys` patterns of a statement under `operator`, if it has them.
+fn leading_keys(statement: &Value, operator: &str) -> Option<Vec<String>> {
+    statement["Condition"][operator]["dynamodb:LeadingKeys"]
+        .as_sequence()
+        .map(|patterns| {
+            patterns
+                .iter()
+                .map(|pattern| pattern.as_str().unwrap().to_owned())
+                .collect()
+        })
+}
+
+/// The DynamoDB actions the store code calls (`shared/src/store/dynamo.rs`,
+/// `shared/src/brand_data/dynamo.rs`; a `TransactWriteItems` is authorised per item as the
+/// action inside it). Nothing else may be granted: no Scan, no batch writes, no table management.
+const STORE_ACTIONS: [&str; 5] = [
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+];
+const WRITE_ACTIONS: [&str; 3] = [
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+];
+
+/// Least privilege as far as the template shows it (IAM itself is not evaluated by moto): each
+/// function has exactly one inline policy of `Allow` statements; no wildcard action, no Scan, no
+/// `Resource: "*"`; DynamoDB actions only on the stack's two tables, the pepper only by its own
+/// `GetSecretValue`; key records written only by `keys`, except the last-used update, which is
+/// held to non-lookup items and the attributes it names (docs/ARCHITECTURE.md, "Least
+/// privilege"); verification reads only the hash lookups; and every write to the data table is
+/// confined by `dynamodb:LeadingKeys` to the item kinds the function writes.
+#[test]
+fn each_function_has_one_least_privilege_policy() {
+    let template = template();
+    for (binary, function) in template_functions(&template) {
+        let policies = function["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{binary}: Policies"));
+        assert_eq!(policies.len(), 1, "{binary}: one policy per function");
+        let statements = policies[0]["Statement"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{binary}: an inline policy, not a managed one"));
+        let mut reads_pepper = false;
+        for statement in statements {
+            let sid = statement["Sid"].as_str().unwrap_or("?");
+            let what = format!("{binary}/{sid}");
+            assert_eq!(statement["Effect"], "Allow", "{what}");
+            let actions = actions(statement);
+            let resources = resource_names(&statement["Resource"]);
+            assert!(!resources.is_empty(), "{what}: a resource");
+            for resource in &resources {
+                assert!(!resource.contains('*'), "{what}: resource {resource}");
+            }
+            for action in &actions {
+                assert!(!action.contains('*'), "{what}: wildcard action {action}");
+                if action == "secretsmanager:GetSecretValue" {
+                    assert_eq!(resources, ["PepperSecret"], "{what}");
+                    reads_pepper = true;
+                    continue;
+                }
+                assert!(
+                    STORE_ACTIONS.contains(&action.as_str()),
+                    "{what}: {action} is not an action the store code calls"
+                );
+                for resource in &resources {
+                    assert!(
+                        resource == "KeysTable" || resource.starts_with("DataTable"),
+                        "{what}: {action} on {resource}"
+                    );
+                }
+            }
+            let writes = actions
+                .iter()
+                .any(|action| WRITE_ACTIONS.contains(&action.as_str()));
+            let on_keys = resources.iter().any(|resource| resource == "KeysTable");
+            let on_data = resources
+                .iter()
+                .any(|resource| resource.starts_with("DataTable"));
+            if on_keys && binary != "keys" {
+                if writes {
+                    assert_eq!(actions, ["dynamodb:UpdateItem"], "{what}: only keys writes");
+                    assert_eq!(
+                        leading_keys(statement, "ForAllValues:StringNotLike"),
+                        Some(vec!["KEYHASH#*".to_owned()]),
+                        "{what}: never a hash lookup"
+                    );
+                    let attributes: Vec<&str> = statement["Condition"]["ForAllValues:StringEquals"]
+                        ["dynamodb:Attributes"]
+                        .as_sequence()
+                        .unwrap_or_else(|| panic!("{what}: attributes named"))
+                        .iter()
+                        .map(|attribute| attribute.as_str().unwrap())
+                        .collect();
+                    assert_eq!(
+                        attributes,
+                        ["pk", "sk", "last_used_at", "revoked_at"],
+                        "{what}"
+                    );
+                } else {
+                    assert_eq!(actions, ["dynamodb:GetItem"], "{what}: verify reads");
+                    assert_eq!(
+                        leading_keys(statement, "ForAllValues:StringLike"),
+                        Some(vec!["KEYHASH#*".to_owned()]),
+                        "{what}: only the hash lookups"
+                    );
+                }
+            }
+            if on_data && writes {
+                let confined = leading_keys(statement, "ForAllValues:StringLike")
+                    .or_else(|| leading_keys(statement, "ForAllValues:StringNotLike"));
+                assert!(
+                    confined.is_some_and(|patterns| !patterns.is_empty()),
+                    "{what}: data writes confined by dynamodb:LeadingKeys"
+                );
+            }
+        }
+        assert!(reads_pepper, "{binary}: reads the pepper");
     }
 }
