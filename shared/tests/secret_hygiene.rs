@@ -69,8 +69,8 @@ async fn no_plaintext_in_logs_or_items_memory_and_dynamodb() {
     let items = all_items_as_text(&client, &table).await;
     assert_eq!(
         items.len(),
-        3,
-        "brand, key and hash lookup items: {items:#?}"
+        4,
+        "brand, key, hash lookup and key use items: {items:#?}"
     );
     let items = items.join("\n");
     assert!(items.contains("fp_"), "items were read: {items}");

@@ -99,7 +99,10 @@ impl<S: KeyStore> Harness<S> {
         let items = match &self.scan {
             Some((client, table)) => {
                 let items = all_items(client, table).await;
-                let key_items = items.iter().filter(|i| i.contains("KEY#key_")).count();
+                let key_items = items
+                    .iter()
+                    .filter(|i| i.contains("KEY#key_") && !i.contains("KEYUSE#"))
+                    .count();
                 let hash_items = items.iter().filter(|i| i.contains("KEYHASH#")).count();
                 assert_eq!(key_items, records.len(), "no key item outside the listing");
                 assert_eq!(hash_items, key_items, "no orphan hash lookup: {items:#?}");

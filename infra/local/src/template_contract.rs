@@ -566,10 +566,11 @@ const WRITE_ACTIONS: [&str; 3] = [
 /// Least privilege as far as the template shows it (IAM itself is not evaluated by moto): each
 /// function has exactly one inline policy of `Allow` statements; no wildcard action, no Scan, no
 /// `Resource: "*"`; DynamoDB actions only on the stack's two tables, the pepper only by its own
-/// `GetSecretValue`; key records written only by `keys`, except the last-used update, which is
-/// held to non-lookup items and the attributes it names (docs/ARCHITECTURE.md, "Least
-/// privilege"); verification reads only the hash lookups; and every write to the data table is
-/// confined by `dynamodb:LeadingKeys` to the item kinds the function writes.
+/// `GetSecretValue`; key records written only by `keys` (the other functions' one write to the
+/// keys table is the last-used update, held to the key-use items and the attributes it names:
+/// docs/ARCHITECTURE.md, "IAM per function"); verification reads only the hash lookups; and every
+/// write to the data table is confined by `dynamodb:LeadingKeys` to the item kinds the function
+/// writes.
 #[test]
 fn each_function_has_one_least_privilege_policy() {
     let template = template();
@@ -621,9 +622,9 @@ fn each_function_has_one_least_privilege_policy() {
                 if writes {
                     assert_eq!(actions, ["dynamodb:UpdateItem"], "{what}: only keys writes");
                     assert_eq!(
-                        leading_keys(statement, "ForAllValues:StringNotLike"),
-                        Some(vec!["KEYHASH#*".to_owned()]),
-                        "{what}: never a hash lookup"
+                        leading_keys(statement, "ForAllValues:StringLike"),
+                        Some(vec!["KEYUSE#*".to_owned()]),
+                        "{what}: only key-use items, never a key record or a hash lookup"
                     );
                     let attributes: Vec<&str> = statement["Condition"]["ForAllValues:StringEquals"]
                         ["dynamodb:Attributes"]

@@ -5,6 +5,9 @@
 //! - brand:       `pk = <brand_id>`, `sk = BRAND`
 //! - key:         `pk = <brand_id>`, `sk = KEY#<key_id>`
 //! - hash lookup: `pk = KEYHASH#<hmac hex>`, `sk = KEYHASH`
+//! - key use:     `pk = KEYUSE#<brand_id>`, `sk = KEY#<key_id>` (`last_used_at` alone: the one
+//!   write the verifying functions make to this table, kept off the key records so that IAM can
+//!   leave those to the `keys` function)
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,6 +32,7 @@ const BRAND_SORT_KEY: &str = "BRAND";
 const KEY_SORT_PREFIX: &str = "KEY#";
 const HASH_PARTITION_PREFIX: &str = "KEYHASH#";
 const HASH_SORT_KEY: &str = "KEYHASH";
+const USE_PARTITION_PREFIX: &str = "KEYUSE#";
 /// Transactions that collide with another transaction on the same items are retried this often
 /// before the caller is told to retry.
 const CONTENTION_ATTEMPTS: u32 = 4;
@@ -64,6 +68,13 @@ impl DynamoStore {
 
     fn key_item_key(brand_id: &BrandId, key_id: &KeyId) -> Item {
         Self::key_of(brand_id.to_string(), format!("{KEY_SORT_PREFIX}{key_id}"))
+    }
+
+    fn use_item_key(brand_id: &BrandId, key_id: &KeyId) -> Item {
+        Self::key_of(
+            format!("{USE_PARTITION_PREFIX}{brand_id}"),
+            format!("{KEY_SORT_PREFIX}{key_id}"),
+        )
     }
 
     fn hash_item_key(key_hash: &KeyHash) -> Item {
@@ -173,6 +184,14 @@ impl DynamoStore {
             .expression_attribute_values(":at", number(revoked_at))
             .build()
             .map_err(build_error)?;
+        // Closes the key's use item too, so no later use is recorded (see `record_key_use`).
+        let close_use = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::use_item_key(&record.brand_id, &record.key_id)))
+            .update_expression("SET revoked_at = :at")
+            .expression_attribute_values(":at", number(revoked_at))
+            .build()
+            .map_err(build_error)?;
         let free_slot = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::brand_key(&record.brand_id)))
@@ -188,6 +207,7 @@ impl DynamoStore {
             .transact_items(TransactWriteItem::builder().update(mark_key).build())
             .transact_items(TransactWriteItem::builder().update(mark_lookup).build())
             .transact_items(TransactWriteItem::builder().update(free_slot).build())
+            .transact_items(TransactWriteItem::builder().update(close_use).build())
             .send()
             .await;
         match result {
@@ -278,10 +298,18 @@ impl KeyStore for DynamoStore {
         brand_id: &BrandId,
         key_id: &KeyId,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        match self.get_item(Self::key_item_key(brand_id, key_id)).await? {
-            Some(item) => key_record_from_item(&item).map(Some),
-            None => Ok(None),
-        }
+        let (key, key_use) = tokio::join!(
+            self.get_item(Self::key_item_key(brand_id, key_id)),
+            self.get_item(Self::use_item_key(brand_id, key_id)),
+        );
+        let Some(item) = key? else {
+            return Ok(None);
+        };
+        let last_used = key_use?
+            .map(|item| read_optional_number(&item, "last_used_at"))
+            .transpose()?
+            .flatten();
+        key_record_from_item(&item).map(|record| Some(with_use(record, last_used)))
     }
 
     async fn list_keys(
@@ -321,6 +349,14 @@ impl KeyStore for DynamoStore {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let has_more = items.len() > limit;
         items.truncate(limit);
+        let uses = self.key_uses(brand_id, &items).await?;
+        let items: Vec<KeyRecord> = items
+            .into_iter()
+            .map(|record| {
+                let last_used = uses.get(record.key_id.as_str()).copied();
+                with_use(record, last_used)
+            })
+            .collect();
         let next_position = if has_more {
             items.last().map(|last| last.key_id.to_string())
         } else {
@@ -357,15 +393,18 @@ impl KeyStore for DynamoStore {
         key_id: &KeyId,
         used_at: UnixMillis,
     ) -> Result<(), StoreError> {
+        // The key-use item, not the key: the verifying functions may not write key records. A
+        // use of a missing key creates only a use item, which no key listing shows.
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key_item_key(brand_id, key_id)))
+            .set_key(Some(Self::use_item_key(brand_id, key_id)))
             .update_expression("SET last_used_at = :at")
-            // Never on a missing or revoked key, never backwards (containers' clocks differ).
+            // Never after revocation (which closes the use item), never backwards (containers'
+            // clocks differ).
             .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(revoked_at) \
+                "attribute_not_exists(revoked_at) \
                  AND (attribute_not_exists(last_used_at) OR last_used_at < :at)",
             )
             .expression_attribute_values(":at", number(used_at))
@@ -396,6 +435,70 @@ where
             other => return other,
         }
     }
+}
+
+impl DynamoStore {
+    /// The recorded uses of a page of keys (in key-id order, as listed), by key id: one query over
+    /// the brand's use items between the page's first and last key.
+    async fn key_uses(
+        &self,
+        brand_id: &BrandId,
+        page: &[KeyRecord],
+    ) -> Result<HashMap<String, UnixMillis>, StoreError> {
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            return Ok(HashMap::new());
+        };
+        let mut uses = HashMap::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+                .expression_attribute_values(
+                    ":pk",
+                    text(format!("{USE_PARTITION_PREFIX}{brand_id}")),
+                )
+                .expression_attribute_values(
+                    ":first",
+                    text(format!("{KEY_SORT_PREFIX}{}", first.key_id)),
+                )
+                .expression_attribute_values(
+                    ":last",
+                    text(format!("{KEY_SORT_PREFIX}{}", last.key_id)),
+                )
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in output.items() {
+                let sort = read_text(item, SORT_KEY)?;
+                if let (Some(key_id), Some(at)) = (
+                    sort.strip_prefix(KEY_SORT_PREFIX),
+                    read_optional_number(item, "last_used_at")?,
+                ) {
+                    uses.insert(key_id.to_owned(), at);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(uses),
+            }
+        }
+    }
+}
+
+/// A key record with its recorded use: the later of the key item's own `last_used_at` (written
+/// there before use items existed) and the use item's. A use timed at or after the revocation
+/// (a container whose clock runs ahead, racing the revoke) is left out: a revoked key shows the
+/// last use it had before it was revoked.
+fn with_use(mut record: KeyRecord, recorded_use: Option<UnixMillis>) -> KeyRecord {
+    let before_revocation =
+        recorded_use.filter(|&at| record.revoked_at.is_none_or(|revoked_at| at < revoked_at));
+    record.last_used_at = record.last_used_at.max(before_revocation);
+    record
 }
 
 fn key_record_from_item(item: &Item) -> Result<KeyRecord, StoreError> {
