@@ -146,12 +146,7 @@ pub fn fuzzing_limits() -> EdgeLimits {
 
 impl World {
     pub async fn build() -> Self {
-        let keys = Arc::new(KeyService::new(
-            Arc::new(MemoryStore::new()),
-            KeyHasher::new(&Pepper::insecure_dev()),
-            Arc::new(ManualClock::starting_at(WORLD_START_MS)),
-            KeySettings::default(),
-        ));
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(Arc::new(MemoryStore::new()), Arc::new(ManualClock::starting_at(WORLD_START_MS))));
         let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
         let key = seed::demo(&keys, &data)
             .await

@@ -15,9 +15,8 @@ use crate::brand_data::faulty::FaultyBrandData;
 use crate::brand_data::memory::MemoryBrandData;
 use crate::clock::SystemClock;
 use crate::edge::context::api_gateway_context;
-use crate::hashing::{KeyHasher, Pepper};
 use crate::ids::BrandId;
-use crate::keys::{KeyService, KeySettings};
+use crate::keys::KeyService;
 use crate::store::faulty::FaultyStore;
 use crate::store::memory::MemoryStore;
 
@@ -38,11 +37,9 @@ impl<D: BrandDataStore + 'static> FaultyEdge<D> {
     /// Fault injection over `data` and an in-memory key store.
     pub fn over(data: D) -> Self {
         let key_store = Arc::new(FaultyStore::new(MemoryStore::new()));
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             key_store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
             Arc::new(SystemClock),
-            KeySettings::default(),
         ));
         Self {
             keys,

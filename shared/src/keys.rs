@@ -10,7 +10,7 @@ use crate::cache::{CachedVerdict, VerifyCache};
 use crate::clock::{Clock, UnixMillis, format_rfc3339};
 use crate::cursor::{CursorCodec, InvalidCursor};
 use crate::error::{ErrorBody, ErrorCode};
-use crate::hashing::{Fingerprint, KeyHasher};
+use crate::hashing::{Fingerprint, KeyHasher, Pepper};
 use crate::ids::{BrandId, KeyId, MAX_BRAND_NAME_LEN, MAX_LABEL_LEN, validate_text};
 use crate::store::{
     BrandRecord, KeyRecord, KeyStore, MAX_LIVE_KEYS_PER_BRAND, RevokeOutcome, StoreError,
@@ -240,6 +240,18 @@ impl KeyService {
             settings,
             last_use_written: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A service on the built-in, publicly known development pepper with default settings: local
+    /// mode's memory store and tests, never a deployment (which reads its pepper from Secrets
+    /// Manager).
+    pub fn with_insecure_dev_pepper(store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>) -> Self {
+        Self::new(
+            store,
+            KeyHasher::new(&Pepper::insecure_dev()),
+            clock,
+            KeySettings::default(),
+        )
     }
 
     pub fn settings(&self) -> KeySettings {
@@ -489,7 +501,7 @@ fn page_limit(requested: Option<u32>) -> Result<u32, KeyError> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::hashing::Pepper;
+
     use crate::store::counting::{CountingStore, StoreOperation};
     use crate::store::faulty::FaultyStore;
     use crate::store::memory::MemoryStore;
@@ -505,12 +517,7 @@ mod tests {
     fn harness() -> Harness {
         let store = Arc::new(CountingStore::new(FaultyStore::new(MemoryStore::new())));
         let clock = Arc::new(ManualClock::starting_at(START));
-        let service = KeyService::new(
-            store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
-            clock.clone(),
-            KeySettings::default(),
-        );
+        let service = KeyService::with_insecure_dev_pepper(store.clone(), clock.clone());
         Harness {
             store,
             clock,
@@ -633,12 +640,7 @@ mod tests {
         h.service.verify(token).await.unwrap();
 
         // Another container revokes: it shares the store, not this container's cache.
-        let operator = KeyService::new(
-            h.store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
-            h.clock.clone(),
-            KeySettings::default(),
-        );
+        let operator = KeyService::with_insecure_dev_pepper(h.store.clone(), h.clock.clone());
         operator.revoke(&brand_id, &generated.key_id).await.unwrap();
 
         h.clock.advance_ms(4_999);

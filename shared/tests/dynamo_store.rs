@@ -81,11 +81,9 @@ async fn the_pepper_is_read_from_secrets_manager() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_parallel_generates_leave_exactly_two_live_keys() {
     let (_, store) = fresh_dynamo_store().await;
-    let service = Arc::new(KeyService::new(
+    let service = Arc::new(KeyService::with_insecure_dev_pepper(
         Arc::new(store),
-        KeyHasher::new(&Pepper::insecure_dev()),
         Arc::new(trcker_shared::clock::SystemClock),
-        KeySettings::default(),
     ));
     let brand_id = BrandId::parse("race").unwrap();
     service.create_brand(&brand_id, "Race").await.unwrap();

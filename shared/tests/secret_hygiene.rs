@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use trcker_shared::clock::SystemClock;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::{
@@ -15,12 +14,7 @@ use trcker_shared::testing::{
 
 /// Runs a whole lifecycle and returns the one plaintext it produced.
 async fn exercise_lifecycle(store: Arc<dyn KeyStore>) -> String {
-    let service = KeyService::new(
-        store,
-        KeyHasher::new(&Pepper::insecure_dev()),
-        Arc::new(SystemClock),
-        KeySettings::default(),
-    );
+    let service = KeyService::with_insecure_dev_pepper(store, Arc::new(SystemClock));
     let brand_id = BrandId::parse(&format!(
         "hygiene-{:x}",
         trcker_shared::token::random_u64().unwrap()

@@ -25,9 +25,8 @@ use trcker_shared::brand_data::{
 use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store};
@@ -77,11 +76,9 @@ impl Capture {
         config: CaptureConfig,
     ) -> Self {
         let clock = Arc::new(ManualClock::starting_at(START_MS));
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             key_store,
-            KeyHasher::new(&Pepper::insecure_dev()),
             clock.clone(),
-            KeySettings::default(),
         ));
         Self {
             router: trcker_capture::router(

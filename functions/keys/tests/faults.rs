@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use trcker_shared::clock::SystemClock;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::fault::{Fault, Trigger};
 use trcker_shared::store::faulty::FaultyStore;
 use trcker_shared::store::memory::MemoryStore;
@@ -44,12 +43,7 @@ fn harness<S: KeyStore + 'static>(
     scan: Option<(aws_sdk_dynamodb::Client, String)>,
 ) -> Harness<S> {
     let store = Arc::new(FaultyStore::new(inner));
-    let service = KeyService::new(
-        store.clone(),
-        KeyHasher::new(&Pepper::insecure_dev()),
-        Arc::new(SystemClock),
-        KeySettings::default(),
-    );
+    let service = KeyService::with_insecure_dev_pepper(store.clone(), Arc::new(SystemClock));
     Harness {
         store,
         service,

@@ -7,21 +7,15 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use trcker_keys::{handle_payload, handle_payload_bytes};
 use trcker_shared::clock::SystemClock;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::counting::CountingStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::fresh_dynamo_store;
 
 fn service_over(store: Arc<dyn KeyStore>) -> KeyService {
-    KeyService::new(
-        store,
-        KeyHasher::new(&Pepper::insecure_dev()),
-        Arc::new(SystemClock),
-        KeySettings::default(),
-    )
+    KeyService::with_insecure_dev_pepper(store, Arc::new(SystemClock))
 }
 
 fn event(name: &str) -> Value {

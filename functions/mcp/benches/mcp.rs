@@ -18,9 +18,8 @@ use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::{ClientContext, api_gateway_context};
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::memory::MemoryStore;
 
 const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_offers","arguments":{"limit":10}}}"#;
@@ -30,11 +29,9 @@ fn mcp_benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let keys = Arc::new(KeyService::new(
+    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
         Arc::new(MemoryStore::new()),
-        KeyHasher::new(&Pepper::insecure_dev()),
         Arc::new(SystemClock),
-        KeySettings::default(),
     ));
     let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
     let limits = EdgeLimits {

@@ -23,9 +23,8 @@ use trcker_shared::brand_data::{ActivityFilter, BrandDataStore, Surface};
 use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store};
@@ -70,11 +69,9 @@ impl Edge {
         data: Arc<dyn BrandDataStore>,
         limits: EdgeLimits,
     ) -> Self {
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             key_store,
-            KeyHasher::new(&Pepper::insecure_dev()),
             Arc::new(ManualClock::starting_at(START_MS)),
-            KeySettings::default(),
         ));
         let mcp = trcker_mcp::routes(keys.clone(), data.clone(), limits, mcp_config());
         Self {

@@ -17,9 +17,8 @@ use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::audit::AuditLog;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::memory::MemoryStore;
 
 fn edge_benches(c: &mut Criterion) {
@@ -27,11 +26,9 @@ fn edge_benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let keys = Arc::new(KeyService::new(
+    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
         Arc::new(MemoryStore::new()),
-        KeyHasher::new(&Pepper::insecure_dev()),
         Arc::new(SystemClock),
-        KeySettings::default(),
     ));
     let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
     let limits = EdgeLimits {

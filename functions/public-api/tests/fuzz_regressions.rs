@@ -11,9 +11,8 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::memory::MemoryStore;
 
 /// Signed or oddly sized RFC 3339 fields: `i64::parse` accepted `-5` as an hour, and a huge
@@ -44,11 +43,9 @@ fn signed_or_missized_time_fields_are_refused() {
 
 #[tokio::test]
 async fn a_negative_hour_in_a_query_is_a_400_not_a_panic() {
-    let keys = Arc::new(KeyService::new(
+    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
         Arc::new(MemoryStore::new()),
-        KeyHasher::new(&Pepper::insecure_dev()),
         Arc::new(SystemClock),
-        KeySettings::default(),
     ));
     let brand = BrandId::parse("acme").unwrap();
     keys.create_brand(&brand, "Acme").await.unwrap();

@@ -24,9 +24,8 @@ use trcker_shared::clock::Clock;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::StoreError;
 use trcker_shared::store::counting::StoreOperation;
@@ -52,11 +51,9 @@ impl Api {
         data: Arc<dyn BrandDataStore>,
         limits: EdgeLimits,
     ) -> Self {
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             key_store,
-            KeyHasher::new(&Pepper::insecure_dev()),
             Arc::new(SystemClock),
-            KeySettings::default(),
         ));
         Self {
             router: trcker_public_api::router(keys.clone(), data.clone(), limits),

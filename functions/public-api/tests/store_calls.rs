@@ -16,9 +16,8 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::counting::CountingStore;
 use trcker_shared::store::memory::MemoryStore;
 
@@ -41,11 +40,9 @@ impl CountedApi {
     async fn new() -> Self {
         let key_store = Arc::new(CountingStore::new(MemoryStore::new()));
         let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             key_store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
             Arc::new(SystemClock),
-            KeySettings::default(),
         ));
         let brand_id = BrandId::parse("acme").unwrap();
         keys.create_brand(&brand_id, "Acme").await.unwrap();

@@ -29,9 +29,8 @@ use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::counting::{CountingStore, StoreOperation};
 use trcker_shared::store::memory::MemoryStore;
@@ -73,6 +72,8 @@ enum Expected {
     /// Answered normally (2xx): the one documented exception, unknown members of the JSON-RPC
     /// envelope, which the MCP protocol leaves open (its own objects are extensible).
     Served,
+    /// No route of the template takes the request: API Gateway's own 404, no function involved.
+    Unrouted,
 }
 
 /// Which credentials a probe carries.
@@ -177,11 +178,9 @@ impl Matrix {
         data: D,
     ) -> Self {
         let key_store = Arc::new(CountingStore::new(key_store));
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             key_store.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
             Arc::new(SystemClock),
-            KeySettings::default(),
         ));
         let data = Arc::new(FaultyBrandData::new(data));
         let data_calls: CallLog = {
@@ -450,6 +449,17 @@ impl Matrix {
                 if answer.status.as_u16() != status || answer.body["error"]["code"] != code {
                     problems.push(format!(
                         "expected {status} {code}, got {} {}",
+                        answer.status,
+                        shorten(&answer.text)
+                    ));
+                }
+            }
+            Expected::Unrouted => {
+                if answer.status != StatusCode::NOT_FOUND
+                    || answer.text != crate::api_gateway_routes::NOT_FOUND_BODY
+                {
+                    problems.push(format!(
+                        "expected API Gateway's 404, got {} {}",
                         answer.status,
                         shorten(&answer.text)
                     ));
@@ -1031,7 +1041,7 @@ async fn walk(m: &mut Matrix) {
                 &format!("* {}", trcker_capture::CAPTURE_PATH),
                 &format!("wrong method {method}"),
                 Probe::new(method, trcker_capture::CAPTURE_PATH),
-                Expected::Http(405, "method_not_allowed"),
+                Expected::Unrouted,
             )
             .await;
         }
@@ -1068,7 +1078,7 @@ async fn walk(m: &mut Matrix) {
                 &format!("* {}", trcker_mcp::MCP_PATH),
                 &format!("wrong method {method}"),
                 Probe::new(method, trcker_mcp::MCP_PATH).body(whoami.clone()),
-                Expected::Http(405, "method_not_allowed"),
+                Expected::Unrouted,
             )
             .await;
         }
@@ -1151,17 +1161,10 @@ async fn walk(m: &mut Matrix) {
         }
     }
 
-    // Unknown paths: refused without a key (the gateway's fallback is behind the guard), 404 with
-    // one.
-    for path in [
-        "/api/public/no-such-route",
-        "/api/public/partners/a/b/c",
-        "/api/public",
-        "/api/mcp/extra",
-        "/api/clicks/capture/extra",
-        "/api/nothing",
-        "/",
-    ] {
+    // Unknown paths under the public API's proxy route reach the function: refused without a key
+    // (its fallback is behind the guard), 404 with one. Paths no route takes never reach a
+    // function: API Gateway's own 404, key or not.
+    for path in ["/api/public/no-such-route", "/api/public/partners/a/b/c"] {
         m.check(
             "unknown path",
             &format!("{path} with a key"),
@@ -1174,6 +1177,28 @@ async fn walk(m: &mut Matrix) {
             &format!("{path} without a key"),
             Probe::new("GET", path).auth(Auth::None),
             Expected::Http(401, "unauthorized"),
+        )
+        .await;
+    }
+    for path in [
+        "/api/public",
+        "/api/mcp/extra",
+        "/api/clicks/capture/extra",
+        "/api/nothing",
+        "/",
+    ] {
+        m.check(
+            "unrouted path",
+            &format!("{path} with a key"),
+            Probe::new("GET", path),
+            Expected::Unrouted,
+        )
+        .await;
+        m.check(
+            "unrouted path",
+            &format!("{path} without a key"),
+            Probe::new("GET", path).auth(Auth::None),
+            Expected::Unrouted,
         )
         .await;
     }

@@ -27,7 +27,7 @@ use trcker_shared::config::{
 };
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
+use trcker_shared::hashing::KeyHasher;
 use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::dynamo::DynamoStore;
 use trcker_shared::store::memory::MemoryStore;
@@ -38,6 +38,7 @@ use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, create_table, index_n
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod api_gateway_routes;
 #[cfg(test)]
 mod bad_input_matrix;
 mod seed;
@@ -170,11 +171,9 @@ async fn memory_backends() -> Result<Backends, String> {
         "WARNING: in-memory mode uses the built-in INSECURE development pepper; data lives only \
          as long as this process."
     );
-    let keys = Arc::new(KeyService::new(
+    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
         Arc::new(MemoryStore::new()),
-        KeyHasher::new(&Pepper::insecure_dev()),
         Arc::new(SystemClock),
-        KeySettings::default(),
     ));
     let memory_data = Arc::new(MemoryBrandData::new());
     let data: Arc<dyn BrandDataStore> = memory_data.clone();
@@ -270,10 +269,7 @@ fn gateway(
     mcp: McpConfig,
 ) -> Router {
     let invoke = Router::new()
-        .route(
-            "/2015-03-31/functions/{function}/invocations",
-            post(invoke_function),
-        )
+        .route(api_gateway_routes::INVOKE_PATH, post(invoke_function))
         .with_state(keys.clone());
     let capture = trcker_capture::routes(keys.clone(), data.clone(), limits, capture);
     let mcp = trcker_mcp::routes(keys.clone(), data.clone(), limits, mcp);
@@ -281,6 +277,7 @@ fn gateway(
         .merge(capture)
         .merge(mcp)
         .merge(invoke)
+        .layer(middleware::from_fn(api_gateway_routes::refuse_unrouted))
         .layer(middleware::from_fn(api_gateway_request_context))
 }
 

@@ -20,9 +20,8 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, TableDefinition};
 
@@ -211,11 +210,9 @@ fn the_emulator_router_routes_what_the_functions_declare() {
 /// One request per declared route, and what only that function answers to it.
 #[tokio::test]
 async fn the_local_gateway_serves_every_declared_route_with_its_function() {
-    let keys = Arc::new(KeyService::new(
+    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
         Arc::new(MemoryStore::new()),
-        KeyHasher::new(&Pepper::insecure_dev()),
         Arc::new(SystemClock),
-        KeySettings::default(),
     ));
     let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
     let brand = BrandId::parse("contract").unwrap();
@@ -332,6 +329,25 @@ async fn the_local_gateway_serves_every_declared_route_with_its_function() {
         }
     }
     assert_eq!(probed.len(), 6, "{probed:?}");
+
+    // What no route takes, API Gateway answers itself, with a key or without: no function sees it.
+    for (method, path) in [
+        (Method::PUT, "/api/mcp"),
+        (Method::GET, "/api/clicks/capture"),
+        (Method::GET, "/"),
+        (Method::GET, "/api/public"),
+    ] {
+        for headers in [&[("authorization", bearer.as_str())][..], &[]] {
+            let (status, response_headers, body) = send(method.clone(), path, headers, "").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+            assert_eq!(
+                body,
+                crate::api_gateway_routes::NOT_FOUND_BODY,
+                "{method} {path}"
+            );
+            assert_eq!(response_headers["content-type"], "application/json");
+        }
+    }
 }
 
 #[test]

@@ -26,9 +26,8 @@ use trcker_shared::brand_data::{ActivityFilter, BrandDataStore, DocumentKind};
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::{
@@ -140,11 +139,9 @@ impl Edge {
         data: Arc<dyn BrandDataStore>,
         tables: Option<(aws_sdk_dynamodb::Client, String, String)>,
     ) -> Self {
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             key_store,
-            KeyHasher::new(&Pepper::insecure_dev()),
             Arc::new(SystemClock),
-            KeySettings::default(),
         ));
         // The matrix sends a few hundred requests with one key inside a minute.
         let limits = EdgeLimits {

@@ -24,7 +24,6 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::KeyStore;
@@ -65,11 +64,9 @@ impl Backends {
     /// One Lambda container: its own key service (so its own verification cache) over the
     /// shared stores.
     fn container(&self) -> Container {
-        let keys = Arc::new(KeyService::new(
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             self.keys.clone(),
-            KeyHasher::new(&Pepper::insecure_dev()),
             self.clock.clone(),
-            KeySettings::default(),
         ));
         let limits = EdgeLimits::default();
         let capture = trcker_capture::routes(

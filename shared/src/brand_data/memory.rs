@@ -7,14 +7,14 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::clicks::{CLICK_SHARDS, ClickRecord, click_shard, click_sort_key};
+use super::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_shard, click_sort_key};
 use super::rollups::{
     RollupDimension, RollupIncrement, RollupRow, check_rollup_range, check_transaction_size,
     merge_increments, rollup_brand,
 };
 use super::{
     ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
-    activity_sort_key,
+    activity_sort_key, click_list_bounds,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -71,44 +71,39 @@ impl State {
     }
 }
 
-/// A brand's clicks: one copy of each record, in its shard's time order, and an index by id.
+/// A brand's clicks: one copy of each record in one time index, and an index by id. DynamoDB
+/// spreads a brand's clicks over [`CLICK_SHARDS`] partitions for write throughput and merges them
+/// on read; memory has no partition limits, so a page here is one range of one map, and a shard's
+/// view ([`BrandDataStore::query_clicks`]) is that range filtered by the click id's shard.
 #[derive(Debug, Default)]
 struct BrandClicks {
-    /// Click id -> its position (sort key) in its shard.
+    /// Click id -> its sort key.
     by_id: HashMap<String, String>,
-    /// Per shard: sort key -> record.
-    shards: Vec<BTreeMap<String, ClickRecord>>,
+    /// Sort key (time, then click id) -> record, every shard together.
+    by_time: BTreeMap<String, ClickRecord>,
 }
 
 impl BrandClicks {
-    fn new() -> Self {
-        Self {
-            by_id: HashMap::new(),
-            shards: (0..CLICK_SHARDS).map(|_| BTreeMap::new()).collect(),
-        }
+    /// Clicks with `lower <= sort key <= upper`, newest first.
+    fn newest_first<'a>(
+        &'a self,
+        lower: &str,
+        upper: &str,
+    ) -> impl Iterator<Item = (&'a String, &'a ClickRecord)> + 'a {
+        let range = if lower <= upper {
+            Some(
+                self.by_time
+                    .range::<str, _>((Bound::Included(lower), Bound::Included(upper))),
+            )
+        } else {
+            None
+        };
+        range.into_iter().flatten().rev()
     }
 
-    fn shard(&self, shard: u32) -> Option<&BTreeMap<String, ClickRecord>> {
-        self.shards.get(usize::try_from(shard).ok()?)
-    }
-
-    fn shard_mut(&mut self, click_id: &str) -> &mut BTreeMap<String, ClickRecord> {
-        let index = usize::try_from(click_shard(click_id)).unwrap_or(0);
-        &mut self.shards[index]
-    }
-
-    /// Drops the oldest click (by time, across the shards).
+    /// Drops the oldest click.
     fn drop_oldest(&mut self) {
-        let oldest = self
-            .shards
-            .iter()
-            .enumerate()
-            .filter_map(|(index, times)| times.keys().next().map(|key| (key, index)))
-            .min()
-            .map(|(key, index)| (key.clone(), index));
-        if let Some((sort_key, index)) = oldest
-            && let Some(click) = self.shards[index].remove(&sort_key)
-        {
+        if let Some((_, click)) = self.by_time.pop_first() {
             self.by_id.remove(&click.click_id);
         }
     }
@@ -455,7 +450,7 @@ impl BrandDataStore for MemoryBrandData {
         if !state.clicks.contains_key(&click.brand_id) {
             state
                 .clicks
-                .insert(click.brand_id.clone(), BrandClicks::new());
+                .insert(click.brand_id.clone(), BrandClicks::default());
         }
         let Some(clicks) = state.clicks.get_mut(&click.brand_id) else {
             return Err(StoreError::Corrupt("brand clicks vanished".into()));
@@ -466,9 +461,7 @@ impl BrandDataStore for MemoryBrandData {
         clicks
             .by_id
             .insert(click.click_id.clone(), sort_key.clone());
-        clicks
-            .shard_mut(&click.click_id)
-            .insert(sort_key, click.clone());
+        clicks.by_time.insert(sort_key, click.clone());
         // Local mode keeps the newest: one in, one out at the cap.
         if clicks.by_id.len() > self.click_cap {
             clicks.drop_oldest();
@@ -489,7 +482,7 @@ impl BrandDataStore for MemoryBrandData {
         Ok(clicks
             .by_id
             .get(click_id)
-            .and_then(|sort_key| clicks.shard(click_shard(click_id))?.get(sort_key))
+            .and_then(|sort_key| clicks.by_time.get(sort_key))
             .cloned())
     }
 
@@ -502,22 +495,63 @@ impl BrandDataStore for MemoryBrandData {
         limit: u32,
     ) -> Result<Vec<ClickRecord>, StoreError> {
         let state = self.lock();
-        let Some(clicks) = state
-            .clicks
-            .get(brand_id)
-            .and_then(|clicks| clicks.shard(shard))
-        else {
+        let Some(clicks) = state.clicks.get(brand_id) else {
             return Ok(Vec::new());
         };
-        if lower > upper {
-            return Ok(Vec::new());
-        }
         Ok(clicks
-            .range::<str, _>((Bound::Included(lower), Bound::Included(upper)))
-            .rev()
+            .newest_first(lower, upper)
+            .filter(|(_, click)| click_shard(&click.click_id) == shard)
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .map(|(_, click)| click.clone())
             .collect())
+    }
+
+    /// One range of the brand's time index instead of the trait's merge across shards: the same
+    /// pages (newest first, the same positions), reading the page and the one item that shows more
+    /// follow. A selective filter stops after the merge's read budget, `limit + 2` items per
+    /// shard, with a short page and a position, as the merge (and DynamoDB's filter) does.
+    async fn list_clicks(
+        &self,
+        brand_id: &BrandId,
+        filter: &ClickFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<ClickRecord>, StoreError> {
+        let (lower, upper) = click_list_bounds(filter, after_position)?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+        let budget = (CLICK_SHARDS as usize).saturating_mul(limit.saturating_add(2));
+        let state = self.lock();
+        let Some(clicks) = state.clicks.get(brand_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_position: None,
+            });
+        };
+        let mut kept: Vec<(&String, &ClickRecord)> = Vec::with_capacity(limit);
+        let mut last_examined: Option<&String> = None;
+        let mut next_position = None;
+        let newest_first = clicks
+            .newest_first(&lower, &upper)
+            .filter(|(key, _)| Some(key.as_str()) != after_position);
+        for (examined, (key, click)) in newest_first.enumerate() {
+            if kept.len() == limit {
+                next_position = kept.last().map(|(key, _)| (*key).clone());
+                break;
+            }
+            if examined == budget {
+                // The next page starts after the last item read, as the merge's does.
+                next_position = last_examined.cloned();
+                break;
+            }
+            last_examined = Some(key);
+            if filter.keeps(click) {
+                kept.push((key, click));
+            }
+        }
+        Ok(Page {
+            items: kept.into_iter().map(|(_, click)| click.clone()).collect(),
+            next_position,
+        })
     }
 
     async fn update_click_counted(
@@ -536,9 +570,8 @@ impl BrandDataStore for MemoryBrandData {
             return Err(StoreError::NotFound);
         };
         let previous_sort_key = std::mem::replace(stored, sort_key.clone());
-        let times = clicks.shard_mut(&click.click_id);
-        times.remove(&previous_sort_key);
-        times.insert(sort_key, click.clone());
+        clicks.by_time.remove(&previous_sort_key);
+        clicks.by_time.insert(sort_key, click.clone());
         state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
         Ok(())
     }
@@ -646,6 +679,23 @@ mod tests {
     use super::super::conformance::sample_activity;
     use super::*;
 
+    /// A click with no offer, partner or sub ids.
+    fn click_at(brand_id: &BrandId, click_id: &str, at: UnixMillis) -> ClickRecord {
+        ClickRecord {
+            brand_id: brand_id.clone(),
+            click_id: click_id.to_owned(),
+            at,
+            offer_id: None,
+            partner_id: None,
+            sub_ids: Default::default(),
+            landing_url: None,
+            referrer: None,
+            source_ip: "ip".into(),
+            user_agent: "ua".into(),
+            fraud_score: 0,
+        }
+    }
+
     #[tokio::test]
     async fn clicks_keep_the_newest_up_to_the_cap() {
         let store = MemoryBrandData::with_caps(10, 5);
@@ -653,19 +703,7 @@ mod tests {
         let other = BrandId::parse("other").unwrap();
         for at in 0..12 {
             for brand in [&brand_id, &other] {
-                let click = ClickRecord {
-                    brand_id: brand.clone(),
-                    click_id: format!("c{at:02}"),
-                    at,
-                    offer_id: None,
-                    partner_id: None,
-                    sub_ids: Default::default(),
-                    landing_url: None,
-                    referrer: None,
-                    source_ip: "ip".into(),
-                    user_agent: "ua".into(),
-                    fraud_score: 0,
-                };
+                let click = click_at(brand, &format!("c{at:02}"), at);
                 store.insert_click(&click).await.unwrap();
             }
         }
@@ -677,6 +715,104 @@ mod tests {
         assert_eq!(ids, ["c11", "c10", "c09", "c08", "c07"]);
         assert_eq!(store.get_click(&brand_id, "c06").await.unwrap(), None);
         assert!(store.get_click(&other, "c07").await.unwrap().is_some());
+    }
+
+    /// The memory store's one-range listing gives the pages the trait's merge across shards gives
+    /// over the same data (the merge runs here through `FaultyBrandData`, which keeps the trait's
+    /// `list_clicks` and reads the memory store shard by shard), with clicks sharing instants, for
+    /// page sizes 1 to 100.
+    #[tokio::test]
+    async fn one_range_listing_pages_like_the_merge_across_shards() {
+        use crate::brand_data::faulty::FaultyBrandData;
+
+        let merged = FaultyBrandData::new(MemoryBrandData::new());
+        let store = merged.inner();
+        let brand_id = BrandId::parse("paging").unwrap();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for index in 0..400 {
+            let random = next();
+            // About 130 distinct instants, so many clicks share one.
+            let at = 1_000 + i64::try_from(random % 130).unwrap();
+            let click = ClickRecord {
+                offer_id: Some(format!("off_{}", random % 3)),
+                partner_id: Some(format!("ptr_{}", (random >> 8) % 2)),
+                ..click_at(&brand_id, &format!("k{index:03}"), at)
+            };
+            store.insert_click(&click).await.unwrap();
+        }
+        // Time ranges are bounds of the reads, never the read budget: pages are the same.
+        let unselective = [
+            ClickFilter::default(),
+            ClickFilter {
+                from: Some(1_020),
+                to: Some(1_100),
+                ..ClickFilter::default()
+            },
+        ];
+        // Offer and partner filters can end a page at the read budget, at a different item in the
+        // two: the listings, page after page, are the same.
+        let selective = [
+            ClickFilter {
+                offer_id: Some("off_1".into()),
+                ..ClickFilter::default()
+            },
+            ClickFilter {
+                offer_id: Some("off_2".into()),
+                partner_id: Some("ptr_0".into()),
+                from: Some(1_020),
+                to: Some(1_100),
+            },
+        ];
+        for (filter, same_pages) in unselective
+            .iter()
+            .map(|filter| (filter, true))
+            .chain(selective.iter().map(|filter| (filter, false)))
+        {
+            for limit in [1, 3, 25, 100] {
+                let one_range = all_pages(store, &brand_id, filter, limit).await;
+                let merge = all_pages(&merged, &brand_id, filter, limit).await;
+                let listing = |pages: &[Page<ClickRecord>]| -> Vec<ClickRecord> {
+                    pages.iter().flat_map(|page| page.items.clone()).collect()
+                };
+                assert_eq!(
+                    listing(&one_range),
+                    listing(&merge),
+                    "{filter:?} limit {limit}"
+                );
+                assert!(!listing(&one_range).is_empty(), "{filter:?}");
+                if same_pages {
+                    assert_eq!(one_range, merge, "{filter:?} limit {limit}");
+                }
+            }
+        }
+    }
+
+    /// Every page of a listing, following positions to the end.
+    async fn all_pages(
+        store: &dyn BrandDataStore,
+        brand_id: &BrandId,
+        filter: &ClickFilter,
+        limit: u32,
+    ) -> Vec<Page<ClickRecord>> {
+        let mut pages = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            let page = store
+                .list_clicks(brand_id, filter, limit, position.as_deref())
+                .await
+                .unwrap();
+            position.clone_from(&page.next_position);
+            pages.push(page);
+            if position.is_none() {
+                return pages;
+            }
+        }
     }
 
     #[tokio::test]
@@ -695,19 +831,7 @@ mod tests {
                 None,
                 &[(CLICKS.to_owned(), 1)],
             );
-            let click = ClickRecord {
-                brand_id: brand_id.clone(),
-                click_id: format!("c{day}"),
-                at: day * 86_400_000,
-                offer_id: None,
-                partner_id: None,
-                sub_ids: Default::default(),
-                landing_url: None,
-                referrer: None,
-                source_ip: "ip".into(),
-                user_agent: "ua".into(),
-                fraud_score: 0,
-            };
+            let click = click_at(&brand_id, &format!("c{day}"), day * 86_400_000);
             store
                 .insert_click_counted(&click, &increments)
                 .await

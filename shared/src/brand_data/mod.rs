@@ -332,17 +332,7 @@ pub trait BrandDataStore: Send + Sync {
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<ClickRecord>, StoreError> {
-        let (lower, mut upper) = activity_sort_bounds(&ActivityFilter {
-            from: filter.from,
-            to: filter.to,
-            ..ActivityFilter::default()
-        });
-        if let Some(position) = after_position {
-            if !is_click_sort_key(position) {
-                return Err(StoreError::Corrupt("bad click position".into()));
-            }
-            upper = upper.min(position.to_owned());
-        }
+        let (lower, upper) = click_list_bounds(filter, after_position)?;
         let plan = MergePlan {
             partitions: CLICK_SHARDS as usize,
             upper: &upper,
@@ -451,6 +441,26 @@ pub fn is_activity_sort_key(text: &str) -> bool {
     text.len() > 14
         && text.as_bytes()[..13].iter().all(u8::is_ascii_digit)
         && text.as_bytes()[13] == b'#'
+}
+
+/// The inclusive sort-key range a click listing reads: the filter's time window, ending before
+/// the previous page's position if there is one (`Corrupt` if that is no click sort key).
+pub(crate) fn click_list_bounds(
+    filter: &ClickFilter,
+    after_position: Option<&str>,
+) -> Result<(String, String), StoreError> {
+    let (lower, mut upper) = activity_sort_bounds(&ActivityFilter {
+        from: filter.from,
+        to: filter.to,
+        ..ActivityFilter::default()
+    });
+    if let Some(position) = after_position {
+        if !is_click_sort_key(position) {
+            return Err(StoreError::Corrupt("bad click position".into()));
+        }
+        upper = upper.min(position.to_owned());
+    }
+    Ok((lower, upper))
 }
 
 /// The bounds of an activity time filter as sort keys.
