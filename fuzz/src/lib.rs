@@ -18,9 +18,8 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
-use trcker_shared::hashing::{KeyHasher, Pepper};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::{KeyService, KeySettings};
+use trcker_shared::keys::KeyService;
 use trcker_shared::store::memory::MemoryStore;
 
 /// The seed code of the local gateway, compiled here as is, so the fuzzed world holds the same
@@ -146,7 +145,10 @@ pub fn fuzzing_limits() -> EdgeLimits {
 
 impl World {
     pub async fn build() -> Self {
-        let keys = Arc::new(KeyService::with_insecure_dev_pepper(Arc::new(MemoryStore::new()), Arc::new(ManualClock::starting_at(WORLD_START_MS))));
+        let keys = Arc::new(KeyService::with_insecure_dev_pepper(
+            Arc::new(MemoryStore::new()),
+            Arc::new(ManualClock::starting_at(WORLD_START_MS)),
+        ));
         let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
         let key = seed::demo(&keys, &data)
             .await
