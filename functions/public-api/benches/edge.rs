@@ -11,6 +11,7 @@ use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 use trcker_shared::brand_data::clicks::{ClickFilter, ClickRecord};
+use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::{ActivityRecord, BrandDataStore, Surface};
 use trcker_shared::clock::SystemClock;
@@ -80,7 +81,10 @@ fn edge_benches(c: &mut Criterion) {
         })
     });
 
-    // A page of 25 out of 200 clicks spread over the 16 shards, as the local demo seeds them.
+    // A page of 25 out of 200 clicks spread over the 16 shards, as the local demo seeds them. The
+    // same clicks go into a second memory store read through the trait's merge across the shards
+    // (`FaultyBrandData` keeps it): the CPU a DynamoDB page spends merging, without the network.
+    let merged = FaultyBrandData::new(MemoryBrandData::new());
     runtime.block_on(async {
         for index in 0..200_i64 {
             let click = ClickRecord {
@@ -100,6 +104,7 @@ fn edge_benches(c: &mut Criterion) {
                 fraud_score: 0,
             };
             data.insert_click(&click).await.unwrap();
+            merged.insert_click(&click).await.unwrap();
         }
     });
     c.bench_function("router/list clicks (limit 25 of 200)", |b| {
@@ -125,13 +130,26 @@ fn edge_benches(c: &mut Criterion) {
             .unwrap()
     });
     assert_eq!(store_only.items.len(), 25);
-    c.bench_function("store/list clicks (limit 25 of 200, 16 shards)", |b| {
-        b.iter(|| {
-            store_only = runtime
-                .block_on(data.list_clicks(&brand, &ClickFilter::default(), 25, None))
-                .unwrap();
-        })
-    });
+    c.bench_function(
+        "store/list clicks (limit 25 of 200, memory: one range)",
+        |b| {
+            b.iter(|| {
+                store_only = runtime
+                    .block_on(data.list_clicks(&brand, &ClickFilter::default(), 25, None))
+                    .unwrap();
+            })
+        },
+    );
+    c.bench_function(
+        "store/list clicks (limit 25 of 200, merged across 16 shards)",
+        |b| {
+            b.iter(|| {
+                store_only = runtime
+                    .block_on(merged.list_clicks(&brand, &ClickFilter::default(), 25, None))
+                    .unwrap();
+            })
+        },
+    );
 
     let audit = AuditLog::new(data.clone());
     let mut record_number = 0_u64;
