@@ -506,10 +506,12 @@ impl BrandDataStore for MemoryBrandData {
             .collect())
     }
 
-    /// One range of the brand's time index instead of the trait's merge across shards: the same
+    /// One range of the brand's time index instead of the trait's merge across shards: the merge's
     /// pages (newest first, the same positions), reading the page and the one item that shows more
-    /// follow. A selective filter stops after the merge's read budget, `limit + 2` items per
-    /// shard, with a short page and a position, as the merge (and DynamoDB's filter) does.
+    /// follow. An offer or partner filter stops after the merge's read budget, `limit + 2` items
+    /// per shard, with a short page and a position, as the merge (and DynamoDB's filter) does;
+    /// where that budget ends a page may differ from the merge, the listing page after page does
+    /// not.
     async fn list_clicks(
         &self,
         brand_id: &BrandId,
