@@ -464,6 +464,10 @@ impl Matrix {
                         shorten(&answer.text)
                     ));
                 }
+                // No function ran: not even the guard's activity record or rate-limit counter.
+                if !calls.is_empty() {
+                    problems.push(format!("an unrouted request reached a function: {calls:?}"));
+                }
             }
             Expected::Served => {
                 if !answer.status.is_success() {
