@@ -732,13 +732,7 @@ mod tests {
         let merged = FaultyBrandData::new(MemoryBrandData::new());
         let store = merged.inner();
         let brand_id = BrandId::parse("paging").unwrap();
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::brand_data::merge::tests::xorshift(0x2545_f491_4f6c_dd1d);
         for index in 0..400 {
             let random = next();
             // About 130 distinct instants, so many clicks share one.

@@ -169,12 +169,22 @@ fn page_of<T>(mut kept: Vec<(String, T)>, limit: usize, more: bool) -> Page<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::cell::Cell;
 
     use futures_util::FutureExt;
 
     use super::*;
+
+    /// A seeded xorshift64 sequence: the same pseudo-random data on every run, no extra crate.
+    pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
 
     /// What a partition read returns: items with key <= upper, newest first, at most `count`.
     fn read(partition: &[String], upper: &str, count: u32) -> Vec<String> {
@@ -192,13 +202,7 @@ mod tests {
     /// items, newest first, each once, checked against a brute-force answer on pseudo-random data.
     #[test]
     fn merged_pages_match_a_brute_force_listing() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for round in 0..400 {
             let partition_count = 1 + (next() % 17) as usize;
             let mut partitions = vec![Vec::new(); partition_count];
