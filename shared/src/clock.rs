@@ -47,37 +47,67 @@ impl Clock for ManualClock {
 
 /// Formats a timestamp as RFC 3339 UTC with millisecond precision, e.g. `2026-11-28T01:50:54.123Z`.
 /// Every item of a list is formatted this way, so the common case (years 0-9999) is written
-/// digit by digit rather than through the formatting machinery.
+/// digit by digit into a fixed buffer rather than through the formatting machinery.
 pub fn format_rfc3339(at: UnixMillis) -> String {
+    match rfc3339_in_four_digit_years(at) {
+        // Only ASCII digits and separators are written.
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => {
+            let (year, month, day, hour, minute, second, millis) = civil_parts(at);
+            format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
+        }
+    }
+}
+
+/// Appends [`format_rfc3339`]'s text to `out` (a JSON writer's buffer) without an allocation.
+pub fn write_rfc3339(out: &mut Vec<u8>, at: UnixMillis) {
+    match rfc3339_in_four_digit_years(at) {
+        Some(bytes) => out.extend_from_slice(&bytes),
+        None => out.extend_from_slice(format_rfc3339(at).as_bytes()),
+    }
+}
+
+/// The 24 bytes of `YYYY-MM-DDThh:mm:ss.mmmZ`, for years 0-9999 (the others need more digits or a
+/// sign).
+fn rfc3339_in_four_digit_years(at: UnixMillis) -> Option<[u8; 24]> {
+    let (year, month, day, hour, minute, second, millis) = civil_parts(at);
+    let year = u32::try_from(year).ok().filter(|year| *year <= 9999)?;
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (value, end, width) in [
+        (year, 4, 4),
+        (month, 7, 2),
+        (day, 10, 2),
+        (hour, 13, 2),
+        (minute, 16, 2),
+        (second, 19, 2),
+        (millis, 23, 3),
+    ] {
+        let mut rest = value;
+        for position in (end - width..end).rev() {
+            // `rest % 10` is a single digit.
+            text[position] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+    }
+    Some(text)
+}
+
+/// (year, month, day, hour, minute, second, millisecond) of a Unix millisecond timestamp, UTC.
+fn civil_parts(at: UnixMillis) -> (i64, u32, u32, u32, u32, u32, u32) {
     let days = at.div_euclid(86_400_000);
-    let millis_of_day = at.rem_euclid(86_400_000);
+    // Below 86,400,000, so every part below fits in a u32.
+    let millis_of_day = u32::try_from(at.rem_euclid(86_400_000)).unwrap_or(0);
     let (year, month, day) = civil_from_days(days);
     let seconds = millis_of_day / 1000;
-    let (hour, minute, second, millis) = (
+    (
+        year,
+        month,
+        day,
         seconds / 3600,
         (seconds / 60) % 60,
         seconds % 60,
         millis_of_day % 1000,
-    );
-    let Some(year) = u64::try_from(year).ok().filter(|year| *year <= 9999) else {
-        return format!(
-            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z"
-        );
-    };
-    let mut text = String::with_capacity(24);
-    for (value, width, separator) in [
-        (year, 4, '-'),
-        (u64::from(month), 2, '-'),
-        (u64::from(day), 2, 'T'),
-        (hour.unsigned_abs(), 2, ':'),
-        (minute.unsigned_abs(), 2, ':'),
-        (second.unsigned_abs(), 2, '.'),
-        (millis.unsigned_abs(), 3, 'Z'),
-    ] {
-        push_zero_padded(&mut text, value, width);
-        text.push(separator);
-    }
-    text
+    )
 }
 
 /// Appends `value` in decimal, zero-padded to at least `width` digits: what `{value:0width$}`
@@ -160,6 +190,9 @@ mod tests {
         let mut step: i64 = 1;
         while at <= 253_402_300_800_000 {
             assert_eq!(format_rfc3339(at), reference(at), "{at}");
+            let mut written = Vec::new();
+            write_rfc3339(&mut written, at);
+            assert_eq!(written, reference(at).into_bytes(), "{at}");
             at += step;
             step = ((step * 3 + 7) % 9_876_543_211).max(1);
         }
@@ -171,6 +204,9 @@ mod tests {
             i64::MAX / 2,
         ] {
             assert_eq!(format_rfc3339(at), reference(at), "{at}");
+            let mut written = b"[".to_vec();
+            write_rfc3339(&mut written, at);
+            assert_eq!(written, format!("[{}", reference(at)).into_bytes(), "{at}");
         }
         for (value, width) in [(0, 13), (7, 2), (123, 2), (u64::MAX, 13), (42, 25)] {
             let mut text = String::new();
