@@ -49,28 +49,37 @@ impl Clock for ManualClock {
 /// Every item of a list is formatted this way, so the common case (years 0-9999) is written
 /// digit by digit into a fixed buffer rather than through the formatting machinery.
 pub fn format_rfc3339(at: UnixMillis) -> String {
-    match rfc3339_in_four_digit_years(at) {
-        // Only ASCII digits and separators are written.
+    let parts = civil_parts(at);
+    match rfc3339_in_four_digit_years(parts) {
+        // Only ASCII digits and separators are written, so nothing is replaced.
         Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        None => {
-            let (year, month, day, hour, minute, second, millis) = civil_parts(at);
-            format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
-        }
+        None => format_civil(parts),
     }
 }
 
-/// Appends [`format_rfc3339`]'s text to `out` (a JSON writer's buffer) without an allocation.
+/// Appends [`format_rfc3339`]'s text to `out` (a JSON writer's buffer); for years 0-9999, without
+/// an allocation.
 pub fn write_rfc3339(out: &mut Vec<u8>, at: UnixMillis) {
-    match rfc3339_in_four_digit_years(at) {
+    let parts = civil_parts(at);
+    match rfc3339_in_four_digit_years(parts) {
         Some(bytes) => out.extend_from_slice(&bytes),
-        None => out.extend_from_slice(format_rfc3339(at).as_bytes()),
+        None => out.extend_from_slice(format_civil(parts).as_bytes()),
     }
+}
+
+/// (year, month, day, hour, minute, second, millisecond), UTC.
+type CivilParts = (i64, u32, u32, u32, u32, u32, u32);
+
+/// Any year, through the formatting machinery: a sign or a fifth digit where needed.
+fn format_civil((year, month, day, hour, minute, second, millis): CivilParts) -> String {
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
 }
 
 /// The 24 bytes of `YYYY-MM-DDThh:mm:ss.mmmZ`, for years 0-9999 (the others need more digits or a
 /// sign).
-fn rfc3339_in_four_digit_years(at: UnixMillis) -> Option<[u8; 24]> {
-    let (year, month, day, hour, minute, second, millis) = civil_parts(at);
+fn rfc3339_in_four_digit_years(
+    (year, month, day, hour, minute, second, millis): CivilParts,
+) -> Option<[u8; 24]> {
     let year = u32::try_from(year).ok().filter(|year| *year <= 9999)?;
     let mut text = *b"0000-00-00T00:00:00.000Z";
     for (value, end, width) in [
@@ -92,11 +101,11 @@ fn rfc3339_in_four_digit_years(at: UnixMillis) -> Option<[u8; 24]> {
     Some(text)
 }
 
-/// (year, month, day, hour, minute, second, millisecond) of a Unix millisecond timestamp, UTC.
-fn civil_parts(at: UnixMillis) -> (i64, u32, u32, u32, u32, u32, u32) {
+/// The calendar parts of a Unix millisecond timestamp, UTC.
+fn civil_parts(at: UnixMillis) -> CivilParts {
     let days = at.div_euclid(86_400_000);
-    // Below 86,400,000, so every part below fits in a u32.
-    let millis_of_day = u32::try_from(at.rem_euclid(86_400_000)).unwrap_or(0);
+    // `rem_euclid` is in 0..86,400,000, which always fits in a u32.
+    let millis_of_day = u32::try_from(at.rem_euclid(86_400_000)).unwrap_or_default();
     let (year, month, day) = civil_from_days(days);
     let seconds = millis_of_day / 1000;
     (

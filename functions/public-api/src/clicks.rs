@@ -275,18 +275,29 @@ pub async fn get(
 mod tests {
     use super::*;
 
+    /// A record whose every string field carries `text` (on some records, `None` or empty
+    /// instead), at an instant that varies from year -1 to year 10000.
     fn record(number: i64, text: &str) -> ClickRecord {
         let some = |suffix: &str| Some(format!("{text}{suffix}"));
+        let at = match number % 4 {
+            0 => -62_167_219_200_001 - number,
+            1 => 253_402_300_800_000 + number,
+            _ => 1_795_830_654_123 + number * 7_777_777,
+        };
         ClickRecord {
             brand_id: BrandId::parse("brand-json").unwrap(),
             click_id: format!("click-{number}{text}"),
-            at: 1_795_830_654_123 + number * 7_777_777,
+            at,
             offer_id: some("-offer"),
-            partner_id: (number % 2 == 0).then(|| "ptr_0123456789abcdef".to_owned()),
+            partner_id: (number % 2 == 0).then(|| format!("ptr_{text}")),
             sub_ids: [some("1"), None, some(""), None, some("5")],
-            landing_url: some("https://shop.example/?q=1&r=\u{e9}"),
-            referrer: (number % 3 == 0).then(String::new),
-            source_ip: "2001:db8::1".to_owned(),
+            landing_url: (number % 5 != 0).then(|| format!("https://shop.example/?q={text}")),
+            referrer: match number % 3 {
+                0 => Some(String::new()),
+                1 => some("-referrer"),
+                _ => None,
+            },
+            source_ip: format!("2001:db8::1 {text}"),
             user_agent: format!("Mozilla/5.0 {text}"),
             fraud_score: u8::try_from(number * 13 % 101).unwrap(),
         }

@@ -1088,6 +1088,11 @@ async fn clicks_conversions_and_fraud_signals(api: &Api) {
     // Clicks.
     let clicks = api.get("/api/public/clicks", &key).await;
     assert_eq!(clicks.status, StatusCode::OK, "{}", clicks.body);
+    assert_eq!(
+        clicks.headers[axum::http::header::CONTENT_TYPE],
+        "application/json",
+        "the page is written by hand, not by Json"
+    );
     let ids: Vec<&str> = clicks.body["data"]
         .as_array()
         .unwrap()
