@@ -103,9 +103,9 @@ pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "from", "to", "offer_i
 const PAGE_BODY_BYTES_PER_CLICK: usize = 448;
 
 /// One page of clicks as the store returned them, with the cursor for the next page.
-pub struct ClickPage {
-    pub records: Vec<ClickRecord>,
-    pub next_cursor: Option<String>,
+struct ClickPage {
+    records: Vec<ClickRecord>,
+    next_cursor: Option<String>,
 }
 
 /// One page of the brand's clicks, newest first, for the given query parameters, as the MCP tool
@@ -123,7 +123,7 @@ pub async fn list_matching(
 }
 
 /// One page of the brand's click records, newest first, for the given query parameters.
-pub async fn list_records(
+async fn list_records(
     app: &AppState,
     brand_id: &BrandId,
     pairs: &[(String, String)],
@@ -165,7 +165,7 @@ pub async fn list_records(
 /// Writes `{"data":[…],"next_cursor":…}` for a page of clicks straight from the records: the same
 /// bytes serde writes for a [`ListBody<Click>`] (a test holds the two together), without a
 /// [`Click`] per record. A page is the API's largest common answer (about 10 KB for 25 clicks).
-pub fn write_page_json(out: &mut Vec<u8>, records: &[ClickRecord], next_cursor: Option<&str>) {
+fn write_page_json(out: &mut Vec<u8>, records: &[ClickRecord], next_cursor: Option<&str>) {
     out.extend_from_slice(b"{\"data\":[");
     for (index, record) in records.iter().enumerate() {
         if index > 0 {
