@@ -198,6 +198,9 @@ impl Capture {
             .await
             .unwrap()
             .items
+            .into_iter()
+            .map(std::sync::Arc::unwrap_or_clone)
+            .collect()
     }
 
     async fn signals(&self, brand_id: &BrandId) -> Vec<Value> {

@@ -1,6 +1,9 @@
 //! Clicks, as capture records them: list (newest first, by time, offer and partner) and get by
 //! click id. Read-only here; the capture function writes them.
 
+use std::borrow::Borrow;
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Uri, header};
@@ -104,7 +107,7 @@ const PAGE_BODY_BYTES_PER_CLICK: usize = 448;
 
 /// One page of clicks as the store returned them, with the cursor for the next page.
 struct ClickPage {
-    records: Vec<ClickRecord>,
+    records: Vec<Arc<ClickRecord>>,
     next_cursor: Option<String>,
 }
 
@@ -117,7 +120,11 @@ pub async fn list_matching(
 ) -> Result<ListBody<Click>, ApiError> {
     let page = list_records(app, brand_id, pairs).await?;
     Ok(ListBody {
-        data: page.records.into_iter().map(Click::from).collect(),
+        data: page
+            .records
+            .into_iter()
+            .map(|record| Click::from(Arc::unwrap_or_clone(record)))
+            .collect(),
         next_cursor: page.next_cursor,
     })
 }
@@ -165,13 +172,17 @@ async fn list_records(
 /// Writes `{"data":[…],"next_cursor":…}` for a page of clicks straight from the records: the same
 /// bytes serde writes for a [`ListBody<Click>`] (a test holds the two together), without a
 /// [`Click`] per record. A page is the API's largest common answer (about 10 KB for 25 clicks).
-fn write_page_json(out: &mut Vec<u8>, records: &[ClickRecord], next_cursor: Option<&str>) {
+fn write_page_json<R: Borrow<ClickRecord>>(
+    out: &mut Vec<u8>,
+    records: &[R],
+    next_cursor: Option<&str>,
+) {
     out.extend_from_slice(b"{\"data\":[");
     for (index, record) in records.iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        write_click_json(out, record);
+        write_click_json(out, record.borrow());
     }
     out.extend_from_slice(b"],\"next_cursor\":");
     write_optional_json_string(out, next_cursor);
@@ -210,12 +221,23 @@ fn write_click_json(out: &mut Vec<u8>, record: &ClickRecord) {
     out.extend_from_slice(b",\"user_agent\":");
     write_json_string(out, &record.user_agent);
     out.extend_from_slice(b",\"fraud_score\":");
-    out.extend_from_slice(record.fraud_score.to_string().as_bytes());
+    write_score(out, record.fraud_score);
     out.extend_from_slice(if record.flagged() {
         b",\"flagged\":true}"
     } else {
         b",\"flagged\":false}"
     });
+}
+
+/// A score (0–100, but any `u8` is written correctly) as decimal digits, without a `String`.
+fn write_score(out: &mut Vec<u8>, score: u8) {
+    if score >= 100 {
+        out.push(b'0' + score / 100);
+    }
+    if score >= 10 {
+        out.push(b'0' + score / 10 % 10);
+    }
+    out.push(b'0' + score % 10);
 }
 
 fn write_optional_json_string(out: &mut Vec<u8>, text: Option<&str>) {
@@ -337,6 +359,15 @@ mod tests {
                     String::from_utf8(expected).unwrap()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_score_is_written_as_its_decimal_digits() {
+        for score in 0..=u8::MAX {
+            let mut out = Vec::new();
+            write_score(&mut out, score);
+            assert_eq!(out, score.to_string().into_bytes());
         }
     }
 

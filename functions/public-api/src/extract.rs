@@ -62,10 +62,11 @@ pub fn query_params(
     query: Option<&str>,
     allowed: &[&str],
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let pairs: Vec<(String, String)> = match query {
-        None => Vec::new(),
-        Some(query) => serde_urlencoded_pairs(query)?,
-    };
+    // The same decoding as axum's `Query` (form-urlencoded: `+` is a space, undecodable
+    // escapes are kept as they are), without writing the query into a new URI first.
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
     for (name, _) in &pairs {
         if !allowed.contains(&name.as_str()) {
             return Err(ApiError::invalid(format!(
@@ -76,16 +77,6 @@ pub fn query_params(
         }
     }
     Ok(pairs)
-}
-
-fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{query}")
-            .parse()
-            .map_err(|_| ApiError::invalid("the query string is malformed"))?,
-    )
-    .map(|axum::extract::Query(pairs)| pairs)
-    .map_err(|_| ApiError::invalid("the query string is malformed"))
 }
 
 pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -240,6 +231,28 @@ mod tests {
         assert_eq!(Paging::from_pairs(&pairs("100")).unwrap().limit, 100);
         for bad in ["0", "101", "-1", "abc", "99999999999", "1.5", ""] {
             assert!(Paging::from_pairs(&pairs(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_strings_decode_as_axums_query_decodes_them() {
+        for query in [
+            "limit=5&cursor=abc",
+            "a=1&&b=2&",
+            "from=2026-01-01T00%3A00%3A00Z&to=x+y",
+            "name=%zz%4&bare&=empty&caf%C3%A9=%E2%82%AC",
+            "bad=%FF%FE&plus=a%2Bb",
+            "",
+        ] {
+            let uri: axum::http::Uri = format!("/?{query}").parse().unwrap();
+            let axum::extract::Query(expected) =
+                axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri).unwrap();
+            let names: Vec<&str> = expected.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(
+                query_params(Some(query), &names).unwrap(),
+                expected,
+                "{query}"
+            );
         }
     }
 

@@ -537,7 +537,7 @@ pub async fn clicks_are_stored_once_and_listed_newest_first(store: &dyn BrandDat
                 .await
                 .unwrap();
             assert!(page.items.len() <= 3);
-            seen.extend(page.items);
+            seen.extend(page.items.iter().map(|click| ClickRecord::clone(click)));
             match page.next_position {
                 Some(next) => position = Some(next),
                 None => break,
@@ -665,7 +665,7 @@ pub async fn clicks_are_rescored_in_place(store: &dyn BrandDataStore) {
         .unwrap();
     assert_eq!(
         page.items,
-        vec![rescored],
+        vec![std::sync::Arc::new(rescored)],
         "the time view shows the new record, once"
     );
 }

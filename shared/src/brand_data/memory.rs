@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -79,8 +79,9 @@ impl State {
 struct BrandClicks {
     /// Click id -> its sort key.
     by_id: HashMap<String, String>,
-    /// Sort key (time, then click id) -> record, every shard together.
-    by_time: BTreeMap<String, ClickRecord>,
+    /// Sort key (time, then click id) -> record, every shard together. Shared, so that a page
+    /// of clicks is handed out without copying its records.
+    by_time: BTreeMap<String, Arc<ClickRecord>>,
 }
 
 impl BrandClicks {
@@ -89,7 +90,7 @@ impl BrandClicks {
         &'a self,
         lower: &str,
         upper: &str,
-    ) -> impl Iterator<Item = (&'a String, &'a ClickRecord)> + 'a {
+    ) -> impl Iterator<Item = (&'a String, &'a Arc<ClickRecord>)> + 'a {
         let range = if lower <= upper {
             Some(
                 self.by_time
@@ -461,7 +462,7 @@ impl BrandDataStore for MemoryBrandData {
         clicks
             .by_id
             .insert(click.click_id.clone(), sort_key.clone());
-        clicks.by_time.insert(sort_key, click.clone());
+        clicks.by_time.insert(sort_key, Arc::new(click.clone()));
         // Local mode keeps the newest: one in, one out at the cap.
         if clicks.by_id.len() > self.click_cap {
             clicks.drop_oldest();
@@ -483,7 +484,7 @@ impl BrandDataStore for MemoryBrandData {
             .by_id
             .get(click_id)
             .and_then(|sort_key| clicks.by_time.get(sort_key))
-            .cloned())
+            .map(|click| ClickRecord::clone(click)))
     }
 
     async fn query_clicks(
@@ -502,7 +503,7 @@ impl BrandDataStore for MemoryBrandData {
             .newest_first(lower, upper)
             .filter(|(_, click)| click_shard(&click.click_id) == shard)
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|(_, click)| click.clone())
+            .map(|(_, click)| ClickRecord::clone(click))
             .collect())
     }
 
@@ -519,7 +520,7 @@ impl BrandDataStore for MemoryBrandData {
         filter: &ClickFilter,
         limit: u32,
         after_position: Option<&str>,
-    ) -> Result<Page<ClickRecord>, StoreError> {
+    ) -> Result<Page<Arc<ClickRecord>>, StoreError> {
         let (lower, upper) = click_list_bounds(filter, after_position)?;
         let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
         let budget = (CLICK_SHARDS as usize).saturating_mul(limit.saturating_add(2));
@@ -530,7 +531,7 @@ impl BrandDataStore for MemoryBrandData {
                 next_position: None,
             });
         };
-        let mut kept: Vec<(&String, &ClickRecord)> = Vec::with_capacity(limit);
+        let mut kept: Vec<(&String, &Arc<ClickRecord>)> = Vec::with_capacity(limit);
         let mut last_examined: Option<&String> = None;
         let mut next_position = None;
         let newest_first = clicks
@@ -552,7 +553,10 @@ impl BrandDataStore for MemoryBrandData {
             }
         }
         Ok(Page {
-            items: kept.into_iter().map(|(_, click)| click.clone()).collect(),
+            items: kept
+                .into_iter()
+                .map(|(_, click)| Arc::clone(click))
+                .collect(),
             next_position,
         })
     }
@@ -574,7 +578,7 @@ impl BrandDataStore for MemoryBrandData {
         };
         let previous_sort_key = std::mem::replace(stored, sort_key.clone());
         clicks.by_time.remove(&previous_sort_key);
-        clicks.by_time.insert(sort_key, click.clone());
+        clicks.by_time.insert(sort_key, Arc::new(click.clone()));
         state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
         Ok(())
     }
@@ -775,7 +779,7 @@ mod tests {
             for limit in [1, 3, 25, 100] {
                 let one_range = all_pages(store, &brand_id, filter, limit).await;
                 let merge = all_pages(&merged, &brand_id, filter, limit).await;
-                let listing = |pages: &[Page<ClickRecord>]| -> Vec<ClickRecord> {
+                let listing = |pages: &[Page<Arc<ClickRecord>>]| -> Vec<Arc<ClickRecord>> {
                     pages.iter().flat_map(|page| page.items.clone()).collect()
                 };
                 assert_eq!(
@@ -802,7 +806,7 @@ mod tests {
         brand_id: &BrandId,
         filter: &ClickFilter,
         limit: u32,
-    ) -> Vec<Page<ClickRecord>> {
+    ) -> Vec<Page<Arc<ClickRecord>>> {
         let mut pages = Vec::new();
         let mut position: Option<String> = None;
         for _ in 0..1_000 {
@@ -828,7 +832,9 @@ mod tests {
     /// The merge ends a full last page with a position whenever a shard is not yet known to be
     /// exhausted, and the page after it is empty; the one-range listing knows there is no more.
     /// Same items per page either way.
-    fn without_trailing_empty_page(mut pages: Vec<Page<ClickRecord>>) -> Vec<Page<ClickRecord>> {
+    fn without_trailing_empty_page(
+        mut pages: Vec<Page<Arc<ClickRecord>>>,
+    ) -> Vec<Page<Arc<ClickRecord>>> {
         if pages.len() > 1 && pages.last().is_some_and(|page| page.items.is_empty()) {
             pages.pop();
             if let Some(last) = pages.last_mut() {

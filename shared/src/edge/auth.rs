@@ -2,6 +2,7 @@
 //! (and, where allowed, `x-api-key`), verifies it, applies the per-key rate limit, and writes one
 //! activity record per request (revoked-key attempts included) before the response leaves.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -264,13 +265,18 @@ pub async fn refuse_credentials_in_url(request: Request, next: Next) -> Response
 /// A key (or a credential-named parameter) in the query string is refused: URLs end up in logs,
 /// histories and referrers.
 fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
-    let query = query?;
-    let decoded = query_pairs(query);
-    let suspicious = decoded.iter().any(|(name, value)| {
-        CREDENTIAL_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
-            || crate::token::redact_key_shaped(name) != name.as_str()
-            || crate::token::redact_key_shaped(value) != value.as_str()
-    });
+    let suspicious = query?
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .any(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let (name, value) = (percent_decode(name), percent_decode(value));
+            CREDENTIAL_PARAMETERS
+                .iter()
+                .any(|parameter| name.eq_ignore_ascii_case(parameter))
+                || is_key_shaped(&name)
+                || is_key_shaped(&value)
+        });
     suspicious.then(|| {
         ApiError::new(
             ErrorCode::CredentialsInUrl,
@@ -280,20 +286,18 @@ fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
     })
 }
 
-/// Splits and percent-decodes `a=b&c=d` leniently (undecodable input is kept as is).
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
-        .collect()
+/// Whether redaction would change the text, i.e. it holds something shaped like a key.
+fn is_key_shaped(text: &str) -> bool {
+    crate::token::redact_key_shaped(text) != text
 }
 
-fn percent_decode(text: &str) -> String {
+/// Percent-decodes one name or value of `a=b&c=d` leniently (undecodable input is kept as is);
+/// borrowed when there is nothing to decode, as in nearly every query.
+fn percent_decode(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
+    if !bytes.iter().any(|&byte| byte == b'%' || byte == b'+') {
+        return Cow::Borrowed(text);
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
@@ -313,7 +317,7 @@ fn percent_decode(text: &str) -> String {
         }
         index += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn credentials_reason(error: CredentialsError) -> &'static str {
