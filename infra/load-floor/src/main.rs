@@ -4,7 +4,7 @@
 //! It answers the benchmarked routes with fixed bytes of the same size and headers as the real
 //! gateway's answers (health; a page of 25 clicks; a recorded capture), so that what the stack and
 //! wrk cost per request, which no handler can remove, is measured on the same machine.
-//! Usage: `floor_server PORT CLICKS_PAGE_FILE` (the page body as the real gateway served it).
+//! Usage: `load-floor PORT CLICKS_PAGE_FILE` (the page body as the real gateway served it).
 
 use std::net::SocketAddr;
 
