@@ -2,8 +2,9 @@
 //! hyper, tokio, mimalloc) with no Trcker code behind it.
 //!
 //! It answers the benchmarked routes with fixed bytes of the same size and headers as the real
-//! gateway's answers (health; a page of 25 clicks; a recorded capture), so that what the stack and
-//! wrk cost per request, which no handler can remove, is measured on the same machine.
+//! gateway's answers under scripts/bench-floor's settings (health; a page of 25 clicks; a recorded
+//! capture), so that what the stack and wrk cost per request, which no handler can remove, is
+//! measured on the same machine.
 //! Usage: `load-floor PORT CLICKS_PAGE_FILE` (the page body as the real gateway served it).
 
 use std::net::SocketAddr;
@@ -16,22 +17,24 @@ use axum::routing::{get, post};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn headers(rate_limit: Option<u32>) -> HeaderMap {
+/// The answer's headers; `rate_limited` adds the six rate-limit headers with values of the size
+/// the gateway sends when the budget is 1,000,000,000 a minute (scripts/bench-floor's setting).
+fn headers(rate_limited: bool) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Some(limit) = rate_limit {
-        let limit = HeaderValue::from(limit);
+    if rate_limited {
         for (name, value) in [
-            ("ratelimit-limit", limit.clone()),
-            ("ratelimit-remaining", HeaderValue::from_static("99")),
-            ("ratelimit-reset", HeaderValue::from_static("59")),
-            ("x-ratelimit-limit", limit),
-            ("x-ratelimit-remaining", HeaderValue::from_static("99")),
-            ("x-ratelimit-reset", HeaderValue::from_static("1795916400")),
+            ("ratelimit-limit", "1000000000"),
+            ("ratelimit-remaining", "999987654"),
+            ("ratelimit-reset", "59"),
+            ("x-ratelimit-limit", "1000000000"),
+            ("x-ratelimit-remaining", "999987654"),
+            ("x-ratelimit-reset", "1795916400"),
         ] {
+            let value = HeaderValue::from_static(value);
             headers.insert(HeaderName::from_static(name), value);
         }
     }
@@ -43,24 +46,25 @@ fn headers(rate_limit: Option<u32>) -> HeaderMap {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> std::process::ExitCode {
     let mut arguments = std::env::args().skip(1);
-    let port: u16 = arguments
-        .next()
-        .and_then(|port| port.parse().ok())
-        .unwrap_or(39130);
-    let page = std::fs::read(arguments.next().expect("a clicks page file")).expect("page");
+    let port = arguments.next().and_then(|port| port.parse::<u16>().ok());
+    let page = arguments.next().map(std::fs::read);
+    let (Some(port), Some(Ok(page))) = (port, page) else {
+        eprintln!("usage: load-floor PORT CLICKS_PAGE_FILE (a readable file)");
+        return std::process::ExitCode::from(2);
+    };
     let page = Bytes::from(page);
     let app = Router::new()
         .route(
             "/api/public/health",
-            get(|| async { (headers(None), "{\"status\":\"ok\"}") }),
+            get(|| async { (headers(false), "{\"status\":\"ok\"}") }),
         )
         .route(
             "/api/public/clicks",
             get(move || {
                 let page = page.clone();
-                async move { (headers(Some(100)), page) }
+                async move { (headers(true), page) }
             }),
         )
         .route(
@@ -69,19 +73,30 @@ async fn main() {
             post(|_body: Bytes| async {
                 (
                     StatusCode::CREATED,
-                    headers(Some(6000)),
-                    "{\"status\":\"recorded\",\"click_id\":\"load-1795916400-0-1\"}",
+                    headers(true),
+                    "{\"status\":\"recorded\",\"click_id\":\"load-1795916400-0-12345\"}",
                 )
             }),
         );
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await
-        .expect("bind");
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("load-floor: cannot listen on {address}: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     println!("floor listening on {port}");
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .await
-    .expect("serve");
+    .await;
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("load-floor: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

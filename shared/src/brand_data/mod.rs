@@ -328,7 +328,7 @@ pub trait BrandDataStore: Send + Sync {
     /// Newest first across the shards, filtered by offer and partner. A page reads at most
     /// `limit + 2` items per shard, whatever the brand's total. Records are shared, not copied:
     /// the memory store hands out the ones it holds (a page of 25 is the API's most common
-    /// read, and copying its records was a tenth of the route's CPU time locally).
+    /// read, and copying its records was about 7% of the route's CPU time locally).
     async fn list_clicks(
         &self,
         brand_id: &BrandId,

@@ -367,6 +367,10 @@ mod tests {
             "limit=5&token=a".to_owned(),
             format!("q=%74k_{}", &key[3..]),
             format!("{key}=1"),
+            "api%5Fkey=1".to_owned(),
+            "%61pi_key=1".to_owned(),
+            "Access%5FToken=x".to_owned(),
+            "X-Api-Key=1".to_owned(),
         ] {
             assert!(credentials_in_url(Some(&query)).is_some(), "{query}");
         }
@@ -382,5 +386,6 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%e2%82%ac"), "€");
+        assert!(matches!(percent_decode("limit"), Cow::Borrowed("limit")));
     }
 }
