@@ -49,12 +49,10 @@ impl Clock for ManualClock {
 /// Every item of a list is formatted this way, so the common case (years 0-9999) is written
 /// digit by digit into a fixed buffer rather than through the formatting machinery.
 pub fn format_rfc3339(at: UnixMillis) -> String {
-    let parts = civil_parts(at);
-    match rfc3339_in_four_digit_years(parts) {
-        // Only ASCII digits and separators are written, so nothing is replaced.
-        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        None => format_civil(parts),
-    }
+    let mut text = Vec::with_capacity(24);
+    write_rfc3339(&mut text, at);
+    // Only ASCII digits, separators and a sign are written: the conversion cannot fail.
+    String::from_utf8(text).unwrap_or_default()
 }
 
 /// Appends [`format_rfc3339`]'s text to `out` (a JSON writer's buffer); for years 0-9999, without

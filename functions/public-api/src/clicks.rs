@@ -1,7 +1,6 @@
 //! Clicks, as capture records them: list (newest first, by time, offer and partner) and get by
 //! click id. Read-only here; the capture function writes them.
 
-use std::borrow::Borrow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -172,17 +171,13 @@ async fn list_records(
 /// Writes `{"data":[…],"next_cursor":…}` for a page of clicks straight from the records: the same
 /// bytes serde writes for a [`ListBody<Click>`] (a test holds the two together), without a
 /// [`Click`] per record. A page is the API's largest common answer (about 10 KB for 25 clicks).
-fn write_page_json<R: Borrow<ClickRecord>>(
-    out: &mut Vec<u8>,
-    records: &[R],
-    next_cursor: Option<&str>,
-) {
+fn write_page_json(out: &mut Vec<u8>, records: &[Arc<ClickRecord>], next_cursor: Option<&str>) {
     out.extend_from_slice(b"{\"data\":[");
     for (index, record) in records.iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        write_click_json(out, record.borrow());
+        write_click_json(out, record);
     }
     out.extend_from_slice(b"],\"next_cursor\":");
     write_optional_json_string(out, next_cursor);
@@ -335,22 +330,25 @@ mod tests {
             "unicode caf\u{e9} \u{1f600} \u{2028}\u{2029}",
             "</script>",
         ];
-        let records: Vec<ClickRecord> = (0..40)
+        let records: Vec<Arc<ClickRecord>> = (0..40)
             .map(|number| {
-                record(
+                Arc::new(record(
                     number,
                     texts[usize::try_from(number).unwrap() % texts.len()],
-                )
+                ))
             })
             .collect();
-        assert!(records.iter().any(ClickRecord::flagged));
+        assert!(records.iter().any(|record| record.flagged()));
         assert!(records.iter().any(|record| !record.flagged()));
         for next_cursor in [None, Some("c2lnbmVk.\"cursor\"")] {
             for page in [&records[..0], &records[..1], &records[..]] {
                 let mut written = Vec::new();
                 write_page_json(&mut written, page, next_cursor);
                 let expected = serde_json::to_vec(&ListBody {
-                    data: page.iter().cloned().map(Click::from).collect(),
+                    data: page
+                        .iter()
+                        .map(|record| Click::from(ClickRecord::clone(record)))
+                        .collect(),
                     next_cursor: next_cursor.map(str::to_owned),
                 })
                 .unwrap();
@@ -387,7 +385,7 @@ mod tests {
             fraud_score: 90,
         };
         let mut written = Vec::new();
-        write_page_json(&mut written, std::slice::from_ref(&bare), None);
+        write_page_json(&mut written, &[Arc::new(bare.clone())], None);
         let value: serde_json::Value = serde_json::from_slice(&written).unwrap();
         assert_eq!(value["data"][0]["at"], "1970-01-01T00:00:00.000Z");
         assert_eq!(value["data"][0]["sub3"], serde_json::Value::Null);

@@ -2,7 +2,6 @@
 //! (and, where allowed, `x-api-key`), verifies it, applies the per-key rate limit, and writes one
 //! activity record per request (revoked-key attempts included) before the response leaves.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -265,18 +264,15 @@ pub async fn refuse_credentials_in_url(request: Request, next: Next) -> Response
 /// A key (or a credential-named parameter) in the query string is refused: URLs end up in logs,
 /// histories and referrers.
 fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
-    let suspicious = query?
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .any(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let (name, value) = (percent_decode(name), percent_decode(value));
-            CREDENTIAL_PARAMETERS
-                .iter()
-                .any(|parameter| name.eq_ignore_ascii_case(parameter))
-                || is_key_shaped(&name)
-                || is_key_shaped(&value)
-        });
+    // Decoded exactly as the handlers decode their parameters (form-urlencoded, as axum's
+    // `Query`); names and values with nothing to decode are borrowed, not copied.
+    let suspicious = form_urlencoded::parse(query?.as_bytes()).any(|(name, value)| {
+        CREDENTIAL_PARAMETERS
+            .iter()
+            .any(|parameter| name.eq_ignore_ascii_case(parameter))
+            || is_key_shaped(&name)
+            || is_key_shaped(&value)
+    });
     suspicious.then(|| {
         ApiError::new(
             ErrorCode::CredentialsInUrl,
@@ -289,35 +285,6 @@ fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
 /// Whether redaction would change the text, i.e. it holds something shaped like a key.
 fn is_key_shaped(text: &str) -> bool {
     crate::token::redact_key_shaped(text) != text
-}
-
-/// Percent-decodes one name or value of `a=b&c=d` leniently (undecodable input is kept as is);
-/// borrowed when there is nothing to decode, as in nearly every query.
-fn percent_decode(text: &str) -> Cow<'_, str> {
-    let bytes = text.as_bytes();
-    if !bytes.iter().any(|&byte| byte == b'%' || byte == b'+') {
-        return Cow::Borrowed(text);
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' if index + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok();
-                match hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        index += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        index += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn credentials_reason(error: CredentialsError) -> &'static str {
@@ -354,6 +321,8 @@ fn log_refusal(context: &ClientContext, parts: &Parts, reason: &str, fingerprint
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
 
     #[test]
@@ -380,8 +349,15 @@ mod tests {
         assert!(credentials_in_url(None).is_none());
     }
 
+    /// The decoding the check relies on: lenient, and borrowed when there is nothing to decode.
     #[test]
     fn percent_decoding_is_lenient() {
+        let percent_decode = |text: &'static str| {
+            form_urlencoded::parse(text.as_bytes())
+                .next()
+                .map(|(name, _)| name)
+                .unwrap()
+        };
         assert_eq!(percent_decode("a%20b+c"), "a b c");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
