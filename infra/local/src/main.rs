@@ -293,8 +293,7 @@ async fn api_gateway_request_context(mut request: Request, next: Next) -> Respon
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let request_id =
-        trcker_shared::edge::context::generated_request_id().replacen("gen", "local", 1);
+    let request_id = trcker_shared::edge::context::request_id_with_prefix("local");
     let context = api_gateway_context(
         request.method(),
         request.uri().path(),

@@ -2,6 +2,9 @@
 //! from the lambda_http request context (HTTP API v2 or REST API v1). The local gateway fills the
 //! same context, so functions read it one way everywhere.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::http::request::Parts;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
@@ -72,16 +75,37 @@ pub fn context_source_ip(parts: &Parts) -> Option<String> {
     }
 }
 
-/// `gen-` + random hex, or a process-wide sequence number if the OS has no randomness to give.
+/// `gen-` + 16 hex digits, for a request whose context carries no id.
 pub fn generated_request_id() -> String {
-    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    match crate::token::random_u64() {
-        Ok(random) => format!("gen-{random:016x}"),
-        Err(_) => format!(
-            "gen-seq-{}",
-            SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ),
-    }
+    request_id_with_prefix("gen")
+}
+
+/// `prefix-` + 16 hex digits, unique within the process and unlike any other process's: a
+/// sequence number, mixed with a key read once per process from the OS's randomness and scrambled
+/// by a bijection, so no two requests of a process share an id and no request pays a system call
+/// for one.
+pub fn request_id_with_prefix(prefix: &str) -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    static PROCESS_KEY: OnceLock<u64> = OnceLock::new();
+    let key = *PROCESS_KEY.get_or_init(|| {
+        crate::token::random_u64().unwrap_or_else(|_| {
+            // No randomness from the OS: the clock and the process id still tell processes apart.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+            nanos ^ (u64::from(std::process::id()) << 32)
+        })
+    });
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:016x}", scramble(sequence ^ key))
+}
+
+/// SplitMix64's finaliser: a bijection on `u64` (distinct inputs give distinct outputs) whose
+/// outputs look unrelated to each other.
+fn scramble(value: u64) -> u64 {
+    let mut mixed = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    mixed ^ (mixed >> 31)
 }
 
 fn bounded(text: String) -> String {
@@ -160,6 +184,22 @@ mod tests {
             context.request_id, again.request_id,
             "made-up ids are unique"
         );
+    }
+
+    #[test]
+    fn made_up_request_ids_are_unique_and_well_formed() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| generated_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(100) {
+            let digits = id.strip_prefix("gen-").unwrap();
+            assert_eq!(digits.len(), 16, "{id}");
+            assert!(digits.bytes().all(|byte| byte.is_ascii_hexdigit()), "{id}");
+        }
+        assert!(request_id_with_prefix("local").starts_with("local-"));
+        // The scrambling is a bijection: consecutive sequence numbers never meet.
+        let scrambled: std::collections::HashSet<u64> = (0..100_000).map(scramble).collect();
+        assert_eq!(scrambled.len(), 100_000);
     }
 
     #[test]
