@@ -1,5 +1,6 @@
-//! Test harness pieces shared by every crate's tests: a DynamoDB/Secrets Manager client pointed at
-//! the moto server that `scripts/test` starts, fresh tables, and a capture of all log output.
+//! Test harness pieces shared by every crate's tests and benches: a DynamoDB/Secrets Manager client
+//! pointed at the moto server that `scripts/test` starts, fresh tables, a capture of all log output,
+//! and the in-memory edge the criterion benches measure.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -7,9 +8,65 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::bootstrap::aws_config_loader;
+use crate::brand_data::BrandDataStore;
+use crate::brand_data::memory::MemoryBrandData;
+use crate::clock::SystemClock;
 use crate::config::TrustRoots;
+use crate::edge::config::EdgeLimits;
+use crate::keys::KeyService;
 use crate::store::dynamo::DynamoStore;
 use crate::store::schema::{KEYS_TABLE, create_table};
+
+/// What the in-process benches serve from: a current-thread runtime to drive requests on, the
+/// in-memory key and brand data stores (the key service with the insecure development pepper), and
+/// limits with the rate limit out of the way, so a bench measures serving rather than refusing.
+pub struct InMemoryEdge {
+    pub runtime: tokio::runtime::Runtime,
+    pub keys: Arc<KeyService>,
+    pub data: Arc<dyn BrandDataStore>,
+    pub limits: EdgeLimits,
+}
+
+impl InMemoryEdge {
+    pub fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime builds");
+        Self {
+            runtime,
+            keys: Arc::new(KeyService::with_insecure_dev_pepper(
+                Arc::new(crate::store::memory::MemoryStore::new()),
+                Arc::new(SystemClock),
+            )),
+            data: Arc::new(MemoryBrandData::new()),
+            limits: EdgeLimits {
+                rate_limit_per_minute: 1_000_000_000,
+                ..EdgeLimits::default()
+            },
+        }
+    }
+}
+
+impl InMemoryEdge {
+    /// The runtime, key service, brand data store and limits, in that order.
+    pub fn into_parts(
+        self,
+    ) -> (
+        tokio::runtime::Runtime,
+        Arc<KeyService>,
+        Arc<dyn BrandDataStore>,
+        EdgeLimits,
+    ) {
+        (self.runtime, self.keys, self.data, self.limits)
+    }
+}
+
+impl Default for InMemoryEdge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Set by `scripts/test` to the moto server it started.
 pub const MOTO_ENDPOINT_VAR: &str = "TRCKER_TEST_DYNAMODB_ENDPOINT";

@@ -3,8 +3,6 @@
 //! service alone with the caller already attached. The difference is what the auth and audit
 //! layer adds to a tool call.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Method, Request};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -12,32 +10,15 @@ use tower::ServiceExt;
 use trcker_mcp::config::McpConfig;
 use trcker_public_api::AppState;
 use trcker_public_api::offers::{CreateOffer, create_offer};
-use trcker_shared::brand_data::BrandDataStore;
-use trcker_shared::brand_data::memory::MemoryBrandData;
-use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::auth::Caller;
-use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::{ClientContext, api_gateway_context};
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::KeyService;
-use trcker_shared::store::memory::MemoryStore;
+use trcker_shared::testing::InMemoryEdge;
 
 const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_offers","arguments":{"limit":10}}}"#;
 
 fn mcp_benches(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
-        Arc::new(MemoryStore::new()),
-        Arc::new(SystemClock),
-    ));
-    let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
-    let limits = EdgeLimits {
-        rate_limit_per_minute: 1_000_000_000,
-        ..EdgeLimits::default()
-    };
+    let (runtime, keys, data, limits) = InMemoryEdge::new().into_parts();
     let app = AppState {
         keys: keys.clone(),
         data: data.clone(),

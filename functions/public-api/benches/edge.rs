@@ -14,28 +14,13 @@ use trcker_shared::brand_data::clicks::{ClickFilter, ClickRecord};
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::{ActivityRecord, BrandDataStore, Surface};
-use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::audit::AuditLog;
-use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
-use trcker_shared::keys::KeyService;
-use trcker_shared::store::memory::MemoryStore;
+use trcker_shared::testing::InMemoryEdge;
 
 fn edge_benches(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
-        Arc::new(MemoryStore::new()),
-        Arc::new(SystemClock),
-    ));
-    let data: Arc<dyn BrandDataStore> = Arc::new(MemoryBrandData::new());
-    let limits = EdgeLimits {
-        rate_limit_per_minute: 1_000_000_000,
-        ..EdgeLimits::default()
-    };
+    let (runtime, keys, data, limits) = InMemoryEdge::new().into_parts();
     let router = trcker_public_api::router(keys.clone(), data.clone(), limits);
     let brand = BrandId::parse("bench").unwrap();
     let key = runtime.block_on(async {

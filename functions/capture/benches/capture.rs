@@ -1,0 +1,163 @@
+//! In-process cost of a capture, without a network or a load generator sharing the CPU: a new
+//! click and a duplicate through the capture router, next to the public API's health and whoami in
+//! the same run, on the in-memory stores, with the settings of `scripts/bench-load`.
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use tower::ServiceExt;
+use trcker_capture::CAPTURE_PATH;
+use trcker_capture::config::CaptureConfig;
+use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
+use trcker_shared::edge::context::api_gateway_context;
+use trcker_shared::ids::BrandId;
+use trcker_shared::testing::InMemoryEdge;
+
+/// A request as the local gateway hands it on: API Gateway's context with a fresh request id.
+fn gateway_request(
+    method: Method,
+    path: &str,
+    request_id: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header("user-agent", "bench/1");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut request = builder.body(body).unwrap();
+    request.extensions_mut().insert(api_gateway_context(
+        &method,
+        path,
+        "192.0.2.1",
+        Some("bench/1"),
+        request_id,
+        0,
+    ));
+    request
+}
+
+/// A capture's client address and body for the request with this sequence number.
+type ClientAndBody = dyn Fn(u64) -> (String, String);
+
+fn capture_benches(c: &mut Criterion) {
+    let (runtime, keys, data, limits) = InMemoryEdge::new().into_parts();
+    // Budgets out of the way and one trusted proxy hop, as scripts/bench-load runs the gateway.
+    let config = CaptureConfig {
+        rate_limit_per_minute: 1_000_000_000,
+        trusted_proxy_hops: 1,
+        ..CaptureConfig::default()
+    };
+    let public_api = trcker_public_api::router(keys.clone(), data.clone(), limits);
+    let capture = trcker_capture::router(keys.clone(), data.clone(), limits, config);
+    let brand = BrandId::parse("bench").unwrap();
+    let key = runtime.block_on(async {
+        keys.create_brand(&brand, "Bench").await.unwrap();
+        for (kind, id, slug) in [
+            (DocumentKind::Offer, "off_00000000000000aa", "summer-sale"),
+            (DocumentKind::Partner, "ptr_00000000000000bb", "alice-media"),
+        ] {
+            let document = Document {
+                brand_id: brand.clone(),
+                kind,
+                id: id.into(),
+                version: 1,
+                body: json!({ "id": id, "slug": slug }),
+            };
+            let claims = [UniqueClaim {
+                field: "slug",
+                value: slug.into(),
+            }];
+            data.create_document(&document, &claims).await.unwrap();
+        }
+        keys.generate(&brand, None).await.unwrap().key
+    });
+    let bearer = format!("Bearer {}", key.expose_secret());
+
+    let mut sequence = 0_u64;
+    // The public API's reference routes, measured in this run.
+    for (name, path, authorization) in [
+        ("capture-run/health", "/api/public/health", None),
+        (
+            "capture-run/whoami (auth + rate limit + audit)",
+            "/api/public/whoami",
+            Some(bearer.as_str()),
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                sequence += 1;
+                let request = gateway_request(
+                    Method::GET,
+                    path,
+                    &format!("bench-{sequence}"),
+                    &headers,
+                    Body::empty(),
+                );
+                let response = runtime
+                    .block_on(public_api.clone().oneshot(request))
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            })
+        });
+    }
+    // As wrk-load.lua sends it: a new click id from a new client address behind one proxy hop;
+    // then one click id sent again and again (the first is recorded, the rest are duplicates).
+    let new_click = |sequence: u64| {
+        let client = format!(
+            "10.{}.{}.{}",
+            (sequence >> 16) & 0xff,
+            (sequence >> 8) & 0xff,
+            sequence & 0xff
+        );
+        let body = format!(
+            r#"{{"click_id":"bench-{sequence}","offer":"summer-sale","partner":"alice-media","sub1":"load"}}"#
+        );
+        (client, body)
+    };
+    let duplicate = |_: u64| {
+        let body =
+            r#"{"click_id":"bench-duplicate","offer":"summer-sale","partner":"alice-media"}"#;
+        ("10.0.0.1".to_owned(), body.to_owned())
+    };
+    let cases: [(&str, &ClientAndBody); 2] = [
+        ("capture-run/capture (new click)", &new_click),
+        ("capture-run/capture (duplicate)", &duplicate),
+    ];
+    for (name, client_and_body) in cases {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                sequence += 1;
+                let (client, body) = client_and_body(sequence);
+                let request = gateway_request(
+                    Method::POST,
+                    CAPTURE_PATH,
+                    &format!("bench-{sequence}"),
+                    &[
+                        ("x-api-key", key.expose_secret()),
+                        ("content-type", "application/json"),
+                        ("x-forwarded-for", &client),
+                    ],
+                    Body::from(body),
+                );
+                let response = runtime.block_on(capture.clone().oneshot(request)).unwrap();
+                assert!(
+                    response.status().is_success(),
+                    "{name}: {}",
+                    response.status()
+                );
+            })
+        });
+    }
+}
+
+criterion_group!(benches, capture_benches);
+criterion_main!(benches);
