@@ -21,10 +21,10 @@ use crate::store::schema::{KEYS_TABLE, create_table};
 /// in-memory key and brand data stores (the key service with the insecure development pepper), and
 /// limits with the rate limit out of the way, so a bench measures serving rather than refusing.
 pub struct InMemoryEdge {
-    pub runtime: tokio::runtime::Runtime,
-    pub keys: Arc<KeyService>,
-    pub data: Arc<dyn BrandDataStore>,
-    pub limits: EdgeLimits,
+    runtime: tokio::runtime::Runtime,
+    keys: Arc<KeyService>,
+    data: Arc<dyn BrandDataStore>,
+    limits: EdgeLimits,
 }
 
 impl InMemoryEdge {
@@ -46,9 +46,7 @@ impl InMemoryEdge {
             },
         }
     }
-}
 
-impl InMemoryEdge {
     /// The runtime, key service, brand data store and limits, in that order.
     pub fn into_parts(
         self,

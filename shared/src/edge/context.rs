@@ -80,24 +80,38 @@ pub fn generated_request_id() -> String {
     request_id_with_prefix("gen")
 }
 
-/// `prefix-` + 16 hex digits, unique within the process and unlike any other process's: a
-/// sequence number, mixed with a key read once per process from the OS's randomness and scrambled
-/// by a bijection, so no two requests of a process share an id and no request pays a system call
-/// for one.
+/// `prefix-` + 16 hex digits, unique within the process and very unlikely to match another
+/// process's: a sequence number mixed, by a keyed bijection, with two keys read once per process
+/// from the OS's randomness. After the first, requests pay no system call for an id. Ids are not
+/// secrets, but the keys keep one id from telling how many requests came before another.
 pub fn request_id_with_prefix(prefix: &str) -> String {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    static PROCESS_KEY: OnceLock<u64> = OnceLock::new();
-    let key = *PROCESS_KEY.get_or_init(|| {
-        crate::token::random_u64().unwrap_or_else(|_| {
-            // No randomness from the OS: the clock and the process id still tell processes apart.
+    static PROCESS_KEYS: OnceLock<(u64, u64)> = OnceLock::new();
+    let (inner, outer) = *PROCESS_KEYS.get_or_init(process_keys);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{prefix}-{:016x}",
+        scramble(scramble(sequence ^ inner) ^ outer)
+    )
+}
+
+/// Two keys from the OS's randomness; without it, from the clock and the process id, mixed so
+/// that processes started close together still get unrelated keys.
+fn process_keys() -> (u64, u64) {
+    match (crate::token::random_u64(), crate::token::random_u64()) {
+        (Ok(inner), Ok(outer)) => (inner, outer),
+        _ => {
+            tracing::warn!("no randomness from the OS for request ids; using the clock and pid");
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-            nanos ^ (u64::from(std::process::id()) << 32)
-        })
-    });
-    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{:016x}", scramble(sequence ^ key))
+            let pid = u64::from(std::process::id());
+            (
+                scramble(nanos) ^ scramble(pid),
+                scramble(nanos ^ scramble(pid)),
+            )
+        }
+    }
 }
 
 /// SplitMix64's finaliser: a bijection on `u64` (distinct inputs give distinct outputs) whose
