@@ -8,61 +8,62 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::bootstrap::aws_config_loader;
-use crate::brand_data::BrandDataStore;
 use crate::brand_data::memory::MemoryBrandData;
+use crate::brand_data::{BrandDataStore, Document, DocumentKind, UniqueClaim};
 use crate::clock::SystemClock;
 use crate::config::TrustRoots;
 use crate::edge::config::EdgeLimits;
+use crate::ids::BrandId;
 use crate::keys::KeyService;
 use crate::store::dynamo::DynamoStore;
 use crate::store::schema::{KEYS_TABLE, create_table};
 
 /// What the in-process benches serve from: a current-thread runtime to drive requests on, the
-/// in-memory key and brand data stores (the key service with the insecure development pepper), and
-/// limits with the rate limit out of the way, so a bench measures serving rather than refusing.
-pub struct InMemoryEdge {
-    runtime: tokio::runtime::Runtime,
-    keys: Arc<KeyService>,
-    data: Arc<dyn BrandDataStore>,
-    limits: EdgeLimits,
+/// in-memory key service (on the insecure development pepper) and brand data store, and limits
+/// with the rate limit out of the way, so a bench measures serving rather than refusing.
+pub fn in_memory_edge() -> (
+    tokio::runtime::Runtime,
+    Arc<KeyService>,
+    Arc<dyn BrandDataStore>,
+    EdgeLimits,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let keys = Arc::new(KeyService::with_insecure_dev_pepper(
+        Arc::new(crate::store::memory::MemoryStore::new()),
+        Arc::new(SystemClock),
+    ));
+    let limits = EdgeLimits {
+        rate_limit_per_minute: 1_000_000_000,
+        ..EdgeLimits::default()
+    };
+    (runtime, keys, Arc::new(MemoryBrandData::new()), limits)
 }
 
-impl InMemoryEdge {
-    pub fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a current-thread runtime builds");
-        Self {
-            runtime,
-            keys: Arc::new(KeyService::with_insecure_dev_pepper(
-                Arc::new(crate::store::memory::MemoryStore::new()),
-                Arc::new(SystemClock),
-            )),
-            data: Arc::new(MemoryBrandData::new()),
-            limits: EdgeLimits {
-                rate_limit_per_minute: 1_000_000_000,
-                ..EdgeLimits::default()
-            },
-        }
-    }
-
-    /// The runtime, key service, brand data store and limits, in that order.
-    pub fn into_parts(
-        self,
-    ) -> (
-        tokio::runtime::Runtime,
-        Arc<KeyService>,
-        Arc<dyn BrandDataStore>,
-        EdgeLimits,
-    ) {
-        (self.runtime, self.keys, self.data, self.limits)
-    }
-}
-
-impl Default for InMemoryEdge {
-    fn default() -> Self {
-        Self::new()
+/// The references a capture names, in `brand_id`'s data: the offer `summer-sale`
+/// (`off_00000000000000aa`) and the partner `alice` (`ptr_00000000000000bb`), each claiming its
+/// slug.
+pub async fn create_capture_references(data: &dyn BrandDataStore, brand_id: &BrandId) {
+    for (kind, id, slug) in [
+        (DocumentKind::Offer, "off_00000000000000aa", "summer-sale"),
+        (DocumentKind::Partner, "ptr_00000000000000bb", "alice"),
+    ] {
+        let document = Document {
+            brand_id: brand_id.clone(),
+            kind,
+            id: id.into(),
+            version: 1,
+            body: serde_json::json!({ "id": id, "slug": slug }),
+        };
+        let claims = [UniqueClaim {
+            field: "slug",
+            value: slug.into(),
+        }];
+        data.create_document(&document, &claims)
+            .await
+            .expect("the capture references are created");
     }
 }
 

@@ -5,14 +5,12 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde_json::json;
 use tower::ServiceExt;
 use trcker_capture::CAPTURE_PATH;
 use trcker_capture::config::CaptureConfig;
-use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
-use trcker_shared::testing::InMemoryEdge;
+use trcker_shared::testing::{create_capture_references, in_memory_edge};
 
 /// A request as the local gateway hands it on: API Gateway's context with a fresh request id.
 fn gateway_request(
@@ -45,7 +43,7 @@ fn gateway_request(
 type ClientAndBody = dyn Fn(u64) -> (String, String);
 
 fn capture_benches(c: &mut Criterion) {
-    let (runtime, keys, data, limits) = InMemoryEdge::new().into_parts();
+    let (runtime, keys, data, limits) = in_memory_edge();
     // Budgets out of the way and one trusted proxy hop, as scripts/bench-load runs the gateway.
     let config = CaptureConfig {
         rate_limit_per_minute: 1_000_000_000,
@@ -57,23 +55,7 @@ fn capture_benches(c: &mut Criterion) {
     let brand = BrandId::parse("bench").unwrap();
     let key = runtime.block_on(async {
         keys.create_brand(&brand, "Bench").await.unwrap();
-        for (kind, id, slug) in [
-            (DocumentKind::Offer, "off_00000000000000aa", "summer-sale"),
-            (DocumentKind::Partner, "ptr_00000000000000bb", "alice-media"),
-        ] {
-            let document = Document {
-                brand_id: brand.clone(),
-                kind,
-                id: id.into(),
-                version: 1,
-                body: json!({ "id": id, "slug": slug }),
-            };
-            let claims = [UniqueClaim {
-                field: "slug",
-                value: slug.into(),
-            }];
-            data.create_document(&document, &claims).await.unwrap();
-        }
+        create_capture_references(data.as_ref(), &brand).await;
         keys.generate(&brand, None).await.unwrap().key
     });
     let bearer = format!("Bearer {}", key.expose_secret());
@@ -136,14 +118,13 @@ fn capture_benches(c: &mut Criterion) {
             sequence & 0xff
         );
         let body = format!(
-            r#"{{"click_id":"bench-{sequence}","offer":"summer-sale","partner":"alice-media","sub1":"load"}}"#
+            r#"{{"click_id":"bench-{sequence}","offer":"summer-sale","partner":"alice","sub1":"load"}}"#
         );
         (client, body)
     };
     // One click id, recorded once here, then sent again and again: every iteration a duplicate.
     let duplicate = |_: u64| {
-        let body =
-            r#"{"click_id":"bench-duplicate","offer":"summer-sale","partner":"alice-media"}"#;
+        let body = r#"{"click_id":"bench-duplicate","offer":"summer-sale","partner":"alice"}"#;
         ("10.0.0.1".to_owned(), body.to_owned())
     };
     let (client, body) = duplicate(0);

@@ -13,15 +13,14 @@ use trcker_capture::config::CaptureConfig;
 use trcker_shared::brand_data::clicks::ClickFilter;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{CLICKS, RollupDimension, utc_day};
-use trcker_shared::brand_data::{
-    ActivityFilter, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
-};
+use trcker_shared::brand_data::{ActivityFilter, BrandDataStore, Surface};
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::faulty_edge::{FaultyEdge, JsonResponse, send};
 use trcker_shared::ids::BrandId;
 use trcker_shared::store::counting::StoreOperation;
 use trcker_shared::store::fault::{Fault, Trigger};
+use trcker_shared::testing::create_capture_references;
 
 /// Stands in for the SDK operation timeout; short, so the suite stays quick.
 const TIMEOUT: Duration = Duration::from_millis(20);
@@ -58,23 +57,7 @@ impl Capture {
     async fn brand(&self, id: &str) -> String {
         let key = self.brand_key(id).await;
         let brand_id = BrandId::parse(id).unwrap();
-        for (kind, doc_id, slug) in [
-            (DocumentKind::Offer, "off_00000000000000aa", "summer-sale"),
-            (DocumentKind::Partner, "ptr_00000000000000bb", "alice"),
-        ] {
-            let document = Document {
-                brand_id: brand_id.clone(),
-                kind,
-                id: doc_id.into(),
-                version: 1,
-                body: json!({ "id": doc_id, "slug": slug }),
-            };
-            let claims = [UniqueClaim {
-                field: "slug",
-                value: slug.into(),
-            }];
-            self.data.create_document(&document, &claims).await.unwrap();
-        }
+        create_capture_references(self.data.as_ref(), &brand_id).await;
         key
     }
 

@@ -20,7 +20,7 @@ use trcker_shared::brand_data::rollups::{
     CLICKS, FLAGGED_CLICKS, RollupDimension, RollupRow, SIGNALS_PREFIX, utc_day,
 };
 use trcker_shared::brand_data::{
-    ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
+    ActivityFilter, ActivityRecord, BrandDataStore, DocumentKind, Surface,
 };
 use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
@@ -29,7 +29,9 @@ use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
-use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store};
+use trcker_shared::testing::{
+    create_capture_references, fresh_dynamo_brand_data, fresh_dynamo_store,
+};
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                        Chrome/131.0 Safari/537.36";
@@ -115,23 +117,7 @@ impl Capture {
         let brand_id = BrandId::parse(id).unwrap();
         self.keys.create_brand(&brand_id, id).await.unwrap();
         let key = self.keys.generate(&brand_id, None).await.unwrap();
-        for (kind, doc_id, slug) in [
-            (DocumentKind::Offer, "off_00000000000000aa", "summer-sale"),
-            (DocumentKind::Partner, "ptr_00000000000000bb", "alice"),
-        ] {
-            let document = Document {
-                brand_id: brand_id.clone(),
-                kind,
-                id: doc_id.into(),
-                version: 1,
-                body: json!({ "id": doc_id, "slug": slug }),
-            };
-            let claims = [UniqueClaim {
-                field: "slug",
-                value: slug.into(),
-            }];
-            self.data.create_document(&document, &claims).await.unwrap();
-        }
+        create_capture_references(self.data.as_ref(), &brand_id).await;
         (brand_id, key.key.expose_secret().to_owned())
     }
 

@@ -13,12 +13,12 @@ use trcker_public_api::offers::{CreateOffer, create_offer};
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::context::{ClientContext, api_gateway_context};
 use trcker_shared::ids::BrandId;
-use trcker_shared::testing::InMemoryEdge;
+use trcker_shared::testing::in_memory_edge;
 
 const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_offers","arguments":{"limit":10}}}"#;
 
 fn mcp_benches(c: &mut Criterion) {
-    let (runtime, keys, data, limits) = InMemoryEdge::new().into_parts();
+    let (runtime, keys, data, limits) = in_memory_edge();
     let app = AppState {
         keys: keys.clone(),
         data: data.clone(),

@@ -17,10 +17,10 @@ use trcker_shared::brand_data::{ActivityRecord, BrandDataStore, Surface};
 use trcker_shared::edge::audit::AuditLog;
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
-use trcker_shared::testing::InMemoryEdge;
+use trcker_shared::testing::in_memory_edge;
 
 fn edge_benches(c: &mut Criterion) {
-    let (runtime, keys, data, limits) = InMemoryEdge::new().into_parts();
+    let (runtime, keys, data, limits) = in_memory_edge();
     let router = trcker_public_api::router(keys.clone(), data.clone(), limits);
     let brand = BrandId::parse("bench").unwrap();
     let key = runtime.block_on(async {
