@@ -14,6 +14,8 @@ pub enum CredentialsError {
     NotText,
     #[error("Authorization and x-api-key carry different keys")]
     Conflicting,
+    #[error("send the key once: more than one Authorization or x-api-key header was sent")]
+    Repeated,
 }
 
 /// Reads the token from an `Authorization` header value.

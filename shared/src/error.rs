@@ -17,6 +17,14 @@ pub enum ErrorCode {
     ConflictingCredentials,
     /// A browser origin that capture's CORS configuration does not allow.
     OriginNotAllowed,
+    /// A request to the local gateway (`trcker-local`) whose `Host` is not a loopback name or
+    /// address: what a DNS-rebinding web page sends.
+    HostNotAllowed,
+    /// A browser's request (`Origin`, `Sec-Fetch-Site`) to the local gateway's Lambda Invoke
+    /// path, which only the AWS CLI and SDKs call.
+    CrossSiteRequest,
+    /// A call to the local gateway's Lambda Invoke path without a SigV4 `Authorization` header.
+    SignatureRequired,
     NotFound,
     BrandNotFound,
     AlreadyExists,
@@ -42,6 +50,9 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::ConflictingCredentials => "conflicting_credentials",
             Self::OriginNotAllowed => "origin_not_allowed",
+            Self::HostNotAllowed => "host_not_allowed",
+            Self::CrossSiteRequest => "cross_site_request",
+            Self::SignatureRequired => "signature_required",
             Self::NotFound => "not_found",
             Self::BrandNotFound => "brand_not_found",
             Self::AlreadyExists => "already_exists",
@@ -64,7 +75,10 @@ impl ErrorCode {
             | Self::InvalidCursor
             | Self::CredentialsInUrl => 400,
             Self::Unauthorized | Self::ConflictingCredentials => 401,
-            Self::OriginNotAllowed => 403,
+            Self::OriginNotAllowed
+            | Self::HostNotAllowed
+            | Self::CrossSiteRequest
+            | Self::SignatureRequired => 403,
             Self::NotFound | Self::BrandNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::AlreadyExists | Self::KeyLimitReached | Self::Conflict => 409,
@@ -94,7 +108,7 @@ impl ErrorBody {
     /// every surface.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let message = message.into();
-        let message = crate::token::redact_key_shaped(&message).into_owned();
+        let message = crate::caller_text::redact_keys(&message).into_owned();
         Self {
             error: ErrorDetail { code, message },
         }
@@ -120,6 +134,10 @@ mod tests {
             ErrorCode::CredentialsInUrl,
             ErrorCode::Unauthorized,
             ErrorCode::ConflictingCredentials,
+            ErrorCode::OriginNotAllowed,
+            ErrorCode::HostNotAllowed,
+            ErrorCode::CrossSiteRequest,
+            ErrorCode::SignatureRequired,
             ErrorCode::NotFound,
             ErrorCode::BrandNotFound,
             ErrorCode::AlreadyExists,

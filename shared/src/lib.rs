@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod brand_data;
 pub mod cache;
+pub mod caller_text;
 pub mod clock;
 pub mod config;
 pub mod credentials;

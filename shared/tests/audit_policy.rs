@@ -32,6 +32,7 @@ fn record(request_id: &str) -> ActivityRecord {
         source_ip: "198.51.100.7".into(),
         user_agent: "Claude-User/1.0 (\"quoted\" \\ agent)".into(),
         outcome: "ok".into(),
+        attempts: None,
         expires_at: 1_802_776_123,
     }
 }

@@ -18,6 +18,7 @@ use trcker_shared::brand_data::rollups::{
     CLICKS, FLAGGED_CLICKS, RollupIncrement, SIGNALS_PREFIX, increments_for,
 };
 use trcker_shared::brand_data::{Document, DocumentKind};
+use trcker_shared::caller_text;
 use trcker_shared::clock::format_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
@@ -265,15 +266,12 @@ fn plain_text(name: &str, value: Option<&str>, max_chars: Option<usize>) -> Resu
     Ok(())
 }
 
-/// A caller-supplied text as it is stored: empty means absent, at most `max_chars`, and anything
-/// key-shaped redacted (a key pasted into a URL must not end up in the click record).
+/// A visitor-written text as it is stored: empty means absent; hidden format characters stripped
+/// (they would reach a brand's screen or an AI assistant unseen), key material redacted, then cut
+/// to at most `max_chars` (a key pasted into a URL must not end up in the click record).
 fn stored_text(value: Option<String>, max_chars: usize) -> Option<String> {
     let value = value.filter(|value| !value.trim().is_empty())?;
-    let bounded = match value.char_indices().nth(max_chars) {
-        Some((cut, _)) => &value[..cut],
-        None => value.as_str(),
-    };
-    Some(trcker_shared::token::redact_key_shaped(bounded).into_owned())
+    Some(caller_text::for_record(&value, max_chars)).filter(|stored| !stored.trim().is_empty())
 }
 
 #[derive(Clone, Copy)]
@@ -296,12 +294,19 @@ async fn resolve(
         Reference::Offer => (DocumentKind::Offer, offers::ID_PREFIX, "offer"),
         Reference::Partner => (DocumentKind::Partner, partners::ID_PREFIX, "partner"),
     };
+    // A key is never a reference, and is not quoted back or looked up.
+    if caller_text::contains_key_material(value) {
+        return Err(ApiError::invalid(format!(
+            "{what} must be an id or slug; it holds what looks like an API key (treat that key as \
+             leaked)"
+        )));
+    }
     let unknown = || {
         ApiError::new(
             ErrorCode::UnprocessableEntity,
             format!(
                 "no {what} with id or slug {:?} in this brand",
-                value.chars().take(64).collect::<String>()
+                caller_text::for_record(value, 64)
             ),
         )
     };

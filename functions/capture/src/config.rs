@@ -1,4 +1,4 @@
-//! Configuration of the capture function: its own per-key rate budget, CORS origins, trusted proxy
+//! Configuration of the capture function: its per-key and per-source rate budgets, CORS origins, trusted proxy
 //! hops in front of it, and the fraud thresholds. Read once at start; errors name the variable.
 
 use trcker_shared::config::ConfigError;
@@ -8,10 +8,12 @@ pub const ALLOWED_ORIGINS_VAR: &str = "TRCKER_CAPTURE_ALLOWED_ORIGINS";
 pub const TRUSTED_PROXY_HOPS_VAR: &str = "TRCKER_TRUSTED_PROXY_HOPS";
 pub const SOURCE_CLICKS_PER_HOUR_VAR: &str = "TRCKER_CAPTURE_IP_CLICKS_PER_HOUR";
 pub const REPEAT_WINDOW_VAR: &str = "TRCKER_CAPTURE_REPEAT_WINDOW_SECONDS";
+pub const SOURCE_RATE_LIMIT_VAR: &str = "TRCKER_CAPTURE_SOURCE_RATE_LIMIT_PER_MINUTE";
 
 /// Every variable this module reads, for the infrastructure contract test.
-pub const ALL_VARS: [&str; 5] = [
+pub const ALL_VARS: [&str; 6] = [
     RATE_LIMIT_VAR,
+    SOURCE_RATE_LIMIT_VAR,
     ALLOWED_ORIGINS_VAR,
     TRUSTED_PROXY_HOPS_VAR,
     SOURCE_CLICKS_PER_HOUR_VAR,
@@ -69,6 +71,11 @@ impl AllowedOrigins {
 pub struct CaptureConfig {
     /// Captures per key per minute, a budget apart from the API's.
     pub rate_limit_per_minute: u32,
+    /// Captures per client address (IPv6: per /64) per minute, counted first: one visitor over
+    /// it is refused without spending the key's budget, so it cannot switch capture off for the
+    /// brand's other visitors. It holds only where the CDN is the only way in and the trusted hops
+    /// match it (otherwise a caller picks its own address).
+    pub source_rate_limit_per_minute: u32,
     pub allowed_origins: AllowedOrigins,
     /// Proxies in front of API Gateway that append to `X-Forwarded-For` (a CDN is one). Zero
     /// trusts nothing but the connection's own source address.
@@ -83,6 +90,8 @@ impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
             rate_limit_per_minute: 6_000,
+            // Generous: carrier-grade NAT puts many visitors behind one address.
+            source_rate_limit_per_minute: 120,
             allowed_origins: AllowedOrigins::None,
             trusted_proxy_hops: 0,
             source_clicks_per_hour: 50,
@@ -121,6 +130,12 @@ impl CaptureConfig {
             rate_limit_per_minute: number(
                 RATE_LIMIT_VAR,
                 defaults.rate_limit_per_minute,
+                1,
+                1_000_000_000,
+            )?,
+            source_rate_limit_per_minute: number(
+                SOURCE_RATE_LIMIT_VAR,
+                defaults.source_rate_limit_per_minute,
                 1,
                 1_000_000_000,
             )?,

@@ -75,6 +75,8 @@ pub fn routes(
         surface: Surface::Capture,
         credential_headers: CredentialHeaders::BearerOrApiKey,
         activity_retention_days: limits.activity_retention_days,
+        source_limit_per_minute: Some(config.source_rate_limit_per_minute),
+        revoked_records_per_minute: limits.revoked_key_records_per_minute,
     });
     let state = CaptureState {
         keys,

@@ -68,6 +68,8 @@ pub fn routes(
         surface: Surface::Mcp,
         credential_headers: CredentialHeaders::BearerOnly,
         activity_retention_days: limits.activity_retention_days,
+        source_limit_per_minute: None,
+        revoked_records_per_minute: limits.revoked_key_records_per_minute,
     });
     let service = mcp_service(AppState { keys, data, limits }, config);
     Router::new()
@@ -163,7 +165,7 @@ async fn without_key_shaped_text(response: Response) -> Response {
     };
     let redacted = std::str::from_utf8(&bytes)
         .ok()
-        .map(trcker_shared::token::redact_key_shaped)
+        .map(trcker_shared::caller_text::redact_keys)
         .filter(|text| matches!(text, std::borrow::Cow::Owned(_)));
     match redacted {
         Some(text) => {
@@ -226,8 +228,7 @@ fn audit_target(method: &axum::http::Method, body: &[u8]) -> String {
 
 /// Client-chosen names, bounded and with anything key-shaped redacted before they are stored.
 fn bounded(text: &str) -> String {
-    let cut: String = text.chars().take(MAX_AUDITED_TOOL_CHARS).collect();
-    trcker_shared::token::redact_key_shaped(&cut).into_owned()
+    trcker_shared::caller_text::for_record(text, MAX_AUDITED_TOOL_CHARS)
 }
 
 async fn not_found() -> ApiError {

@@ -148,6 +148,7 @@ fn edge_benches(c: &mut Criterion) {
         source_ip: "192.0.2.1".into(),
         user_agent: "bench".into(),
         outcome: "ok".into(),
+        attempts: None,
         expires_at: 1_900_000_000,
     };
     c.bench_function("guard/activity_append", |b| {
@@ -175,7 +176,7 @@ fn edge_benches(c: &mut Criterion) {
         group.bench_function("guard/rate_limit_increment", |b| {
             b.iter(|| {
                 runtime
-                    .block_on(dynamo.increment_counter(&brand, "rate#bench", 60_000, 1_900_000_000))
+                    .block_on(dynamo.increment_counter(&brand, "rate#bench", 60_000, 1, 1_900_000_000))
                     .unwrap()
             })
         });
@@ -184,7 +185,7 @@ fn edge_benches(c: &mut Criterion) {
     c.bench_function("guard/rate_limit_increment", |b| {
         b.iter(|| {
             runtime
-                .block_on(data.increment_counter(&brand, "rate#bench", 60_000, 1_900_000_000))
+                .block_on(data.increment_counter(&brand, "rate#bench", 60_000, 1, 1_900_000_000))
                 .unwrap()
         })
     });

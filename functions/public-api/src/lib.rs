@@ -61,6 +61,8 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         surface: Surface::Api,
         credential_headers: CredentialHeaders::BearerOnly,
         activity_retention_days: limits.activity_retention_days,
+        source_limit_per_minute: None,
+        revoked_records_per_minute: limits.revoked_key_records_per_minute,
     });
     let state = AppState { keys, data, limits };
     let document = prepare();

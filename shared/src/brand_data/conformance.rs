@@ -23,6 +23,7 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     documents_list_in_pages_within_the_brand(store).await;
     activity_lists_newest_first_with_filters(store).await;
     counters_count_per_window(store).await;
+    activity_summaries_keep_the_largest_count(store).await;
     clicks_are_stored_once_and_listed_newest_first(store).await;
     documents_are_created_together_and_queried_by_id_range(store).await;
     clicks_are_rescored_in_place(store).await;
@@ -266,6 +267,7 @@ pub fn sample_activity(
         source_ip: "203.0.113.7".into(),
         user_agent: "conformance".into(),
         outcome: "ok".into(),
+        attempts: None,
         expires_at: 1_900_000_000,
     }
 }
@@ -415,14 +417,14 @@ pub async fn counters_count_per_window(store: &dyn BrandDataStore) {
     let other = fresh_brand_id("counter");
     for expected in 1..=3 {
         let count = store
-            .increment_counter(&brand, "rate#key_1", 60_000, 1_900_000_000)
+            .increment_counter(&brand, "rate#key_1", 60_000, 1, 1_900_000_000)
             .await
             .unwrap();
         assert_eq!(count, expected);
     }
     assert_eq!(
         store
-            .increment_counter(&brand, "rate#key_1", 120_000, 1_900_000_000)
+            .increment_counter(&brand, "rate#key_1", 120_000, 1, 1_900_000_000)
             .await
             .unwrap(),
         1,
@@ -430,18 +432,63 @@ pub async fn counters_count_per_window(store: &dyn BrandDataStore) {
     );
     assert_eq!(
         store
-            .increment_counter(&brand, "rate#key_2", 120_000, 1_900_000_000)
+            .increment_counter(&brand, "rate#key_2", 120_000, 1, 1_900_000_000)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .increment_counter(&other, "rate#key_1", 120_000, 1_900_000_000)
+            .increment_counter(&other, "rate#key_1", 120_000, 1, 1_900_000_000)
             .await
             .unwrap(),
         1
     );
+    assert_eq!(
+        store
+            .increment_counter(&brand, "rate#key_2", 120_000, -1, 1_900_000_000)
+            .await
+            .unwrap(),
+        0,
+        "a refund hands back what was counted"
+    );
+}
+
+/// A summary stands for many refused attempts: the largest count written wins, whichever
+/// container writes last, and it lists like any other record.
+pub async fn activity_summaries_keep_the_largest_count(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("summary");
+    let summary = |attempts: u64, source_ip: &str| ActivityRecord {
+        request_id: "summary-revoked-key_1-60000".into(),
+        outcome: "revoked_key".into(),
+        status: 401,
+        attempts: Some(attempts),
+        source_ip: source_ip.into(),
+        ..sample_activity(&brand, 60_000, Surface::Api, "unused")
+    };
+    store
+        .append_activity(&sample_activity(&brand, 60_500, Surface::Api, "r1"))
+        .await
+        .unwrap();
+    for (attempts, source) in [(1, "a"), (5, "b"), (3, "late"), (5, "same")] {
+        store
+            .record_activity_summary(&summary(attempts, source))
+            .await
+            .unwrap();
+    }
+    let listed = store
+        .list_activity(&brand, ActivityFilter::default(), 10, None)
+        .await
+        .unwrap();
+    let summaries: Vec<_> = listed
+        .items
+        .iter()
+        .filter(|record| record.attempts.is_some())
+        .collect();
+    assert_eq!(summaries.len(), 1, "{:?}", listed.items);
+    assert_eq!(summaries[0].attempts, Some(5));
+    assert_eq!(summaries[0].source_ip, "b");
+    assert_eq!(listed.items.len(), 2);
 }
 
 fn click(brand_id: &BrandId, click_id: &str, at: i64, offer: &str, partner: &str) -> ClickRecord {

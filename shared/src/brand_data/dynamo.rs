@@ -512,6 +512,36 @@ impl BrandDataStore for DynamoBrandData {
         self.put_if_absent(item).await
     }
 
+    async fn record_activity_summary(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        let attempts = record.attempts.ok_or_else(|| {
+            StoreError::Rejected("an activity summary needs its attempt count".into())
+        })?;
+        let attempts = i64::try_from(attempts).unwrap_or(i64::MAX);
+        let body = encode_record(record, "activity summary")?;
+        let mut item = Self::key(
+            Self::activity_partition(&record.brand_id, record.surface),
+            activity_sort_key(record),
+        );
+        item.insert("record".into(), text(body));
+        item.insert("attempts".into(), number(attempts));
+        item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR attempts < :attempts")
+            .expression_attribute_values(":attempts", number(attempts))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another container already stored as many attempts or more: that one stands.
+            Err(error) if is_condition_failure(&error) => Ok(()),
+            Err(error) => Err(classify(error)),
+        }
+    }
+
     async fn query_activity(
         &self,
         brand_id: &BrandId,
@@ -789,8 +819,9 @@ impl BrandDataStore for DynamoBrandData {
         brand_id: &BrandId,
         name: &str,
         window_start: UnixMillis,
+        amount: i64,
         expires_at: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<i64, StoreError> {
         let output = self
             .client
             .update_item()
@@ -799,10 +830,10 @@ impl BrandDataStore for DynamoBrandData {
                 format!("{brand_id}#COUNTER#{name}"),
                 window_start.to_string(),
             )))
-            .update_expression("ADD #count :one SET #ttl = :expires")
+            .update_expression("ADD #count :amount SET #ttl = :expires")
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":amount", number(amount))
             .expression_attribute_values(":expires", number(expires_at))
             .return_values(ReturnValue::UpdatedNew)
             .send()
@@ -811,8 +842,7 @@ impl BrandDataStore for DynamoBrandData {
         let attributes = output
             .attributes
             .ok_or_else(|| StoreError::Corrupt("counter update returned nothing".into()))?;
-        u64::try_from(read_number(&attributes, "count")?)
-            .map_err(|_| StoreError::Corrupt("negative counter".into()))
+        read_number(&attributes, "count")
     }
 }
 

@@ -32,7 +32,7 @@ pub struct FaultyBrandData<S> {
 
 /// The operation names [`FaultyBrandData::take_calls`] reports and [`FaultyBrandData::inject`]
 /// takes.
-pub const OPERATIONS: [&str; 16] = [
+pub const OPERATIONS: [&str; 17] = [
     "create_documents",
     "claim_holder",
     "query_documents",
@@ -41,6 +41,7 @@ pub const OPERATIONS: [&str; 16] = [
     "delete_document",
     "list_documents_by_prefix",
     "append_activity",
+    "record_activity_summary",
     "query_activity",
     "insert_click",
     "get_click",
@@ -251,6 +252,16 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .await
     }
 
+    async fn record_activity_summary(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        self.record("record_activity_summary");
+        self.faults
+            .run(
+                "record_activity_summary",
+                self.inner.record_activity_summary(record),
+            )
+            .await
+    }
+
     async fn query_activity(
         &self,
         brand_id: &BrandId,
@@ -367,8 +378,9 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
         brand_id: &BrandId,
         name: &str,
         window_start: UnixMillis,
+        amount: i64,
         expires_at: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<i64, StoreError> {
         self.record("increment_counter");
         if self.counters_down.load(Ordering::SeqCst) {
             return Err(injected());
@@ -377,7 +389,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .run(
                 "increment_counter",
                 self.inner
-                    .increment_counter(brand_id, name, window_start, expires_at),
+                    .increment_counter(brand_id, name, window_start, amount, expires_at),
             )
             .await
     }

@@ -42,7 +42,7 @@ struct State {
     /// Activity records stored since start, per surface (api, mcp, capture), including those the
     /// cap has since dropped.
     activity_appended: [u64; 3],
-    counters: HashMap<(BrandId, String, UnixMillis), u64>,
+    counters: HashMap<(BrandId, String, UnixMillis), i64>,
     clicks: HashMap<BrandId, BrandClicks>,
     sources: HashMap<(BrandId, String), SourceState>,
     rollups: HashMap<RollupPartition, RollupRows>,
@@ -416,6 +416,31 @@ impl BrandDataStore for MemoryBrandData {
         Ok(())
     }
 
+    async fn record_activity_summary(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        let sort_key = activity_sort_key(record);
+        let mut state = self.lock();
+        let partition = (record.brand_id.clone(), record.surface);
+        let records = state.activity.entry(partition).or_default();
+        let fresh = !records.contains_key(&sort_key);
+        match records.entry(sort_key) {
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                if slot.get().attempts < record.attempts {
+                    slot.insert(record.clone());
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(record.clone());
+            }
+        }
+        while records.len() > self.activity_cap {
+            records.pop_first();
+        }
+        if fresh {
+            state.activity_appended[surface_index(record.surface)] += 1;
+        }
+        Ok(())
+    }
+
     async fn query_activity(
         &self,
         brand_id: &BrandId,
@@ -665,8 +690,9 @@ impl BrandDataStore for MemoryBrandData {
         brand_id: &BrandId,
         name: &str,
         window_start: UnixMillis,
+        amount: i64,
         _expires_at: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<i64, StoreError> {
         let mut state = self.lock();
         let key = (brand_id.clone(), name.to_owned(), window_start);
         if !state.counters.contains_key(&key) {
@@ -676,7 +702,7 @@ impl BrandDataStore for MemoryBrandData {
             });
         }
         let count = state.counters.entry(key).or_default();
-        *count += 1;
+        *count += amount;
         Ok(*count)
     }
 }

@@ -110,6 +110,11 @@ pub struct ActivityRecord {
     /// `ok`, or why the request was refused after its key was recognised (`revoked_key`,
     /// `rate_limited`).
     pub outcome: String,
+    /// Only on a summary: the refused attempts beyond their audit budget in the window that starts
+    /// at `at`, standing in for one record each. Method, target, source and user agent are those
+    /// of the latest attempt counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u64>,
     /// When the store may drop the record (Unix seconds, DynamoDB TTL).
     pub expires_at: i64,
 }
@@ -236,6 +241,12 @@ pub trait BrandDataStore: Send + Sync {
     }
 
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError>;
+
+    /// Stores a summary record (one with `attempts`) in place of any earlier summary with the same
+    /// time and request id and fewer attempts; one with as many or more is kept. Summaries are
+    /// written from several containers with counts read from one shared counter, so the largest
+    /// count is the latest.
+    async fn record_activity_summary(&self, record: &ActivityRecord) -> Result<(), StoreError>;
 
     /// One surface's records with `lower <= sort key <= upper`, newest first, at most `limit`.
     async fn query_activity(
@@ -416,15 +427,17 @@ pub trait BrandDataStore: Send + Sync {
         Ok(rollups::sum_shards(shards.into_iter().flatten()))
     }
 
-    /// Adds one to the counter `name` of `brand_id` for the window starting at `window_start`
-    /// and returns the new count. The counter expires at `expires_at` (Unix seconds).
+    /// Adds `amount` (negative to hand back what a refused request took) to the counter `name` of
+    /// `brand_id` for the window starting at `window_start` and returns the new count. The counter
+    /// expires at `expires_at` (Unix seconds).
     async fn increment_counter(
         &self,
         brand_id: &BrandId,
         name: &str,
         window_start: UnixMillis,
+        amount: i64,
         expires_at: i64,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<i64, StoreError>;
 }
 
 /// What [`BrandDataStore::record_source_hit`] saw: this window's clicks from the source, this one

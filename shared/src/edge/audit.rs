@@ -9,6 +9,12 @@ use crate::brand_data::{ActivityRecord, BrandDataStore};
 
 const RETRY_DELAY: Duration = Duration::from_millis(25);
 
+#[derive(Clone, Copy)]
+enum Write {
+    Append,
+    Summary,
+}
+
 #[derive(Clone)]
 pub struct AuditLog {
     store: Arc<dyn BrandDataStore>,
@@ -21,12 +27,27 @@ impl AuditLog {
 
     /// Stores the record; on failure, after one retry, logs it in full at error level.
     pub async fn record(&self, record: &ActivityRecord) {
-        let first = match self.store.append_activity(record).await {
+        self.store_or_log(record, Write::Append).await;
+    }
+
+    /// Stores a summary record (one with `attempts`) over any smaller one, the same way.
+    pub async fn record_summary(&self, record: &ActivityRecord) {
+        self.store_or_log(record, Write::Summary).await;
+    }
+
+    async fn store_or_log(&self, record: &ActivityRecord, write: Write) {
+        let attempt = || async {
+            match write {
+                Write::Append => self.store.append_activity(record).await,
+                Write::Summary => self.store.record_activity_summary(record).await,
+            }
+        };
+        let first = match attempt().await {
             Ok(()) => return,
             Err(error) => error,
         };
         tokio::time::sleep(RETRY_DELAY).await;
-        if let Err(second) = self.store.append_activity(record).await {
+        if let Err(second) = attempt().await {
             let serialized = serde_json::to_string(record).unwrap_or_default();
             tracing::error!(
                 first_error = %first,

@@ -8,6 +8,7 @@ use std::time::Instant;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -30,6 +31,7 @@ const CREDENTIAL_PARAMETERS: [&str; 6] = [
     "x-api-key",
 ];
 const MAX_AUDITED_TARGET_CHARS: usize = 512;
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Which headers may carry the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +50,20 @@ pub struct EdgeGuard {
     pub surface: Surface,
     pub credential_headers: CredentialHeaders,
     pub activity_retention_days: u32,
+    /// Requests per client address (after trusted hops) per minute, counted before the key's
+    /// budget is spent (capture, where anyone can post to a brand's CDN path); `None` elsewhere.
+    pub source_limit_per_minute: Option<u32>,
+    /// Attempts with one revoked key recorded one by one per minute; beyond, they are refused with
+    /// 429 and counted on one summary record per window.
+    pub revoked_records_per_minute: u32,
 }
+
+/// A summary record is rewritten for each of the first [`EXACT_SUMMARY_ATTEMPTS`] attempts beyond
+/// a budget; past that, for one in every `stride` attempts, the stride being the largest power of
+/// two not above the count, over 16. So a summary is exact up to 32 and less than 1/16 below the
+/// true count beyond, at 16 writes per doubling of a flood, whatever its rate: a minute of 10,000
+/// attempts a second costs about 270 writes, not 600,000.
+const EXACT_SUMMARY_ATTEMPTS: u64 = 32;
 
 /// The authenticated caller, put in the request's extensions by the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,12 +97,20 @@ pub async fn authenticate(
     let (mut parts, body) = request.into_parts();
     let context = ClientContext::from_parts(&parts);
 
-    if let Some(refusal) = credentials_in_url(parts.uri.query()) {
+    if let Some(refusal) = credentials_in_url(&parts.uri) {
         log_refusal(&context, &parts, "credentials in URL", None);
         return refusal.into_response();
     }
-    let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-    let api_key = parts.headers.get("x-api-key").map(|v| v.as_bytes());
+    let (authorization, api_key) = match (
+        single_value(&parts, AUTHORIZATION),
+        single_value(&parts, X_API_KEY),
+    ) {
+        (Ok(authorization), Ok(api_key)) => (authorization, api_key),
+        (Err(error), _) | (_, Err(error)) => {
+            log_refusal(&context, &parts, credentials_reason(error), None);
+            return credentials_error(error).into_response();
+        }
+    };
     let api_key = match guard.credential_headers {
         // `x-api-key` alone is no credential here, but next to a bearer it must name the same
         // key: two different keys in one request are refused on every surface, never guessed
@@ -105,15 +128,9 @@ pub async fn authenticate(
     let principal = match guard.keys.verify(token).await {
         Ok(principal) => principal,
         Err(Rejection::Revoked(principal)) => {
-            let refusal = ApiError::new(
-                ErrorCode::Unauthorized,
-                Rejection::Revoked(principal.clone()).message(),
-            );
-            guard
-                .audit
-                .record(&guard.activity(&principal, &context, &parts, 401, started, "revoked_key"))
+            return guard
+                .refuse_revoked(&principal, &context, &parts, started)
                 .await;
-            return refusal.into_response();
         }
         Err(rejection @ Rejection::StoreUnavailable(_)) => {
             return ApiError::new(rejection.code(), rejection.message()).into_response();
@@ -128,18 +145,61 @@ pub async fn authenticate(
         }
     };
 
-    let decision = guard.limiter.check(&principal, guard.keys.now_ms()).await;
+    let now = guard.keys.now_ms();
+    let key_budget = guard.limiter.key_budget(&principal);
+    // The source's budget is counted beside the key's, not before it, so it adds no round trip;
+    // a request its source may not make hands the key's unit back, beside its audit write.
+    let (decision, source_refusal) = match guard.source_limit_per_minute {
+        Some(limit) => {
+            let source_budget =
+                guard
+                    .limiter
+                    .source_budget(&principal.brand_id, &context.source_ip, limit);
+            let (source, key) = tokio::join!(
+                guard.limiter.count(&source_budget, now),
+                guard.limiter.count(&key_budget, now)
+            );
+            (key, source.filter(|source| !source.allowed))
+        }
+        None => (guard.limiter.count(&key_budget, now).await, None),
+    };
+    if let Some(source) = source_refusal {
+        let refund = async {
+            if let Some(key) = &decision {
+                guard.limiter.refund(&key_budget, key).await;
+            }
+        };
+        let summary_id = format!(
+            "summary-source-{}",
+            super::rate_limit::source_of(&context.source_ip)
+        );
+        let record = guard.record_summary(
+            &principal,
+            &context,
+            &parts,
+            started,
+            &summary_id,
+            &source,
+            "rate_limited",
+        );
+        tokio::join!(refund, record);
+        return rate_limited(
+            &source,
+            format!(
+                "too many requests from this address: the limit is {} per minute per address; \
+                 retry in {} s",
+                source.limit, source.reset_seconds
+            ),
+        );
+    }
     if let Some(decision) = decision.filter(|decision| !decision.allowed) {
-        let mut response = ApiError::new(
-            ErrorCode::RateLimited,
+        let response = rate_limited(
+            &decision,
             format!(
                 "rate limit of {} requests per minute exceeded; retry in {} s",
                 decision.limit, decision.reset_seconds
             ),
-        )
-        .with_retry_after(decision.reset_seconds)
-        .into_response();
-        decision.write_headers(response.headers_mut());
+        );
         guard
             .audit
             .record(&guard.activity(&principal, &context, &parts, 429, started, "rate_limited"))
@@ -174,6 +234,15 @@ pub async fn authenticate(
     response
 }
 
+/// Whether the attempt numbered `over` beyond its budget updates the window's summary.
+fn updates_summary(over: u64) -> bool {
+    match over {
+        0 => false,
+        1..=EXACT_SUMMARY_ATTEMPTS => true,
+        _ => over % ((1u64 << over.ilog2()) / 16) == 0,
+    }
+}
+
 struct AuditedRequest {
     method: String,
     path: String,
@@ -188,7 +257,81 @@ impl AuditedRequest {
     }
 }
 
+/// A 429 with `Retry-After` and the budget's rate-limit headers.
+fn rate_limited(decision: &RateDecision, message: String) -> Response {
+    let mut response = ApiError::new(ErrorCode::RateLimited, message)
+        .with_retry_after(decision.reset_seconds)
+        .into_response();
+    decision.write_headers(response.headers_mut());
+    response
+}
+
 impl EdgeGuard {
+    /// A revoked key is refused with 401 and recorded (the leak audit), up to its own budget of
+    /// records per minute; beyond it, with 429, and counted on the window's one summary record.
+    async fn refuse_revoked(
+        &self,
+        principal: &Principal,
+        context: &ClientContext,
+        parts: &Parts,
+        started: Instant,
+    ) -> Response {
+        let budget = self
+            .limiter
+            .revoked_budget(principal, self.revoked_records_per_minute);
+        let decision = self.limiter.count(&budget, self.keys.now_ms()).await;
+        let message = Rejection::Revoked(principal.clone()).message();
+        if let Some(decision) = decision.filter(|decision| !decision.allowed) {
+            let summary_id = format!("summary-revoked-{}", principal.key_id);
+            self.record_summary(
+                principal,
+                context,
+                parts,
+                started,
+                &summary_id,
+                &decision,
+                "revoked_key",
+            )
+            .await;
+            return rate_limited(
+                &decision,
+                format!(
+                    "{message}; it was tried more than {} times this minute: retry in {} s, or \
+                     better, replace it",
+                    decision.limit, decision.reset_seconds
+                ),
+            );
+        }
+        self.audit
+            .record(&self.activity(principal, context, parts, 401, started, "revoked_key"))
+            .await;
+        ApiError::new(ErrorCode::Unauthorized, message).into_response()
+    }
+
+    /// Updates the window's summary for an attempt refused beyond `decision`'s budget, when this
+    /// attempt is one the summary stands for (see [`EXACT_SUMMARY_ATTEMPTS`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn record_summary(
+        &self,
+        principal: &Principal,
+        context: &ClientContext,
+        parts: &Parts,
+        started: Instant,
+        summary_id: &str,
+        decision: &RateDecision,
+        outcome: &str,
+    ) {
+        let over = decision.count.saturating_sub(u64::from(decision.limit));
+        if !updates_summary(over) {
+            return;
+        }
+        let mut record = self.activity(principal, context, parts, 429, started, outcome);
+        record.at = decision.window_start;
+        record.request_id = summary_id.to_owned();
+        record.attempts = Some(over);
+        self.audit.record_summary(&record).await;
+    }
+
     fn activity(
         &self,
         principal: &Principal,
@@ -236,44 +379,47 @@ impl EdgeGuard {
             source_ip: context.source_ip.clone(),
             user_agent: context.user_agent.clone(),
             outcome: outcome.to_owned(),
+            attempts: None,
             expires_at: at / 1000 + i64::from(self.activity_retention_days) * 86_400,
         }
     }
 }
 
-/// The path as it may be stored and logged: bounded, and with anything key-shaped redacted (a key
-/// pasted into a path must not land in the audit trail).
+/// The path as it may be stored and logged: key material redacted (percent-encoded or not), then
+/// bounded. Requests with a key in the path are refused, but the refusal itself is logged.
 fn audited_path(parts: &Parts) -> String {
-    let path = parts.uri.path();
-    let bounded = match path.char_indices().nth(MAX_AUDITED_TARGET_CHARS) {
-        Some((cut, _)) => &path[..cut],
-        None => path,
-    };
-    crate::token::redact_key_shaped(bounded).into_owned()
+    crate::caller_text::for_record(parts.uri.path(), MAX_AUDITED_TARGET_CHARS)
 }
 
 /// The credentials-in-URL refusal alone, for routes outside the guard (health, the OpenAPI
 /// document, capture's preflight): a key in a URL is refused on every route, with or without auth.
 pub async fn refuse_credentials_in_url(request: Request, next: Next) -> Response {
-    match credentials_in_url(request.uri().query()) {
+    match credentials_in_url(request.uri()) {
         Some(refusal) => refusal.into_response(),
         None => next.run(request).await,
     }
 }
 
-/// A key (or a credential-named parameter) in the query string is refused: URLs end up in logs,
-/// histories and referrers.
-fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
+/// A key in the path or the query string, or a credential-named parameter, is refused: URLs end up
+/// in logs, histories and referrers.
+fn credentials_in_url(uri: &Uri) -> Option<ApiError> {
+    // The path is read through its percent-encoding (`/%74k_…`), as a router would decode it.
+    let in_path = is_key_shaped(uri.path());
     // Decoded exactly as the handlers decode their parameters (form-urlencoded, as axum's
     // `Query`); names and values with nothing to decode are borrowed, not copied.
-    let suspicious = form_urlencoded::parse(query?.as_bytes()).any(|(name, value)| {
-        CREDENTIAL_PARAMETERS
-            .iter()
-            .any(|parameter| name.eq_ignore_ascii_case(parameter))
-            || is_key_shaped(&name)
-            || is_key_shaped(&value)
-    });
-    suspicious.then(|| {
+    let in_query = || {
+        let Some(query) = uri.query() else {
+            return false;
+        };
+        form_urlencoded::parse(query.as_bytes()).any(|(name, value)| {
+            CREDENTIAL_PARAMETERS
+                .iter()
+                .any(|parameter| name.eq_ignore_ascii_case(parameter))
+                || is_key_shaped(&name)
+                || is_key_shaped(&value)
+        })
+    };
+    (in_path || in_query()).then(|| {
         ApiError::new(
             ErrorCode::CredentialsInUrl,
             "API keys are never accepted in the URL: send `Authorization: Bearer tk_…`, and \
@@ -282,9 +428,20 @@ fn credentials_in_url(query: Option<&str>) -> Option<ApiError> {
     })
 }
 
-/// Whether redaction would change the text, i.e. it holds something shaped like a key.
+/// Whether the text holds key material, in any spelling redaction recognises.
 fn is_key_shaped(text: &str) -> bool {
-    crate::token::redact_key_shaped(text) != text
+    crate::caller_text::contains_key_material(text)
+}
+
+/// The one value of a credential header, if sent. Two values (two headers, or one joined list as
+/// some proxies forward them) are refused: which one to believe is not the edge's guess to make.
+fn single_value(parts: &Parts, name: HeaderName) -> Result<Option<&[u8]>, CredentialsError> {
+    let mut values = parts.headers.get_all(&name).iter();
+    let first = values.next().map(HeaderValue::as_bytes);
+    if values.next().is_some() {
+        return Err(CredentialsError::Repeated);
+    }
+    Ok(first)
 }
 
 fn credentials_reason(error: CredentialsError) -> &'static str {
@@ -294,12 +451,15 @@ fn credentials_reason(error: CredentialsError) -> &'static str {
         CredentialsError::EmptyToken => "empty bearer token",
         CredentialsError::NotText => "credentials are not text",
         CredentialsError::Conflicting => "conflicting credentials",
+        CredentialsError::Repeated => "repeated credential header",
     }
 }
 
 fn credentials_error(error: CredentialsError) -> ApiError {
     let code = match error {
-        CredentialsError::Conflicting => ErrorCode::ConflictingCredentials,
+        CredentialsError::Conflicting | CredentialsError::Repeated => {
+            ErrorCode::ConflictingCredentials
+        }
         _ => ErrorCode::Unauthorized,
     };
     ApiError::new(code, error.to_string())
@@ -341,12 +501,62 @@ mod tests {
             "Access%5FToken=x".to_owned(),
             "X-Api-Key=1".to_owned(),
         ] {
-            assert!(credentials_in_url(Some(&query)).is_some(), "{query}");
+            assert!(
+                credentials_in_url(&uri(&format!("/p?{query}"))).is_some(),
+                "{query}"
+            );
         }
         for query in ["limit=5&cursor=abc", "source=api", "", "tk_short=1"] {
-            assert!(credentials_in_url(Some(query)).is_none(), "{query}");
+            assert!(
+                credentials_in_url(&uri(&format!("/p?{query}"))).is_none(),
+                "{query}"
+            );
         }
-        assert!(credentials_in_url(None).is_none());
+        assert!(credentials_in_url(&uri("/api/public/partners")).is_none());
+    }
+
+    #[test]
+    fn keys_in_paths_are_refused_in_every_spelling() {
+        let key = crate::token::generate_key().unwrap();
+        let key = key.expose_secret();
+        for path in [
+            format!("/api/public/partners/{key}"),
+            format!("/api/public/{key}/x"),
+            format!("/api/public/partners/%74k_{}", &key[3..]),
+            format!("/api/public/partners/tk%5f{}", &key[3..]),
+            format!("/api/public/partners/{}", &key[..30]),
+            format!("/api/mcp/x{key}y"),
+        ] {
+            assert!(credentials_in_url(&uri(&path)).is_some(), "{path}");
+        }
+        for path in [
+            "/api/public/partners/prt_01HZX",
+            "/api/public/tk_short",
+            "/%zz",
+        ] {
+            assert!(credentials_in_url(&uri(path)).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn summaries_are_exact_then_within_a_sixteenth_at_sixteen_writes_per_doubling() {
+        let writes = |up_to: u64| (1..=up_to).filter(|&over| updates_summary(over)).count();
+        assert!(!updates_summary(0));
+        assert_eq!(writes(EXACT_SUMMARY_ATTEMPTS), 32);
+        assert_eq!(writes(64), 32 + 16);
+        assert_eq!(writes(1 << 20), 32 + 16 * 15);
+        // The latest count written is never more than a sixteenth behind the true one.
+        let mut latest = 0;
+        for over in 1..=100_000u64 {
+            if updates_summary(over) {
+                latest = over;
+            }
+            assert!(over - latest < over.div_ceil(16).max(1), "{over}: {latest}");
+        }
+    }
+
+    fn uri(text: &str) -> Uri {
+        text.parse().unwrap()
     }
 
     /// The decoding the check relies on: lenient, and borrowed when there is nothing to decode.

@@ -7,13 +7,15 @@ pub const DATA_TABLE_VAR: &str = "TRCKER_DATA_TABLE";
 pub const RATE_LIMIT_VAR: &str = "TRCKER_RATE_LIMIT_PER_MINUTE";
 pub const ACTIVITY_RETENTION_VAR: &str = "TRCKER_ACTIVITY_RETENTION_DAYS";
 pub const MIN_CLICK_TO_CONVERSION_VAR: &str = "TRCKER_MIN_CLICK_TO_CONVERSION_SECONDS";
+pub const REVOKED_KEY_RECORDS_VAR: &str = "TRCKER_REVOKED_KEY_RECORDS_PER_MINUTE";
 
 /// Every variable this module reads, for the infrastructure contract test.
-pub const ALL_VARS: [&str; 4] = [
+pub const ALL_VARS: [&str; 5] = [
     DATA_TABLE_VAR,
     RATE_LIMIT_VAR,
     ACTIVITY_RETENTION_VAR,
     MIN_CLICK_TO_CONVERSION_VAR,
+    REVOKED_KEY_RECORDS_VAR,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,9 @@ pub struct EdgeLimits {
     pub activity_retention_days: u32,
     /// A conversion sooner than this after its click raises a fraud signal.
     pub min_click_to_conversion_ms: i64,
+    /// Attempts with one revoked key per minute that each get an activity record (and a 401);
+    /// beyond, a 429 and one summary record per minute with their count.
+    pub revoked_key_records_per_minute: u32,
 }
 
 impl Default for EdgeLimits {
@@ -38,6 +43,7 @@ impl Default for EdgeLimits {
             rate_limit_per_minute: 100,
             activity_retention_days: 90,
             min_click_to_conversion_ms: 15_000,
+            revoked_key_records_per_minute: 20,
         }
     }
 }
@@ -94,6 +100,11 @@ impl EdgeLimits {
                 u32::try_from(defaults.min_click_to_conversion_ms / 1000).unwrap_or(15),
                 86_400,
             )?) * 1000,
+            revoked_key_records_per_minute: number(
+                REVOKED_KEY_RECORDS_VAR,
+                defaults.revoked_key_records_per_minute,
+                1_000_000,
+            )?,
         })
     }
 }

@@ -41,13 +41,13 @@ impl ClientContext {
             ),
             _ => (None, None, None),
         };
-        // API Gateway copies the header into the context; fall back to the header itself.
+        // API Gateway copies the header into the context; fall back to the header itself, with
+        // odd bytes escaped rather than the whole agent lost (a leak suspect could hide behind one).
         let user_agent = user_agent.or_else(|| {
             parts
                 .headers
                 .get(axum::http::header::USER_AGENT)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
+                .map(|value| crate::caller_text::escaped_header_text(value.as_bytes()))
         });
         Self {
             // Request ids key the audit records, so one is made up when the context has none.
@@ -58,10 +58,10 @@ impl ClientContext {
                 Some(ForwardedClient(client)) => client.clone(),
                 None => source_ip.unwrap_or_else(|| UNKNOWN.into()),
             },
-            user_agent: bounded(
-                crate::token::redact_key_shaped(&user_agent.unwrap_or_else(|| UNKNOWN.into()))
-                    .into_owned(),
-            ),
+            user_agent: match user_agent {
+                Some(agent) => crate::caller_text::for_record_marked(&agent, MAX_USER_AGENT_CHARS),
+                None => UNKNOWN.to_owned(),
+            },
         }
     }
 }
@@ -122,15 +122,6 @@ fn scramble(value: u64) -> u64 {
     mixed ^ (mixed >> 31)
 }
 
-fn bounded(text: String) -> String {
-    if text.chars().count() <= MAX_USER_AGENT_CHARS {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_USER_AGENT_CHARS).collect();
-    cut.push('…');
-    cut
-}
-
 /// Builds the API Gateway (HTTP API) request context the way AWS fills it, for the local gateway
 /// and tests.
 pub fn api_gateway_context(
@@ -179,7 +170,8 @@ mod tests {
         let context = ClientContext::from_parts(&parts);
         assert_eq!(context.request_id, "req-1");
         assert_eq!(context.source_ip, "203.0.113.9");
-        assert_eq!(context.user_agent.chars().count(), MAX_USER_AGENT_CHARS + 1);
+        assert_eq!(context.user_agent.chars().count(), MAX_USER_AGENT_CHARS);
+        assert!(context.user_agent.ends_with('…'));
     }
 
     #[test]
@@ -226,5 +218,40 @@ mod tests {
         let (parts, ()) = request.into_parts();
         let context = ClientContext::from_parts(&parts);
         assert_eq!(context.user_agent, "bot tk_<redacted>");
+    }
+
+    /// A key straddling the length cut, hidden characters around it, and a byte that is not
+    /// ASCII: the agent is still recorded, with no key material and nothing invisible.
+    #[test]
+    fn odd_user_agents_are_recorded_escaped_redacted_and_visible() {
+        let key = crate::token::generate_key().unwrap();
+        let key = key.expose_secret();
+        let padding = "a".repeat(MAX_USER_AGENT_CHARS - 20);
+        let cases: [(Vec<u8>, String); 3] = [
+            (
+                format!("{padding}{key}").into_bytes(),
+                format!("{padding}tk_<redacted>"),
+            ),
+            (
+                format!("Mozilla\u{E0041}\u{202E}/5.0 {}", &key[..37]).into_bytes(),
+                "Mozilla/5.0 tk_<redacted>".to_owned(),
+            ),
+            (
+                b"agent \xe9 (Windows)".to_vec(),
+                "agent \\xe9 (Windows)".to_owned(),
+            ),
+        ];
+        for (agent, expected) in cases {
+            let request = axum::http::Request::builder()
+                .header(
+                    "user-agent",
+                    axum::http::HeaderValue::from_bytes(&agent).unwrap(),
+                )
+                .body(())
+                .unwrap();
+            let (parts, ()) = request.into_parts();
+            let recorded = ClientContext::from_parts(&parts).user_agent;
+            assert_eq!(recorded, expected);
+        }
     }
 }

@@ -27,6 +27,10 @@ pub enum Fault {
     ResponseLost,
     /// The call never answers (no timeout anywhere would end it).
     Hang,
+    /// Not a failure: the call waits this long, then reaches the wrapped store. Under tokio's
+    /// paused clock, a request's wall time over this latency counts the store round trips it
+    /// waited on in sequence.
+    Latency(Duration),
     /// Any other error, as given.
     Error(StoreError),
 }
@@ -52,7 +56,7 @@ impl Fault {
             Fault::Timeout(_) => {
                 StoreError::Unavailable("injected fault: operation timed out".into())
             }
-            Fault::ResponseLost | Fault::Hang => {
+            Fault::ResponseLost | Fault::Hang | Fault::Latency(_) => {
                 StoreError::Unavailable("injected fault: response lost".into())
             }
             Fault::Error(error) => error.clone(),
@@ -175,6 +179,10 @@ impl<Op: PartialEq> FaultInjector<Op> {
             Fault::ResponseLost => {
                 call.await?;
                 Err(fault.error())
+            }
+            Fault::Latency(wait) => {
+                tokio::time::sleep(wait).await;
+                call.await
             }
             other => Err(other.error()),
         }
