@@ -1,13 +1,16 @@
-//! Fuzz target `token`: offline key parsing (`token::parse_key`) and key-shaped redaction
-//! (`token::redact_key_shaped`) on arbitrary text. Invariants: only a 43-character `tk_` +
-//! base62 string with a matching checksum parses (`{{KEY}}` in the input becomes a freshly
-//! generated key); each refusal names the first check that fails;
-//! redaction leaves nothing key-shaped behind and never touches text without `tk_`.
+//! Fuzz target `token`: offline key parsing (`token::parse_key`) and the caller-text redaction
+//! (`caller_text::redact_keys`, `caller_text::for_record`) on arbitrary text. Invariants: only a
+//! 43-character `tk_` + base62 string with a matching checksum parses (`{{KEY}}` in the input
+//! becomes a freshly generated key, `{{%KEY}}` the same key percent-encoded); each refusal names
+//! the first check that fails; redaction, and redaction with a cut at any length the input's
+//! first byte picks, leaves no key material behind, decoded or not, and never touches text
+//! without `tk_` or `%`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trcker_shared::testing::key_shaped_strings;
-use trcker_shared::token::{KEY_LEN, KEY_PREFIX, TokenError, parse_key, redact_key_shaped};
+use trcker_shared::caller_text::{for_record, redact_keys};
+use trcker_shared::testing::key_shaped_strings as key_material;
+use trcker_shared::token::{KEY_LEN, KEY_PREFIX, TokenError, parse_key};
 
 /// A real key for this process, put where the input says `{{KEY}}`, so the fuzzer explores around
 /// a valid checksum instead of having to find one.
@@ -22,7 +25,13 @@ fn generated_key() -> &'static str {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data).replace("{{KEY}}", generated_key());
+    let encoded: String = generated_key()
+        .bytes()
+        .map(|byte| format!("%{byte:02x}"))
+        .collect();
+    let text = String::from_utf8_lossy(data)
+        .replace("{{KEY}}", generated_key())
+        .replace("{{%KEY}}", &encoded);
     match parse_key(&text) {
         Ok(key) => {
             let key = key.expose_secret();
@@ -33,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric())
             );
-            assert_eq!(redact_key_shaped(key), "tk_<redacted>");
+            assert_eq!(redact_keys(key), "tk_<redacted>");
         }
         Err(TokenError::Empty) => assert!(text.is_empty()),
         Err(TokenError::WrongLength) => assert!(!text.is_empty() && text.len() != KEY_LEN),
@@ -58,12 +67,17 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    let redacted = redact_key_shaped(&text);
+    let redacted = redact_keys(&text);
     assert!(
-        key_shaped_strings(&redacted).is_empty(),
-        "redaction left a key-shaped string"
+        key_material(&redacted).is_empty(),
+        "redaction left key material"
     );
-    if !text.contains(KEY_PREFIX) {
+    let cut = usize::from(data.first().copied().unwrap_or(0));
+    assert!(
+        key_material(&for_record(&text, cut)).is_empty(),
+        "a cut at {cut} left key material"
+    );
+    if !text.contains(KEY_PREFIX) && !text.contains('%') {
         assert_eq!(redacted, text);
     }
 });

@@ -167,6 +167,18 @@ impl LogCapture {
     /// purpose: a thread-local subscriber misses events whose callsites another thread cached
     /// as disabled. Give log-capturing tests their own test binary.
     pub fn install_global() -> Self {
+        Self::install_global_filtered(None)
+    }
+
+    /// Like [`Self::install_global`], through the functions' own filter for `RUST_LOG=trace`:
+    /// everything at TRACE but what the deployed filter always holds back (the MCP SDK's
+    /// per-request lines, which quote requests verbatim, unless `RUST_LOG` names it).
+    pub fn install_global_as_deployed() -> Self {
+        Self::install_global_filtered(Some(crate::telemetry::log_filter(Some("trace")).0))
+    }
+
+    fn install_global_filtered(filter: Option<tracing_subscriber::filter::Targets>) -> Self {
+        use tracing_subscriber::layer::SubscriberExt;
         static GLOBAL: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
         GLOBAL
             .get_or_init(|| {
@@ -175,7 +187,8 @@ impl LogCapture {
                     .json()
                     .with_max_level(tracing::Level::TRACE)
                     .with_writer(capture.clone())
-                    .finish();
+                    .finish()
+                    .with(filter);
                 tracing::subscriber::set_global_default(subscriber)
                     .expect("no other global subscriber in a log-capturing test binary");
                 capture
@@ -206,22 +219,30 @@ impl<'a> MakeWriter<'a> for LogCapture {
     }
 }
 
-/// Every `tk_` + 40 alphanumerics in `text`: anything that looks like a plaintext key.
+/// Every piece of key material in `text`: `tk_` followed by 20 or more alphanumerics (a key, or
+/// enough of one to matter: its last 6 characters are a checksum of the 34 before), found in the
+/// text as it is and once percent-decoded. Written apart from `caller_text`, so the tests do not
+/// check the redaction with itself.
 pub fn key_shaped_strings(text: &str) -> Vec<String> {
-    let bytes = text.as_bytes();
+    let decoded: String =
+        form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+            .map(|(_, value)| value.into_owned())
+            .collect();
     let mut found = Vec::new();
-    let mut start = 0;
-    while let Some(offset) = text[start..].find("tk_") {
-        let at = start + offset;
-        let body = &bytes[at + 3..];
-        let run = body
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric())
-            .count();
-        if run >= 40 {
-            found.push(text[at..at + 43].to_owned());
+    for haystack in [text, decoded.as_str()] {
+        let bytes = haystack.as_bytes();
+        let mut start = 0;
+        while let Some(offset) = haystack[start..].find("tk_") {
+            let at = start + offset;
+            let run = bytes[at + 3..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            if run >= 20 {
+                found.push(haystack[at..at + 3 + run].to_owned());
+            }
+            start = at + 3;
         }
-        start = at + 3;
     }
     found
 }
