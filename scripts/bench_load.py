@@ -182,9 +182,16 @@ def run_wrk(
 
 def seed_dynamodb(gateway: Gateway) -> None:
     """A brand, its key, the offer and partner capture names, and some clicks to list."""
-    invoke = "/2015-03-31/functions/keys/invocations"
-    gateway.call("POST", invoke, {"action": "create_brand", "brand_id": "bench", "name": "Bench"}, key="")
-    generated = gateway.call("POST", invoke, {"action": "generate", "brand_id": "bench", "label": "bench"}, key="")
+    import boto3  # in the venv (moto and checkov bring it)
+
+    # Signed by the SDK, as `aws lambda invoke` signs it: trcker-local refuses an unsigned invoke.
+    keys = boto3.client("lambda", endpoint_url=gateway.origin, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+
+    def invoke(payload: dict) -> dict:
+        return json.loads(keys.invoke(FunctionName="keys", Payload=json.dumps(payload).encode())["Payload"].read())
+
+    invoke({"action": "create_brand", "brand_id": "bench", "name": "Bench"})
+    generated = invoke({"action": "generate", "brand_id": "bench", "label": "bench"})
     gateway.key = generated["key"]
     gateway.call("POST", "/api/public/partners", {"name": "Alice Media", "email": "alice@media.example", "slug": "alice-media", "status": "active"})
     gateway.call(

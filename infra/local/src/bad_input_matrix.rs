@@ -12,6 +12,10 @@
 //! for every authenticated request, refusals included) and the rate-limit counter. On the key
 //! store, only the guard's `last_used_at` update may write. Unknown fields are refused everywhere
 //! (REST bodies and query strings, capture bodies, MCP tool arguments).
+//!
+//! The local gateway's own checks (issue 19, `local_guard`) are walked too: a foreign `Host` on
+//! every route, routed or not, and the Lambda Invoke path (which needs no brand key) driven the
+//! way a web page could drive it: unsigned, from an `Origin`, with `Sec-Fetch-Site`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -74,6 +78,9 @@ enum Expected {
     Served,
     /// No route of the template takes the request: API Gateway's own 404, no function involved.
     Unrouted,
+    /// Refused by the local gateway itself (`local_guard`) with this status and `error.code`:
+    /// no function involved, so no store call at all.
+    Gateway(u16, &'static str),
 }
 
 /// Which credentials a probe carries.
@@ -90,6 +97,9 @@ enum Auth {
 struct Probe {
     method: Method,
     uri: String,
+    /// `localhost` unless a case is about the `Host` check.
+    host: &'static str,
+    content_type: &'static str,
     auth: Auth,
     extra_headers: Vec<(HeaderName, HeaderValue)>,
     body: Vec<u8>,
@@ -100,10 +110,22 @@ impl Probe {
         Self {
             method: Method::from_bytes(method.as_bytes()).unwrap(),
             uri: uri.into(),
+            host: "localhost",
+            content_type: "application/json",
             auth: Auth::Valid,
             extra_headers: Vec::new(),
             body: Vec::new(),
         }
+    }
+
+    fn host(mut self, host: &'static str) -> Self {
+        self.host = host;
+        self
+    }
+
+    fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
     }
 
     fn auth(mut self, auth: Auth) -> Self {
@@ -199,10 +221,12 @@ impl Matrix {
         // The budgets are not what is under test here: hundreds of refused requests per key.
         let limits = EdgeLimits {
             rate_limit_per_minute: 1_000_000,
+            revoked_key_records_per_minute: 1_000_000,
             ..EdgeLimits::default()
         };
         let capture = CaptureConfig {
             rate_limit_per_minute: 1_000_000,
+            source_rate_limit_per_minute: 1_000_000,
             ..CaptureConfig::default()
         };
         let router = crate::gateway(keys.clone(), data, limits, capture, McpConfig::default());
@@ -243,9 +267,9 @@ impl Matrix {
         let mut builder = Request::builder()
             .method(probe.method.clone())
             .uri(probe.uri.as_str())
-            .header("host", "localhost")
+            .header("host", probe.host)
             .header("user-agent", USER_AGENT)
-            .header("content-type", "application/json")
+            .header("content-type", probe.content_type)
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", MCP_VERSION);
         match &probe.auth {
@@ -469,6 +493,18 @@ impl Matrix {
                     problems.push(format!("an unrouted request reached a function: {calls:?}"));
                 }
             }
+            Expected::Gateway(status, code) => {
+                if answer.status.as_u16() != status || answer.body["error"]["code"] != code {
+                    problems.push(format!(
+                        "expected {status} {code}, got {} {}",
+                        answer.status,
+                        shorten(&answer.text)
+                    ));
+                }
+                if !calls.is_empty() {
+                    problems.push(format!("a refused request reached a function: {calls:?}"));
+                }
+            }
             Expected::Served => {
                 if !answer.status.is_success() {
                     problems.push(format!(
@@ -501,9 +537,15 @@ impl Matrix {
         if !writes.is_empty() {
             problems.push(format!("wrote to the data store: {writes:?}"));
         }
-        for guard_write in ["append_activity", "increment_counter"] {
+        // Capture counts two budgets (the source's and the key's), every other route one.
+        let budgets = if probe.uri.starts_with(trcker_capture::CAPTURE_PATH) {
+            2
+        } else {
+            1
+        };
+        for (guard_write, most) in [("append_activity", 1), ("increment_counter", budgets)] {
             let count = calls.iter().filter(|call| **call == guard_write).count();
-            if count > 1 {
+            if count > most {
                 problems.push(format!("{guard_write} {count} times for one request"));
             }
         }
@@ -749,6 +791,42 @@ fn credential_cases(m: &Matrix) -> Vec<CredentialCase> {
             vec![("x-api-key", HeaderValue::from_str(&m.b.key).unwrap())],
             Expected::Http(401, "conflicting_credentials"),
         ),
+        (
+            "two authorization headers, two brands",
+            Auth::Valid,
+            vec![("authorization", bearer(&m.b.key))],
+            Expected::Http(401, "conflicting_credentials"),
+        ),
+        (
+            "the same authorization header twice",
+            Auth::Valid,
+            vec![("authorization", bearer(&m.a.key))],
+            Expected::Http(401, "conflicting_credentials"),
+        ),
+        (
+            "x-api-key twice",
+            Auth::Valid,
+            vec![
+                ("x-api-key", HeaderValue::from_str(&m.a.key).unwrap()),
+                ("x-api-key", HeaderValue::from_str(&m.b.key).unwrap()),
+            ],
+            Expected::Http(401, "conflicting_credentials"),
+        ),
+    ]
+}
+
+/// A key where a path segment belongs, in the spellings a router decodes: refused before anything
+/// is stored or logged unredacted.
+fn key_path_segments(key: &str) -> [(&'static str, String); 4] {
+    let encoded: String = key.bytes().map(|byte| format!("%{byte:02X}")).collect();
+    [
+        ("key in the path", key.to_owned()),
+        ("percent-encoded key in the path", encoded),
+        (
+            "key with an encoded prefix in the path",
+            format!("%74k_{}", &key[3..]),
+        ),
+        ("30 characters of a key in the path", key[..30].to_owned()),
     ]
 }
 
@@ -846,6 +924,19 @@ async fn walk(m: &mut Matrix) {
             .insert(operation.method.clone());
         let route = format!("{} {template}", operation.method);
         let uri = seeded_path(template, &m.a);
+        if template.contains("{id}") {
+            for (case, segment) in key_path_segments(&m.a.key) {
+                let probe = Probe::new(&operation.method, template.replace("{id}", &segment))
+                    .auth(Auth::Valid);
+                m.check(
+                    &route,
+                    case,
+                    probe,
+                    Expected::Http(400, "credentials_in_url"),
+                )
+                .await;
+            }
+        }
         if !operation.authenticated {
             m.check(
                 &route,
@@ -1208,6 +1299,206 @@ async fn walk(m: &mut Matrix) {
     }
 }
 
+/// The local gateway's own checks: a foreign `Host` refused on every route before anything runs,
+/// and the Invoke API refused to every caller a web page could be. Each probe is otherwise one
+/// that would be served (and, on the Invoke path, write a brand), so a check that let it through
+/// shows as a wrong answer and a write.
+async fn walk_local_checks(m: &mut Matrix) {
+    use crate::api_gateway_routes::{INVOKE_PATH, LOCAL_ROUTES};
+    use crate::local_guard::EXAMPLE_SIGV4;
+
+    let host_refused = Expected::Gateway(403, "host_not_allowed");
+    let signed = || Auth::Raw(HeaderValue::from_static(EXAMPLE_SIGV4));
+    let invoke_uri = INVOKE_PATH.replace("{function}", "keys");
+    let create_brand = json!({"action": "create_brand", "brand_id": "matrix-invoked", "name": "X"});
+    let invoke = |payload: &Value| Probe::new("POST", &invoke_uri).auth(signed()).json(payload);
+
+    // Every route, with what it needs to be served but for the Host.
+    let mut routes: Vec<(String, Probe)> = Vec::new();
+    for (template, operation) in public_operations() {
+        let mut probe = Probe::new(&operation.method, seeded_path(&template, &m.a));
+        if operation.has_body {
+            probe = probe.json(&valid_body(&operation.method, &template, &m.a));
+        }
+        routes.push((format!("{} {template}", operation.method), probe));
+    }
+    let capture_body = json!({"click_id": "matrix-host-check"});
+    for (method, path) in trcker_capture::ROUTES {
+        routes.push((
+            format!("{method} {path}"),
+            Probe::new(method, *path).json(&capture_body),
+        ));
+    }
+    for (method, path) in trcker_mcp::ROUTES {
+        routes.push((
+            format!("{method} {path}"),
+            Probe::new(method, *path).json(&tool_call("whoami", &json!({}))),
+        ));
+    }
+    for (method, path) in LOCAL_ROUTES {
+        match *path {
+            INVOKE_PATH => routes.push((format!("{method} {path}"), invoke(&create_brand))),
+            other => panic!("no cases for the local route {other}: add them"),
+        }
+    }
+    routes.push(("unrouted path".to_owned(), Probe::new("GET", "/nowhere")));
+    for (route, probe) in &routes {
+        for host in ["evil.example", "evil.example:3000"] {
+            m.check(
+                route,
+                &format!("Host {host}"),
+                probe.clone().host(host),
+                host_refused,
+            )
+            .await;
+        }
+    }
+
+    // Every hostile form of Host, on the route that writes most: the Invoke API.
+    let invoke_route = format!("POST {INVOKE_PATH}");
+    for host in [
+        "",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "evil.localhost",
+        "localhost.",
+        "localhost:",
+        "localhost:99999",
+        "127.1",
+        "0.0.0.0:3000",
+        "10.0.0.1",
+        "[::ffff:127.0.0.1]:3000",
+        "[::]:3000",
+    ] {
+        m.check(
+            &invoke_route,
+            &format!("Host {host:?}"),
+            invoke(&create_brand).host(host),
+            host_refused,
+        )
+        .await;
+    }
+    let absolute = Probe {
+        uri: format!("http://evil.example{invoke_uri}"),
+        ..invoke(&create_brand)
+    };
+    m.check(
+        &invoke_route,
+        "absolute-form target with a foreign host",
+        absolute,
+        host_refused,
+    )
+    .await;
+
+    // Unsigned, or signed in a shape SigV4 does not have.
+    let unsigned = Expected::Gateway(403, "signature_required");
+    let raw = |text: &str| Auth::Raw(HeaderValue::from_str(text).unwrap());
+    let generate = json!({"action": "generate", "brand_id": "matrix-a", "label": "page"});
+    for (case, auth, payload) in [
+        ("no authorization", Auth::None, &create_brand),
+        ("no authorization, generate", Auth::None, &generate),
+        ("the brand's bearer key", Auth::Valid, &create_brand),
+        ("basic scheme", raw("Basic dXNlcjpwYXNz"), &create_brand),
+        ("algorithm alone", raw("AWS4-HMAC-SHA256"), &create_brand),
+        (
+            "lowercase algorithm",
+            raw(&EXAMPLE_SIGV4.to_lowercase()),
+            &create_brand,
+        ),
+        (
+            "signed for another service",
+            raw(&EXAMPLE_SIGV4.replace("/lambda/", "/s3/")),
+            &create_brand,
+        ),
+        (
+            "host not signed",
+            raw(&EXAMPLE_SIGV4.replace("SignedHeaders=host;", "SignedHeaders=")),
+            &create_brand,
+        ),
+        (
+            "no signature",
+            raw(EXAMPLE_SIGV4.split(", Signature=").next().unwrap()),
+            &create_brand,
+        ),
+        (
+            "64 KB authorization header",
+            raw(&format!("AWS4-HMAC-SHA256 {}", "A".repeat(64 * 1024))),
+            &create_brand,
+        ),
+        (
+            "non-text authorization",
+            Auth::Raw(HeaderValue::from_bytes(b"AWS4-HMAC-SHA256 \xff\xfe").unwrap()),
+            &create_brand,
+        ),
+    ] {
+        m.check(&invoke_route, case, invoke(payload).auth(auth), unsigned)
+            .await;
+    }
+    m.check(
+        &invoke_route,
+        "two authorization headers",
+        invoke(&create_brand).header("authorization", HeaderValue::from_static(EXAMPLE_SIGV4)),
+        unsigned,
+    )
+    .await;
+
+    // What a page can send: a simple request (text/plain, no preflight) from its origin, or
+    // anything marked by the browser's Fetch Metadata; refused signed or not.
+    let cross_site = Expected::Gateway(403, "cross_site_request");
+    let page = |auth: Auth| {
+        invoke(&create_brand)
+            .auth(auth)
+            .content_type("text/plain;charset=UTF-8")
+    };
+    for (case, name, value) in [
+        (
+            "text/plain from a cross-site Origin",
+            "origin",
+            "https://evil.example",
+        ),
+        (
+            "text/plain from Origin null (sandboxed page)",
+            "origin",
+            "null",
+        ),
+        (
+            "text/plain from another loopback page",
+            "origin",
+            "http://localhost:8080",
+        ),
+        ("Sec-Fetch-Site cross-site", "sec-fetch-site", "cross-site"),
+        ("Sec-Fetch-Site same-site", "sec-fetch-site", "same-site"),
+        (
+            "Sec-Fetch-Site same-origin (rebinding)",
+            "sec-fetch-site",
+            "same-origin",
+        ),
+    ] {
+        for (signature, auth) in [("unsigned", Auth::None), ("signed", signed())] {
+            m.check(
+                &invoke_route,
+                &format!("{case}, {signature}"),
+                page(auth).header(name, HeaderValue::from_static(value)),
+                cross_site,
+            )
+            .await;
+        }
+    }
+    for method in METHODS {
+        if !LOCAL_ROUTES.iter().any(|(m, _)| *m == method) {
+            m.check(
+                &format!("* {INVOKE_PATH}"),
+                &format!("wrong method {method}"),
+                Probe::new(method, &invoke_uri)
+                    .auth(signed())
+                    .json(&create_brand),
+                Expected::Unrouted,
+            )
+            .await;
+        }
+    }
+}
+
 /// A cursor the brand's own REST listing of another kind produced.
 fn another_list_cursor(seeded: &Seeded, template: &str) -> String {
     seeded
@@ -1260,6 +1551,7 @@ async fn the_checker_sees_writes(m: &mut Matrix) {
 async fn run(mut m: Matrix) {
     the_checker_sees_writes(&mut m).await;
     walk(&mut m).await;
+    walk_local_checks(&mut m).await;
     let routes = m.coverage.len();
     eprintln!(
         "bad-input matrix: {} cases over {routes} routes and tools, {} failures",

@@ -1,6 +1,8 @@
 //! `trcker-local`: the whole edge on one machine. It serves the same function libraries the
 //! Lambda binaries use, under the same routes as the infrastructure template, fills in the request
 //! context the way API Gateway does, and answers the Lambda Invoke API for the keys function.
+//! Only loopback `Host`s are answered, and the Invoke API only for SigV4-signed, non-browser
+//! callers, so web pages cannot drive it (`local_guard`).
 //!
 //! Default store: in memory, seeded with a demo brand whose key is printed once.
 
@@ -41,6 +43,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod api_gateway_routes;
 #[cfg(test)]
 mod bad_input_matrix;
+mod local_guard;
 mod seed;
 mod stats;
 #[cfg(test)]
@@ -145,9 +148,10 @@ async fn run(options: Options) -> Result<(), String> {
     let mcp = McpConfig::from_env().map_err(|error| error.to_string())?;
     // Request and activity counters for soak runs, at GET /_local/stats (loopback only).
     let stats = Arc::new(stats::GatewayStats::new(backends.memory_data));
-    let app = gateway(backends.keys, backends.data, limits, capture, mcp)
-        .merge(stats::routes(stats.clone()))
-        .layer(middleware::from_fn_with_state(stats, stats::count_requests));
+    let app = with_stats(
+        gateway(backends.keys, backends.data, limits, capture, mcp),
+        stats,
+    );
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -268,8 +272,10 @@ fn gateway(
     capture: CaptureConfig,
     mcp: McpConfig,
 ) -> Router {
+    // The Invoke API needs no brand key: only the AWS CLI and SDKs may call it, never a page.
     let invoke = Router::new()
         .route(api_gateway_routes::INVOKE_PATH, post(invoke_function))
+        .route_layer(middleware::from_fn(local_guard::invoke_callers))
         .with_state(keys.clone());
     let capture = trcker_capture::routes(keys.clone(), data.clone(), limits, capture);
     let mcp = trcker_mcp::routes(keys.clone(), data.clone(), limits, mcp);
@@ -279,6 +285,14 @@ fn gateway(
         .merge(invoke)
         .layer(middleware::from_fn(api_gateway_routes::refuse_unrouted))
         .layer(middleware::from_fn(api_gateway_request_context))
+        // Outermost: a request a DNS-rebinding page sends (foreign `Host`) reaches nothing.
+        .layer(middleware::from_fn(local_guard::loopback_host))
+}
+
+/// The gateway and `GET /_local/stats` (behind the same `Host` check), every response counted.
+fn with_stats(app: Router, stats: Arc<stats::GatewayStats>) -> Router {
+    app.merge(stats::routes(stats.clone()).layer(middleware::from_fn(local_guard::loopback_host)))
+        .layer(middleware::from_fn_with_state(stats, stats::count_requests))
 }
 
 /// Fills the request context as API Gateway (HTTP API) would: source IP from the socket, the

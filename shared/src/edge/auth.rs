@@ -239,7 +239,7 @@ fn updates_summary(over: u64) -> bool {
     match over {
         0 => false,
         1..=EXACT_SUMMARY_ATTEMPTS => true,
-        _ => over % ((1u64 << over.ilog2()) / 16) == 0,
+        _ => over.is_multiple_of((1u64 << over.ilog2()) / 16),
     }
 }
 
