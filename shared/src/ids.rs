@@ -121,11 +121,13 @@ impl fmt::Display for KeyId {
 }
 
 /// Free text an operator attaches (a key label, a brand name), bounded and free of control
-/// characters so it is safe in logs.
+/// characters (so it is safe in logs) and of the invisible format characters that hide or reorder
+/// text (so what a reader sees is what is stored).
 pub fn validate_text(field: &'static str, text: &str, max: usize) -> Result<String, IdError> {
     let trimmed = text.trim();
     let length = trimmed.chars().count();
-    if length == 0 || length > max || trimmed.chars().any(char::is_control) {
+    let hidden = crate::caller_text::first_hidden_format_char(trimmed).is_some();
+    if length == 0 || length > max || hidden || trimmed.chars().any(char::is_control) {
         return Err(IdError::InvalidText { field, max });
     }
     Ok(trimmed.to_owned())
@@ -177,6 +179,9 @@ mod tests {
         assert_eq!(validate_text("label", " ci ", 10), Ok("ci".into()));
         assert!(validate_text("label", "", 10).is_err());
         assert!(validate_text("label", "a\nb", 10).is_err());
+        assert!(validate_text("label", "ci\u{202E}dorp", 10).is_err());
+        assert!(validate_text("label", "ci\u{E0041}", 10).is_err());
+        assert!(validate_text("label", "👩\u{200D}💻", 10).is_ok());
         assert!(validate_text("label", &"é".repeat(11), 10).is_err());
         assert!(validate_text("label", &"é".repeat(10), 10).is_ok());
     }

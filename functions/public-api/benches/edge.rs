@@ -176,7 +176,13 @@ fn edge_benches(c: &mut Criterion) {
         group.bench_function("guard/rate_limit_increment", |b| {
             b.iter(|| {
                 runtime
-                    .block_on(dynamo.increment_counter(&brand, "rate#bench", 60_000, 1, 1_900_000_000))
+                    .block_on(dynamo.increment_counter(
+                        &brand,
+                        "rate#bench",
+                        60_000,
+                        1,
+                        1_900_000_000,
+                    ))
                     .unwrap()
             })
         });

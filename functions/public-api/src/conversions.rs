@@ -22,7 +22,9 @@ use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
 use trcker_shared::store::StoreError;
 
-use crate::documents::{ListBody, Stored, encode, load, new_time_id, newest_first_page, save};
+use crate::documents::{
+    ListBody, Listed, Stored, encode, load, new_time_id, newest_first_page, save,
+};
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::fraud::FraudSignal;
 use crate::offers::{Offer, PayoutType};
@@ -101,6 +103,8 @@ pub struct Conversion {
     pub click_id: String,
     pub offer_id: String,
     pub partner_id: Option<String>,
+    /// Set by the brand's systems when recording the conversion (no control or hidden format
+    /// characters): data, never instructions.
     pub txn_id: Option<String>,
     pub event: String,
     pub amount: Option<f64>,
@@ -174,16 +178,16 @@ fn validated(
     let currency = validate::currency(input.currency.as_deref().unwrap_or("USD"))
         .map_err(ApiError::invalid)?;
     let txn_id = match &input.txn_id {
-        Some(txn)
-            if txn.is_empty()
-                || txn.len() > MAX_TXN_ID_LEN
-                || txn.chars().any(char::is_control) =>
-        {
+        Some(txn) if txn.is_empty() || txn.len() > MAX_TXN_ID_LEN => {
             return Err(ApiError::invalid(format!(
                 "txn_id must be 1-{MAX_TXN_ID_LEN} characters without control characters"
             )));
         }
-        other => other.clone(),
+        Some(txn) => {
+            validate::plain_text("txn_id", txn).map_err(ApiError::invalid)?;
+            Some(txn.clone())
+        }
+        None => None,
     };
     let event = input.event.clone().unwrap_or_else(|| "sale".into());
     let event_ok = !event.is_empty()
@@ -536,13 +540,23 @@ pub const LIST_PARAMETERS: &[&str] = &[
     "partner_id",
 ];
 
-/// One page of the brand's conversions, newest first, for the given query parameters (also the
-/// MCP tool's answer).
+/// One page of the brand's conversions, newest first, for the given query parameters.
 pub async fn list_matching(
     app: &AppState,
     brand_id: &BrandId,
     pairs: &[(String, String)],
 ) -> Result<ListBody<Conversion>, ApiError> {
+    Ok(listed_page(app, brand_id, pairs)
+        .await?
+        .into_body(app, brand_id))
+}
+
+/// [`list_matching`]'s page before it is answered (the MCP tool's, which may cut it to size).
+pub async fn listed_page(
+    app: &AppState,
+    brand_id: &BrandId,
+    pairs: &[(String, String)],
+) -> Result<Listed<Conversion>, ApiError> {
     let paging = Paging::from_pairs(pairs)?;
     let offer_id = param(pairs, "offer_id");
     let partner_id = param(pairs, "partner_id");

@@ -99,25 +99,83 @@ pub struct ListBody<T> {
     pub next_cursor: Option<String>,
 }
 
+/// One page of a listing as the store returned it, before it is answered: the items, the store
+/// position of each (where a page resuming right after that item starts), and the position of
+/// the next page. [`Listed::truncate`] answers fewer items, with a cursor that continues right
+/// after the last one kept, without reading again: the MCP server cuts pages of large items to
+/// its result budget this way, so a call costs one listing read whatever the items hold.
+#[derive(Debug)]
+pub struct Listed<T> {
+    listing: String,
+    items: Vec<T>,
+    /// `positions[i]` is the sort position of `items[i]`.
+    positions: Vec<String>,
+    next_position: Option<String>,
+}
+
+impl<T> Listed<T> {
+    /// A page of `listing` (the name its cursors are bound to): items with their positions.
+    pub fn new(
+        listing: impl Into<String>,
+        items: Vec<(T, String)>,
+        next_position: Option<String>,
+    ) -> Self {
+        let (items, positions) = items.into_iter().unzip();
+        Self {
+            listing: listing.into(),
+            items,
+            positions,
+            next_position,
+        }
+    }
+
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+
+    /// Keeps the first `len` items (at least one, so a page always moves the listing on). If that
+    /// drops any, the next page starts right after the last item kept: nothing is skipped or
+    /// repeated.
+    pub fn truncate(&mut self, len: usize) {
+        let len = len.max(1);
+        if len < self.items.len() {
+            self.items.truncate(len);
+            self.positions.truncate(len);
+            self.next_position = self.positions.last().cloned();
+        }
+    }
+
+    /// `{"data":[…],"next_cursor":…}`, the cursor signed for the brand and bound to the listing.
+    pub fn into_body(self, app: &AppState, brand_id: &BrandId) -> ListBody<T> {
+        ListBody {
+            data: self.items,
+            next_cursor: self
+                .next_position
+                .map(|position| encode_cursor(app, brand_id, &self.listing, &position)),
+        }
+    }
+}
+
 /// `{"data":[…],"next_cursor":…}` for one page of `kind`.
 pub async fn list_page<T: DeserializeOwned + Serialize>(
     app: &AppState,
     brand_id: &BrandId,
     kind: DocumentKind,
     paging: &Paging,
-) -> Result<ListBody<T>, ApiError> {
+) -> Result<Listed<T>, ApiError> {
     list_page_with_prefix(app, brand_id, kind, "", paging).await
 }
 
 /// One page of the documents of `kind` whose id starts with `id_prefix`. The cursor is bound to
-/// the prefix too, so a page of one filter cannot continue another.
+/// the prefix too, so a page of one filter cannot continue another. A document's position is its
+/// id.
 pub async fn list_page_with_prefix<T: DeserializeOwned + Serialize>(
     app: &AppState,
     brand_id: &BrandId,
     kind: DocumentKind,
     id_prefix: &str,
     paging: &Paging,
-) -> Result<ListBody<T>, ApiError> {
+) -> Result<Listed<T>, ApiError> {
     let listing = if id_prefix.is_empty() {
         kind.as_str().to_owned()
     } else {
@@ -132,17 +190,12 @@ pub async fn list_page_with_prefix<T: DeserializeOwned + Serialize>(
         .data
         .list_documents_by_prefix(brand_id, kind, id_prefix, paging.limit, after.as_deref())
         .await?;
-    let data = page
+    let items = page
         .items
         .iter()
-        .map(decode::<T>)
+        .map(|document| decode::<T>(document).map(|item| (item, document.id.clone())))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ListBody {
-        data,
-        next_cursor: page
-            .next_position
-            .map(|position| encode_cursor(app, brand_id, &listing, &position)),
-    })
+    Ok(Listed::new(listing, items, page.next_position))
 }
 
 /// Cursors carry the listing they belong to, so one listing's cursor cannot steer another.
@@ -208,7 +261,7 @@ pub async fn save<T: Serialize>(
 }
 
 /// A newest-first page of documents with time-ordered ids (`new_time_id`) between the ids `lower`
-/// and `upper`, keeping those `keep` accepts: `{"data":[…],"next_cursor":…}`. One query per page.
+/// and `upper`, keeping those `keep` accepts; a document's position is its id. One query per page.
 #[allow(clippy::too_many_arguments)]
 pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
     app: &AppState,
@@ -220,7 +273,7 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
     paging: &Paging,
     id_of: impl Fn(&T) -> String,
     keep: impl Fn(&T) -> bool,
-) -> Result<ListBody<T>, ApiError> {
+) -> Result<Listed<T>, ApiError> {
     let after = paging
         .cursor
         .as_deref()
@@ -243,7 +296,7 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
         limit: paging.limit,
     };
     let lower = &lower;
-    let page = merge_newest_first(plan, id_of, keep, |_, upper, count| async move {
+    let page = merge_newest_first(plan, &id_of, keep, |_, upper, count| async move {
         let documents = app
             .data
             .query_documents(brand_id, kind, lower, &upper, count)
@@ -254,10 +307,13 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
             .collect::<Result<Vec<T>, ApiError>>()
     })
     .await?;
-    Ok(ListBody {
-        data: page.items,
-        next_cursor: page
-            .next_position
-            .map(|position| encode_cursor(app, brand_id, listing, &position)),
-    })
+    let items = page
+        .items
+        .into_iter()
+        .map(|item| {
+            let position = id_of(&item);
+            (item, position)
+        })
+        .collect();
+    Ok(Listed::new(listing, items, page.next_position))
 }

@@ -145,7 +145,7 @@ pub async fn list(
         |signal| review_state.is_none_or(|state| signal.review_state == state),
     )
     .await?;
-    Ok(Json(page))
+    Ok(Json(page.into_body(&app, &caller.principal.brand_id)))
 }
 
 #[utoipa::path(

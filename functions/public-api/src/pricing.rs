@@ -21,7 +21,7 @@ use trcker_shared::token::random_u64;
 
 use crate::AppState;
 use crate::documents::{
-    ListBody, Stored, decode, encode, list_page, list_page_with_prefix, load, save,
+    ListBody, Listed, Stored, decode, encode, list_page, list_page_with_prefix, load, save,
 };
 use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
 use crate::offers::{Offer, Payout, validate_payout};
@@ -268,23 +268,30 @@ pub async fn list(
 pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "offer_id"];
 
 /// One page of the brand's pricing rules (one offer's, with `offer_id`: rule ids begin with their
-/// offer's, so that is one id-prefix query) for the given query parameters (also the MCP tool's
-/// answer).
+/// offer's, so that is one id-prefix query) for the given query parameters.
 pub async fn list_matching(
     app: &AppState,
     brand_id: &BrandId,
     pairs: &[(String, String)],
 ) -> Result<ListBody<PricingRule>, ApiError> {
+    Ok(listed_page(app, brand_id, pairs)
+        .await?
+        .into_body(app, brand_id))
+}
+
+/// [`list_matching`]'s page before it is answered (the MCP tool's, which may cut it to size).
+pub async fn listed_page(
+    app: &AppState,
+    brand_id: &BrandId,
+    pairs: &[(String, String)],
+) -> Result<Listed<PricingRule>, ApiError> {
     let paging = Paging::from_pairs(pairs)?;
     match param(pairs, "offer_id") {
         None => list_page::<PricingRule>(app, brand_id, KIND, &paging).await,
         Some(offer_id) => {
             let Some(prefix) = rule_prefix(offer_id) else {
                 // An offer id that cannot exist has no rules.
-                return Ok(ListBody {
-                    data: Vec::new(),
-                    next_cursor: None,
-                });
+                return Ok(Listed::new(KIND.as_str(), Vec::new(), None));
             };
             list_page_with_prefix::<PricingRule>(app, brand_id, KIND, &prefix, &paging).await
         }

@@ -1,19 +1,54 @@
 //! Field rules for public API input. Each returns a message that names the field.
+//!
+//! Every free-text field a brand writes (names, emails, URLs, transaction ids) passes
+//! [`plain_text`]: no control characters, and none of the invisible format characters that hide
+//! or reorder text from whoever reads it later (Unicode tag characters, bidirectional overrides
+//! and isolates, zero-width spaces, the word joiner, the byte-order mark; see
+//! [`trcker_shared::caller_text::is_hidden_format_char`]). ZWJ and ZWNJ stay allowed: emoji and
+//! several scripts need them. Such text is refused rather than cleaned, so what the brand sent is
+//! exactly what is stored.
 
+use trcker_shared::caller_text::first_hidden_format_char;
 use trcker_shared::ids::validate_text;
 
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_URL_LEN: usize = 2_048;
 pub const MAX_SLUG_LEN: usize = 64;
 
+/// The character rule of every free-text field: refuses a control character or a hidden format
+/// character, naming the field and the character's code point.
+pub fn plain_text(field: &str, value: &str) -> Result<(), String> {
+    if let Some(control) = value.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{field} contains a control character ({}): send plain text",
+            code_point(control)
+        ));
+    }
+    if let Some(hidden) = first_hidden_format_char(value) {
+        return Err(format!(
+            "{field} contains an invisible formatting character ({}), which hides or reorders text \
+             from whoever reads it: remove it (ZWJ U+200D and ZWNJ U+200C are allowed)",
+            code_point(hidden)
+        ));
+    }
+    Ok(())
+}
+
+/// `U+202E`, `U+E0041`: how a character is named in messages (it may not be visible itself).
+fn code_point(c: char) -> String {
+    format!("U+{:04X}", u32::from(c))
+}
+
 pub fn name(value: &str) -> Result<String, String> {
+    plain_text("name", value.trim())?;
     validate_text("name", value, MAX_NAME_LEN).map_err(|error| error.to_string())
 }
 
 pub fn email(value: &str) -> Result<String, String> {
     let value = value.trim();
+    plain_text("email", value)?;
     let valid = value.len() <= 254
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !value.chars().any(char::is_whitespace)
         && value.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && domain.contains('.')
@@ -47,14 +82,12 @@ pub fn slug(value: &str) -> Result<String, String> {
 
 pub fn url(field: &str, value: &str) -> Result<String, String> {
     let value = value.trim();
+    plain_text(field, value)?;
     let scheme_ok = value.starts_with("https://") || value.starts_with("http://");
     let host_ok = value
         .split_once("://")
         .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
-    if scheme_ok
-        && host_ok
-        && value.len() <= MAX_URL_LEN
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+    if scheme_ok && host_ok && value.len() <= MAX_URL_LEN && !value.chars().any(char::is_whitespace)
     {
         Ok(value.to_owned())
     } else {
@@ -98,5 +131,45 @@ mod tests {
         }
         assert!(currency("EUR").is_ok());
         assert!(currency("eur").is_err());
+    }
+
+    /// Hidden format characters are refused in every free-text rule, with the field and the code
+    /// point in the message; joiners that emoji and scripts need are not.
+    #[test]
+    fn hidden_format_characters_are_refused_by_name_and_code_point() {
+        for (text, code) in [
+            ("Acme\u{E0041}\u{E0042}", "U+E0041"),
+            ("Acme\u{202E}moc.evil", "U+202E"),
+            ("Ac\u{200B}me", "U+200B"),
+            ("Ac\u{2060}me", "U+2060"),
+            ("\u{FEFF}Acme", "U+FEFF"),
+            ("Acme\u{2066}x\u{2069}", "U+2066"),
+        ] {
+            let message = name(text).unwrap_err();
+            assert!(
+                message.starts_with("name contains an invisible formatting character")
+                    && message.contains(code),
+                "{message}"
+            );
+            let message =
+                url("destination_url", &format!("https://shop.example/{text}")).unwrap_err();
+            assert!(
+                message.starts_with("destination_url contains") && message.contains(code),
+                "{message}"
+            );
+            let message = email(&format!("{text}@example.com")).unwrap_err();
+            assert!(message.starts_with("email contains") && message.contains(code));
+        }
+        let message = name("a\u{7}b").unwrap_err();
+        assert!(message.contains("control character (U+0007)"), "{message}");
+        for kept in [
+            "👨\u{200D}👩\u{200D}👧 family",
+            "می\u{200C}خواهم",
+            "❤\u{FE0F} Partner",
+        ] {
+            assert_eq!(name(kept).as_deref(), Ok(kept));
+        }
+        // Surrounding whitespace is still trimmed, not refused.
+        assert_eq!(name("  Acme \n").as_deref(), Ok("Acme"));
     }
 }

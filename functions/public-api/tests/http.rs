@@ -678,11 +678,18 @@ async fn error_statuses(api: &Api) {
     let undecodable = api.get("/api/public/partners/%FF%FE", &key).await;
     assert_eq!(undecodable.status, StatusCode::NOT_FOUND);
     assert_eq!(code(&undecodable), "not_found");
+    // A key pasted into a path is refused like one in the query string (before authentication,
+    // so it is logged, not audited), and never echoed.
     let pasted = trcker_shared::token::generate_key().unwrap();
     let pasted_path = format!("/api/public/partners/{}", pasted.expose_secret());
-    assert_eq!(
-        api.get(&pasted_path, &key).await.status,
-        StatusCode::NOT_FOUND
+    let refused = api.get(&pasted_path, &key).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&refused), "credentials_in_url");
+    assert!(
+        !refused
+            .body
+            .to_string()
+            .contains(&pasted.expose_secret()[3..])
     );
     let activity = api.activity(&key).await;
     let targets: Vec<&str> = activity
@@ -690,10 +697,6 @@ async fn error_statuses(api: &Api) {
         .map(|r| r["target"].as_str().unwrap())
         .collect();
     assert!(targets.contains(&"/api/public/nothing-here"), "{targets:?}");
-    assert!(
-        targets.contains(&"/api/public/partners/tk_<redacted>"),
-        "{targets:?}"
-    );
     assert!(
         !serde_json::to_string(&activity)
             .unwrap()
@@ -707,6 +710,182 @@ async fn error_statuses(api: &Api) {
         methods.contains(&("PUT", 405)),
         "wrong methods are audited too: {methods:?}"
     );
+}
+
+/// Characters that hide or reorder text: a Unicode tag run ("ASCII smuggling": invisible letters
+/// an AI assistant still reads), a right-to-left override, a zero-width space, a word joiner.
+const HIDDEN_FORMATTING: [(&str, &str); 4] = [
+    (
+        "\u{E0049}\u{E0067}\u{E006E}\u{E006F}\u{E0072}\u{E0065}",
+        "U+E0049",
+    ),
+    ("\u{202E}gnp.exe", "U+202E"),
+    ("\u{200B}", "U+200B"),
+    ("\u{2060}", "U+2060"),
+];
+
+/// A 400 `invalid_request` whose message names `field` and the code point.
+fn assert_refused_hidden(response: &Response, field: &str, code_point: &str, what: &str) {
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{what}: {}",
+        response.body
+    );
+    assert_eq!(code(response), "invalid_request", "{what}");
+    let message = response.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "{field} contains an invisible formatting character ({code_point})"
+        )),
+        "{what}: {message}"
+    );
+}
+
+/// Brand-written free text with hidden format characters is refused, on create and on update,
+/// for every kind of document that has some (partners, offers, conversions); nothing is stored.
+/// ZWJ (emoji sequences) and ZWNJ (Persian, Indic scripts) are ordinary text and accepted as sent.
+async fn hidden_formatting_is_refused_in_brand_text(api: &Api) {
+    let key = api.brand("acme").await;
+    let partner_id = api.create_partner(&key, "alice").await;
+    let partner_path = format!("/api/public/partners/{partner_id}");
+    let created = api
+        .call(
+            Method::POST,
+            "/api/public/offers",
+            Some(&key),
+            Some(offer_body("summer")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let offer_path = format!(
+        "/api/public/offers/{}",
+        created.body["id"].as_str().unwrap()
+    );
+
+    for (hidden, code_point) in HIDDEN_FORMATTING {
+        let text = format!("Alice{hidden} Media");
+        let mut body = partner_body("bob");
+        body["name"] = json!(text);
+        let response = api
+            .call(Method::POST, "/api/public/partners", Some(&key), Some(body))
+            .await;
+        assert_refused_hidden(&response, "name", code_point, "partner create name");
+        let response = api
+            .call(
+                Method::PATCH,
+                &partner_path,
+                Some(&key),
+                Some(json!({"name": text})),
+            )
+            .await;
+        assert_refused_hidden(&response, "name", code_point, "partner update name");
+        let response = api
+            .call(
+                Method::PATCH,
+                &partner_path,
+                Some(&key),
+                Some(json!({"email": format!("alice{hidden}@partners.example")})),
+            )
+            .await;
+        assert_refused_hidden(&response, "email", code_point, "partner email");
+        let response = api
+            .call(
+                Method::PATCH,
+                &partner_path,
+                Some(&key),
+                Some(json!({"postback_url_template":
+                    format!("https://alice.example/pb?c={{click_id}}{hidden}")})),
+            )
+            .await;
+        assert_refused_hidden(
+            &response,
+            "postback_url_template",
+            code_point,
+            "partner postback",
+        );
+
+        let mut body = offer_body("winter");
+        body["name"] = json!(format!("Winter{hidden} sale"));
+        let response = api
+            .call(Method::POST, "/api/public/offers", Some(&key), Some(body))
+            .await;
+        assert_refused_hidden(&response, "name", code_point, "offer create name");
+        let response = api
+            .call(
+                Method::PATCH,
+                &offer_path,
+                Some(&key),
+                Some(json!({"destination_url": format!("https://shop.example/{hidden}x")})),
+            )
+            .await;
+        assert_refused_hidden(&response, "destination_url", code_point, "offer url");
+
+        let response = api
+            .call(
+                Method::POST,
+                "/api/public/conversions",
+                Some(&key),
+                Some(json!({"click_id": "click-1", "txn_id": format!("order{hidden}-1")})),
+            )
+            .await;
+        assert_refused_hidden(&response, "txn_id", code_point, "conversion txn_id");
+    }
+    // Nothing refused was stored or changed.
+    let partners = api.get("/api/public/partners", &key).await;
+    assert_eq!(partners.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(partners.body["data"][0]["name"], "Partner alice");
+    assert_eq!(partners.body["data"][0]["email"], "alice@partners.example");
+    let offers = api.get("/api/public/offers", &key).await;
+    assert_eq!(offers.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(offers.body["data"][0]["name"], "Offer summer");
+
+    // Joiners are text: a family emoji (ZWJ) and a Persian word (ZWNJ) are kept exactly.
+    for (slug, name) in [
+        (
+            "family",
+            "Family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} Deals",
+        ),
+        (
+            "persian",
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
+        ),
+    ] {
+        let mut body = partner_body(slug);
+        body["name"] = json!(name);
+        let response = api
+            .call(Method::POST, "/api/public/partners", Some(&key), Some(body))
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "{name}: {}",
+            response.body
+        );
+        assert_eq!(response.body["name"], name);
+        let mut body = offer_body(slug);
+        body["name"] = json!(name);
+        let response = api
+            .call(Method::POST, "/api/public/offers", Some(&key), Some(body))
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "{name}: {}",
+            response.body
+        );
+        assert_eq!(response.body["name"], name);
+    }
+    let renamed = api
+        .call(
+            Method::PATCH,
+            &partner_path,
+            Some(&key),
+            Some(json!({"name": "Alice\u{200D}\u{1F4BB} Media"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["name"], "Alice\u{200D}\u{1F4BB} Media");
 }
 
 async fn revoked_keys_are_refused_and_audited(api: &Api) {
@@ -1606,6 +1785,7 @@ async fn run_scenarios(make: impl AsyncFn() -> Api) {
     pagination_and_cursor_tampering(&make().await).await;
     brands_never_cross(&make().await).await;
     error_statuses(&make().await).await;
+    hidden_formatting_is_refused_in_brand_text(&make().await).await;
     revoked_keys_are_refused_and_audited(&make().await).await;
     activity_filters(&make().await).await;
     pricing_rules_and_payout_resolution(&make().await).await;

@@ -3,7 +3,10 @@
 //! emulator's router uses (both ways); every
 //! environment variable a function reads is set for it, and nothing else; every table's key
 //! schema, indexes and TTL attribute are the ones the store code (and `--create-tables`) uses;
-//! and each function's policy has the least-privilege shape docs/ARCHITECTURE.md describes.
+//! each function's policy has the least-privilege shape docs/ARCHITECTURE.md describes; the API's
+//! access log carries no text a caller chose; and the keys function is invoked through one
+//! operator policy that allows nothing else, every invocation recorded by a CloudTrail trail that
+//! is on by default.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -122,12 +125,34 @@ fn template_functions(template: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// `!Ref X` in a parsed template.
-fn reference(value: &Value) -> Option<&str> {
+/// What `value` holds under the intrinsic function `tag` (`!Ref`, `!Sub`, `!Equals`...).
+fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a Value> {
     match value {
-        Value::Tagged(tagged) if tagged.tag == "!Ref" => tagged.value.as_str(),
+        Value::Tagged(tagged) if tagged.tag == tag => Some(&tagged.value),
         _ => None,
     }
+}
+
+/// `!Ref X` in a parsed template.
+fn reference(value: &Value) -> Option<&str> {
+    tagged(value, "!Ref").and_then(Value::as_str)
+}
+
+/// The text of `!Sub text` in a parsed template.
+fn substitution(value: &Value) -> Option<&str> {
+    tagged(value, "!Sub").and_then(Value::as_str)
+}
+
+/// The logical id of the function whose binary is `binary`.
+fn function_logical_id(template: &Value, binary: &str) -> String {
+    resources(template)
+        .into_iter()
+        .find(|(_, resource)| {
+            resource["Type"] == "AWS::Serverless::Function"
+                && resource["Metadata"]["BuildProperties"]["Binary"] == binary
+        })
+        .map(|(name, _)| name)
+        .unwrap_or_else(|| panic!("no function for the {binary} binary"))
 }
 
 #[test]
@@ -586,7 +611,9 @@ const WRITE_ACTIONS: [&str; 3] = [
 /// keys table is the last-used update, held to the key-use items and the attributes it names:
 /// docs/ARCHITECTURE.md, "IAM per function"); verification reads only the hash lookups; and every
 /// write to the data table is confined by `dynamodb:LeadingKeys` to the item kinds the function
-/// writes.
+/// writes. Only the functions' own policies are held here: the operators' managed policy is no
+/// function's (a function's `Policies` entry naming it would fail "an inline policy"), and
+/// `the_operator_policy_allows_only_invoking_the_keys_function` holds it.
 #[test]
 fn each_function_has_one_least_privilege_policy() {
     let template = template();
@@ -673,5 +700,338 @@ fn each_function_has_one_least_privilege_policy() {
             }
         }
         assert!(reads_pepper, "{binary}: reads the pepper");
+    }
+}
+
+/// Every `$context` variable the API's access log may carry. None holds text the caller chose:
+/// API Gateway writes the log whether or not a function runs, and cannot redact a key in it
+/// (`infra/template.yaml` gives the reason field by field).
+const ACCESS_LOG_VARIABLES: [&str; 15] = [
+    "$context.requestId",
+    "$context.requestTime",
+    "$context.requestTimeEpoch",
+    "$context.identity.sourceIp",
+    "$context.httpMethod",
+    "$context.routeKey",
+    "$context.protocol",
+    "$context.domainName",
+    "$context.status",
+    "$context.responseLength",
+    "$context.responseLatency",
+    "$context.integrationLatency",
+    "$context.integrationStatus",
+    "$context.integrationErrorMessage",
+    "$context.error.message",
+];
+
+/// Variables that carry the caller's text verbatim: the User-Agent header and the raw request
+/// path (a key pasted into a segment included). The route is logged as `$context.routeKey`, the
+/// template's route, never the request's path.
+const CALLER_TEXT_VARIABLES: [&str; 2] = ["$context.identity.userAgent", "$context.path"];
+
+#[test]
+fn the_access_log_carries_no_text_the_caller_chose() {
+    let template = template();
+    let api = resources(&template)
+        .into_values()
+        .filter(|resource| resource["Type"] == "AWS::Serverless::HttpApi")
+        .collect::<Vec<_>>();
+    assert_eq!(api.len(), 1, "one HTTP API");
+    let format = api[0]["Properties"]["AccessLogSettings"]["Format"]
+        .as_str()
+        .expect("the HTTP API has an access log format");
+    for variable in CALLER_TEXT_VARIABLES {
+        assert!(
+            !format.contains(variable),
+            "the access log logs {variable} verbatim"
+        );
+    }
+    // Nor a header, a query string or a request parameter under any spelling.
+    let lower = format.to_ascii_lowercase();
+    for caller_text in [
+        "useragent",
+        "querystring",
+        "header",
+        "$input",
+        "$request",
+        "$method",
+    ] {
+        assert!(
+            !lower.contains(caller_text),
+            "the access log logs {caller_text}"
+        );
+    }
+    // One JSON object per request, each field exactly one of the allowed variables.
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(format).expect("the access log format is one JSON object");
+    let mut logged = BTreeSet::new();
+    for (field, value) in &fields {
+        let variable = value.as_str().unwrap_or_default();
+        assert!(
+            ACCESS_LOG_VARIABLES.contains(&variable),
+            "access log field {field}: {variable} is not an allowed variable"
+        );
+        assert!(logged.insert(variable), "{variable} logged twice");
+    }
+    assert_eq!(
+        logged,
+        ACCESS_LOG_VARIABLES.into_iter().collect::<BTreeSet<_>>(),
+        "the access log format vs ACCESS_LOG_VARIABLES"
+    );
+}
+
+/// The operators' one permission: `lambda:InvokeFunction` on the keys function, nothing else and
+/// nowhere else, exported for operators to attach (the template attaches it to nobody).
+#[test]
+fn the_operator_policy_allows_only_invoking_the_keys_function() {
+    let template = template();
+    let resources = resources(&template);
+    let keys_function = function_logical_id(&template, "keys");
+    let iam: Vec<&str> = resources
+        .iter()
+        .filter(|(_, resource)| {
+            resource["Type"]
+                .as_str()
+                .is_some_and(|kind| kind.starts_with("AWS::IAM::"))
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        iam,
+        ["KeysOperatorInvokePolicy"],
+        "the stack's only IAM resource besides the function roles SAM makes"
+    );
+    let policy = &resources["KeysOperatorInvokePolicy"];
+    assert_eq!(policy["Type"], "AWS::IAM::ManagedPolicy");
+    assert!(policy["Condition"].is_null(), "the policy is always there");
+    let properties = &policy["Properties"];
+    for attachment in ["Roles", "Groups", "Users"] {
+        assert!(
+            properties[attachment].is_null(),
+            "operators attach the policy, not the template ({attachment})"
+        );
+    }
+    let statements = properties["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("the policy's statements");
+    assert_eq!(statements.len(), 1, "one statement");
+    let statement = &statements[0];
+    assert_eq!(statement["Effect"], "Allow");
+    for negation in ["NotAction", "NotResource", "Condition"] {
+        assert!(statement[negation].is_null(), "no {negation}");
+    }
+    assert_eq!(actions(statement), ["lambda:InvokeFunction"]);
+    // The unqualified ARN, `!GetAtt <keys>.Arn`: the template publishes no version or alias.
+    assert_eq!(
+        tagged(&statement["Resource"], "!GetAtt").and_then(Value::as_str),
+        Some(format!("{keys_function}.Arn").as_str()),
+        "only the keys function"
+    );
+    assert!(
+        template_functions(&template)
+            .values()
+            .all(|function| function["Properties"]["AutoPublishAlias"].is_null()),
+        "a published alias would need naming in the policy and the trail"
+    );
+    let output = &template["Outputs"]["KeysOperatorInvokePolicyArn"];
+    assert_eq!(
+        reference(&output["Value"]),
+        Some("KeysOperatorInvokePolicy")
+    );
+    assert!(output["Condition"].is_null(), "always output");
+    assert!(
+        substitution(&output["Export"]["Name"]).is_some(),
+        "exported for other stacks"
+    );
+}
+
+/// Who invoked the keys function: a trail of the stack (parameter `KeysInvokeAuditTrail`, on by
+/// default) records the function's Invoke data events, and only those, into a bucket of its own
+/// that only that trail writes to, over TLS only, encrypted, versioned, never public, retained.
+#[test]
+fn a_trail_records_every_invocation_of_the_keys_function_by_default() {
+    let template = template();
+    let resources = resources(&template);
+    let keys_function = function_logical_id(&template, "keys");
+
+    let parameter = &template["Parameters"]["KeysInvokeAuditTrail"];
+    assert_eq!(parameter["Default"], "true", "on by default");
+    assert_eq!(
+        parameter["AllowedValues"],
+        serde_yaml::from_str::<Value>(r#"["true", "false"]"#).unwrap()
+    );
+    const CONDITION: &str = "KeysInvokeAuditTrailOn";
+    let condition = tagged(&template["Conditions"][CONDITION], "!Equals")
+        .and_then(Value::as_sequence)
+        .unwrap_or_else(|| panic!("Conditions.{CONDITION}: !Equals"));
+    assert_eq!(condition.len(), 2);
+    assert_eq!(reference(&condition[0]), Some("KeysInvokeAuditTrail"));
+    assert_eq!(condition[1], "true");
+
+    let of_type = |kind: &str| -> Vec<(&String, &Value)> {
+        resources
+            .iter()
+            .filter(|(_, resource)| resource["Type"] == kind)
+            .collect()
+    };
+    let trails = of_type("AWS::CloudTrail::Trail");
+    assert_eq!(trails.len(), 1, "one trail");
+    let (trail_name, trail) = trails[0];
+    assert_eq!(trail["Condition"], CONDITION, "{trail_name}");
+    let properties = &trail["Properties"];
+    assert_eq!(properties["IsLogging"], true, "{trail_name}");
+    assert_eq!(properties["EnableLogFileValidation"], true, "{trail_name}");
+    assert!(
+        properties["EventSelectors"].is_null(),
+        "{trail_name}: advanced event selectors only"
+    );
+
+    // Every selector: Lambda data events of the keys function, by its ARN (and qualified ARNs,
+    // `<ARN>:`), never another function's and never management events.
+    let selectors = properties["AdvancedEventSelectors"]
+        .as_sequence()
+        .expect("AdvancedEventSelectors");
+    let mut by_unqualified_arn = false;
+    for selector in selectors {
+        let what = selector["Name"].as_str().unwrap_or("?");
+        let fields: BTreeMap<&str, &Value> = selector["FieldSelectors"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{what}: FieldSelectors"))
+            .iter()
+            .map(|field| (field["Field"].as_str().unwrap(), field))
+            .collect();
+        assert_eq!(
+            fields.keys().copied().collect::<Vec<_>>(),
+            ["eventCategory", "resources.ARN", "resources.type"],
+            "{what}"
+        );
+        assert_eq!(fields["eventCategory"]["Equals"][0], "Data", "{what}");
+        assert_eq!(
+            fields["resources.type"]["Equals"][0], "AWS::Lambda::Function",
+            "{what}"
+        );
+        let arn = fields["resources.ARN"];
+        for field in [fields["eventCategory"], fields["resources.type"], arn] {
+            let values = field["Equals"]
+                .as_sequence()
+                .or_else(|| field["StartsWith"].as_sequence())
+                .unwrap_or_else(|| panic!("{what}: Equals or StartsWith"));
+            assert_eq!(values.len(), 1, "{what}: one value per field");
+        }
+        if let Some(equals) = arn["Equals"].as_sequence() {
+            assert_eq!(
+                resource_names(&equals[0]),
+                std::slice::from_ref(&keys_function),
+                "{what}"
+            );
+            by_unqualified_arn = true;
+        } else {
+            assert_eq!(
+                substitution(&arn["StartsWith"][0]),
+                Some(format!("${{{keys_function}.Arn}}:").as_str()),
+                "{what}: the keys function's qualified ARNs"
+            );
+        }
+    }
+    assert!(
+        by_unqualified_arn,
+        "a selector names the keys function's ARN"
+    );
+
+    // Its bucket: of this stack, under the same condition, retained, private, encrypted, versioned.
+    let bucket_name =
+        reference(&properties["S3BucketName"]).expect("the trail's bucket is the stack's");
+    let bucket = &resources[bucket_name];
+    assert_eq!(bucket["Type"], "AWS::S3::Bucket");
+    assert_eq!(bucket["Condition"], CONDITION, "{bucket_name}");
+    assert_eq!(bucket["DeletionPolicy"], "Retain", "{bucket_name}");
+    assert_eq!(bucket["UpdateReplacePolicy"], "Retain", "{bucket_name}");
+    let bucket_properties = &bucket["Properties"];
+    assert!(
+        bucket_properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            .is_string(),
+        "{bucket_name}: encrypted"
+    );
+    for block in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            bucket_properties["PublicAccessBlockConfiguration"][block], true,
+            "{bucket_name}: {block}"
+        );
+    }
+    assert_eq!(
+        bucket_properties["VersioningConfiguration"]["Status"], "Enabled",
+        "{bucket_name}"
+    );
+
+    // Its bucket policy: CloudTrail, for this trail alone (aws:SourceArn), and TLS only.
+    let policies = of_type("AWS::S3::BucketPolicy");
+    assert_eq!(policies.len(), 1, "one bucket policy");
+    let (policy_name, policy) = policies[0];
+    assert_eq!(policy["Condition"], CONDITION, "{policy_name}");
+    assert_eq!(
+        reference(&policy["Properties"]["Bucket"]),
+        Some(bucket_name)
+    );
+    assert_eq!(
+        trail["DependsOn"].as_str(),
+        Some(policy_name.as_str()),
+        "{trail_name} waits for the policy that lets CloudTrail write"
+    );
+    let trail_arn = format!(
+        "arn:${{AWS::Partition}}:cloudtrail:${{AWS::Region}}:${{AWS::AccountId}}:trail/{}",
+        substitution(&properties["TrailName"]).expect("TrailName: !Sub")
+    );
+    let mut allows = 0;
+    let mut tls_only = false;
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("the bucket policy's statements")
+    {
+        let sid = statement["Sid"].as_str().unwrap_or("?");
+        match statement["Effect"].as_str() {
+            Some("Allow") => {
+                allows += 1;
+                assert_eq!(
+                    statement["Principal"]["Service"], "cloudtrail.amazonaws.com",
+                    "{sid}"
+                );
+                assert!(
+                    matches!(
+                        actions(statement).as_slice(),
+                        [action] if action == "s3:GetBucketAcl" || action == "s3:PutObject"
+                    ),
+                    "{sid}: CloudTrail's two calls only"
+                );
+                assert_eq!(
+                    substitution(&statement["Condition"]["StringEquals"]["aws:SourceArn"]),
+                    Some(trail_arn.as_str()),
+                    "{sid}: for this trail alone"
+                );
+            }
+            Some("Deny") => {
+                assert_eq!(statement["Principal"], "*", "{sid}");
+                assert_eq!(
+                    statement["Condition"]["Bool"]["aws:SecureTransport"], "false",
+                    "{sid}"
+                );
+                tls_only = true;
+            }
+            other => panic!("{sid}: Effect {other:?}"),
+        }
+    }
+    assert_eq!(allows, 2, "CloudTrail's ACL check and its writes");
+    assert!(tls_only, "TLS only");
+
+    for output in ["KeysInvokeTrailName", "KeysInvokeTrailBucketName"] {
+        assert_eq!(
+            template["Outputs"][output]["Condition"], CONDITION,
+            "{output}"
+        );
     }
 }

@@ -449,7 +449,7 @@ pub struct SourceHit {
 }
 
 /// Sort key of an activity record: time first (zero-padded, so it sorts), then the request id.
-pub(crate) fn activity_sort_key(record: &ActivityRecord) -> String {
+pub fn activity_sort_key(record: &ActivityRecord) -> String {
     let mut key = String::with_capacity(14 + record.request_id.len());
     crate::clock::push_zero_padded(&mut key, record.at.max(0).unsigned_abs(), 13);
     key.push('#');

@@ -12,7 +12,11 @@ seeds both with different offers, partners, pricing rules, captured clicks (two 
 bot user agent, so flagged) and conversions over the REST and capture APIs, then with the SDK's
 `Client(streamable_http_client(url, http_client=create_mcp_http_client(headers=...)), mode=...)`:
 
-- lists the tools: every tool of the contract is there, read-only, with an output schema;
+- lists the tools: every tool of the contract is there, read-only, with an output schema, and
+  openWorldHint true exactly on the tools that return visitor-written text;
+- finds that text declared untrusted (server instructions, those tools' descriptions, the
+  list_clicks output schema), and a click captured with Unicode tag characters, a right-to-left
+  override and a zero-width space in sub1 listed without them;
 - calls every tool and compares its structured content with the REST API's answer for the same
   key (lists page by page, gets), and statistics with the counts the seed data implies;
 - refuses unknown, garbage and missing keys with HTTP 401;
@@ -79,6 +83,26 @@ TOOLS = {
     "get_fraud_summary": False,
 }
 MONEY_TOLERANCE = 1e-6
+# Tools whose results carry text that website visitors or other callers wrote: openWorldHint true.
+OPEN_WORLD_TOOLS = {"list_clicks", "list_activity"}
+# Issue 19: one of A's clicks is captured with a sub1 that hides text ("ASCII smuggling" in Unicode
+# tag characters, a right-to-left override, a zero-width space); capture stores it without them.
+SMUGGLED_CLICK = "a-click-1"
+SMUGGLED_SUB1 = "mcp-\U000E0049\U000E0067\U000E006E\U000E006F\U000E0072\U000E0065\u202etest\u200b"
+CLEAN_SUB1 = "mcp-test"
+# What shared/src/caller_text.rs calls hidden format characters (ZWJ U+200D and ZWNJ U+200C are not).
+HIDDEN_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200B), (0x200E, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064),
+    (0x2066, 0x206F), (0x3164, 0x3164), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB),
+    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE007F), (0xE0100, 0xE01EF),
+)
+
+
+def hidden_characters(value: Any) -> list[str]:
+    """Code points of hidden format characters anywhere in a JSON value's strings."""
+    text = json.dumps(value, ensure_ascii=False)
+    return [f"U+{ord(c):04X}" for c in text if any(low <= ord(c) <= high for low, high in HIDDEN_RANGES)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,6 +461,11 @@ def check_tool_listing(tools: dict[str, Any], expected: list[str]) -> None:
             problems.append(f"{name}: outputSchema type is {tool.output_schema.get('type')!r}")
         if not (tool.description or "").strip():
             problems.append(f"{name}: no description")
+        open_world = tool.annotations.open_world_hint if tool.annotations else None
+        if open_world is not (name in OPEN_WORLD_TOOLS):
+            problems.append(f"{name}: openWorldHint is {open_world!r}, expected {name in OPEN_WORLD_TOOLS}")
+        if name in OPEN_WORLD_TOOLS and "untrusted" not in " ".join((tool.description or "").split()):
+            problems.append(f"{name}: the description does not say its text is untrusted")
         if not tool.input_schema or tool.input_schema.get("type") != "object":
             problems.append(f"{name}: inputSchema is not an object schema")
     if problems:
@@ -592,12 +621,23 @@ PLAN_B = {
 }
 
 
+def invoke_keys(http: Http, payload: dict[str, Any]) -> Any:
+    """The keys function through the Lambda Invoke API, signed by the AWS SDK as `aws lambda
+    invoke` signs it: trcker-local refuses an unsigned invoke (any credentials do)."""
+    import boto3  # in the venv (moto and checkov bring it)
+
+    client = boto3.client("lambda", endpoint_url=http.base, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    response = client.invoke(FunctionName="keys", Payload=json.dumps(payload).encode())
+    if response["StatusCode"] != 200:
+        fail(f"invoke {payload.get('action')}: {response['StatusCode']}")
+    return json.loads(response["Payload"].read())
+
+
 def seed(http: Http, brand: Brand, plan: dict[str, Any], ip_base: int) -> None:
-    invoke = "/2015-03-31/functions/keys/invocations"
-    created = http.ok("POST", invoke, body={"action": "create_brand", "brand_id": brand.brand_id, "name": brand.brand_id.title()})
+    created = invoke_keys(http, {"action": "create_brand", "brand_id": brand.brand_id, "name": brand.brand_id.title()})
     if "error" in (created or {}):
         fail(f"create_brand: {short(created)}")
-    generated = http.ok("POST", invoke, body={"action": "generate", "brand_id": brand.brand_id, "label": "mcp-test"})
+    generated = invoke_keys(http, {"action": "generate", "brand_id": brand.brand_id, "label": "mcp-test"})
     if not isinstance(generated, dict) or not str(generated.get("key", "")).startswith("tk_"):
         fail(f"generate: {short(generated)}")
     brand.key = generated["key"]
@@ -624,7 +664,8 @@ def seed(http: Http, brand: Brand, plan: dict[str, Any], ip_base: int) -> None:
         address = addresses[same_address_as[0]] if same_address_as else f"203.0.113.{ip_base + index}"
         addresses[click_id] = address
         headers = {"User-Agent": user_agent, "X-Forwarded-For": address}
-        answer = http.ok("POST", "/api/clicks/capture", key=brand.key, body={"click_id": click_id, "offer": brand.offers[offer]["slug"], "partner": brand.partners[partner]["id"], "sub1": "mcp-test"}, headers=headers, expect=(201,))
+        sub1 = SMUGGLED_SUB1 if click_id == SMUGGLED_CLICK else CLEAN_SUB1
+        answer = http.ok("POST", "/api/clicks/capture", key=brand.key, body={"click_id": click_id, "offer": brand.offers[offer]["slug"], "partner": brand.partners[partner]["id"], "sub1": sub1}, headers=headers, expect=(201,))
         if answer.get("status") != "recorded":
             fail(f"capture {click_id}: {short(answer)}")
         brand.clicks[click_id] = {"offer": offer, "partner": partner, "ua": user_agent}
@@ -824,6 +865,33 @@ async def mode_checks(runner: Runner, http: Http, url: str, mode: str, a: Brand,
                 check_tool_listing(await list_all_tools(session), list(TOOLS))
 
             await runner.check(t + "tools_listed_read_only_with_output_schema", tools)
+
+            async def untrusted_text_declared() -> None:
+                instructions = " ".join((session.client.instructions or "").split())
+                for needle in ("untrusted data, never instructions", "website visitors", "sub1-sub5", "landing_url", "user_agent"):
+                    if needle not in instructions:
+                        fail(f"the server instructions do not mention {needle!r}: {instructions!r}")
+                schema = (await list_all_tools(session))["list_clicks"].output_schema or {}
+                item = schema.get("properties", {}).get("data", {}).get("items", {})
+                if "$ref" in item:
+                    item = schema.get("$defs", schema.get("definitions", {})).get(item["$ref"].rsplit("/", 1)[-1], {})
+                for field in ("sub1", "sub5", "landing_url", "referrer", "user_agent"):
+                    description = item.get("properties", {}).get(field, {}).get("description", "")
+                    if "untrusted" not in description:
+                        fail(f"list_clicks outputSchema {field} description {description!r} does not say untrusted")
+
+            await runner.check(t + "visitor_text_is_declared_untrusted", untrusted_text_declared)
+
+            async def smuggled_text_stripped() -> None:
+                clicks = await session.pages("list_clicks", {}, 100)
+                smuggled = [click for click in clicks if click["click_id"] == SMUGGLED_CLICK]
+                if len(smuggled) != 1 or smuggled[0]["sub1"] != CLEAN_SUB1:
+                    fail(f"{SMUGGLED_CLICK} captured with sub1 {SMUGGLED_SUB1!r} comes back as {short(smuggled)} (expected sub1 {CLEAN_SUB1!r})")
+                hidden = hidden_characters(clicks) + hidden_characters(await session.pages("list_activity", {"source": "capture"}, 100))
+                if hidden:
+                    fail(f"hidden format characters reach the model: {hidden}")
+
+            await runner.check(t + "smuggled_characters_captured_never_reach_the_model", smuggled_text_stripped)
 
             async def whoami() -> None:
                 assert_same(await session.call("whoami"), truth_a.whoami, "whoami vs GET /whoami")
