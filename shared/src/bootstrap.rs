@@ -144,6 +144,17 @@ pub struct EdgeRuntime {
 pub async fn edge_from_env() -> Result<EdgeRuntime, StartupError> {
     let config = EdgeConfig::from_env()?;
     let aws = load_aws_config(config.store_timeout_ms, config.tls_roots).await;
+    edge_from_config(config, aws).await
+}
+
+/// [`edge_from_env`] for a configuration read another way and AWS settings the caller loaded: the
+/// local gateway (`trcker-local --store dynamodb`, which defaults the table names and the pepper
+/// where a function requires them) and its tests on moto. Same store, pepper, warm-up and key
+/// settings as a function gets.
+pub async fn edge_from_config(
+    config: EdgeConfig,
+    aws: aws_config::SdkConfig,
+) -> Result<EdgeRuntime, StartupError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let store = DynamoStore::new(dynamodb.clone(), &config.keys_table);
     let (pepper, ()) = tokio::join!(load_pepper(&config.pepper, &aws), warm_up_store(&store));

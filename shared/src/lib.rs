@@ -16,6 +16,7 @@ pub mod faulty_edge;
 pub mod hashing;
 pub mod ids;
 pub mod keys;
+pub mod program;
 pub mod store;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]

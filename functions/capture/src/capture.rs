@@ -10,9 +10,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use trcker_public_api::documents::is_id;
-use trcker_public_api::fraud::{FraudSignal, ReviewState};
-use trcker_public_api::{offers, partners, validate};
 use trcker_shared::brand_data::clicks::{ClickRecord, is_valid_click_id};
 use trcker_shared::brand_data::rollups::{
     CLICKS, FLAGGED_CLICKS, RollupIncrement, SIGNALS_PREFIX, increments_for,
@@ -24,6 +21,9 @@ use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
+use trcker_shared::program::documents::is_id;
+use trcker_shared::program::fraud::{FraudSignal, ReviewState};
+use trcker_shared::program::{offers, partners, validate};
 use trcker_shared::store::StoreError;
 
 use crate::CaptureState;
@@ -330,9 +330,10 @@ async fn raise_signals(state: &CaptureState, click: &ClickRecord, findings: &[Fi
     let mut documents = Vec::new();
     let mut counters: Vec<(String, i64)> = Vec::new();
     for finding in findings.iter().filter(|finding| finding.raises_signal) {
-        let Ok(id) =
-            trcker_public_api::documents::new_time_id(trcker_public_api::fraud::ID_PREFIX, now)
-        else {
+        let Ok(id) = trcker_shared::program::documents::new_time_id(
+            trcker_shared::program::fraud::ID_PREFIX,
+            now,
+        ) else {
             continue;
         };
         let signal = FraudSignal {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use trcker_public_api::documents::{is_id, slug_claim};
 use trcker_shared::brand_data::{BrandDataStore, DocumentKind};
 use trcker_shared::ids::BrandId;
+use trcker_shared::program::documents::{is_id, slug_claim};
 use trcker_shared::store::StoreError;
 
 /// How long a resolved reference is trusted. A deleted partner or renamed slug is still resolved

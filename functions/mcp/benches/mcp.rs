@@ -8,21 +8,21 @@ use axum::http::{Method, Request};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 use trcker_mcp::config::McpConfig;
-use trcker_public_api::AppState;
-use trcker_public_api::offers::{CreateOffer, create_offer};
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::context::{ClientContext, api_gateway_context};
 use trcker_shared::ids::BrandId;
+use trcker_shared::program::Program;
+use trcker_shared::program::offers::{CreateOffer, create_offer};
 use trcker_shared::testing::in_memory_edge;
 
 const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_offers","arguments":{"limit":10}}}"#;
 
 fn mcp_benches(c: &mut Criterion) {
     let (runtime, keys, data, limits) = in_memory_edge();
-    let app = AppState {
+    let program = Program {
         keys: keys.clone(),
         data: data.clone(),
-        limits,
+        min_click_to_conversion_ms: limits.min_click_to_conversion_ms,
     };
     let brand = BrandId::parse("bench").unwrap();
     let key = runtime.block_on(async {
@@ -34,13 +34,13 @@ fn mcp_benches(c: &mut Criterion) {
                 "default_payout": {"type": "flat", "amount": 10, "currency": "USD"}
             }))
             .unwrap();
-            create_offer(&app, &brand, offer).await.unwrap();
+            create_offer(&program, &brand, offer).await.unwrap();
         }
         keys.generate(&brand, None).await.unwrap().key
     });
     let principal = runtime.block_on(keys.verify(key.expose_secret())).unwrap();
     let router = trcker_mcp::router(keys.clone(), data.clone(), limits, McpConfig::default());
-    let service = trcker_mcp::mcp_service(app, McpConfig::default());
+    let service = trcker_mcp::mcp_service(program, McpConfig::default());
 
     let mut sequence = 0_u64;
     let mut request = |authorized: bool| {

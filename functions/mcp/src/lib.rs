@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
-use trcker_public_api::AppState;
 use trcker_shared::brand_data::{BrandDataStore, Surface};
 use trcker_shared::edge::audit::AuditLog;
 use trcker_shared::edge::auth::{AuditTarget, CredentialHeaders, EdgeGuard, authenticate};
@@ -21,6 +20,7 @@ use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::keys::KeyService;
+use trcker_shared::program::Program;
 
 pub mod config;
 pub mod parameters;
@@ -71,7 +71,12 @@ pub fn routes(
         source_limit_per_minute: None,
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
     });
-    let service = mcp_service(AppState { keys, data, limits }, config);
+    let program = Program {
+        keys,
+        data,
+        min_click_to_conversion_ms: limits.min_click_to_conversion_ms,
+    };
+    let service = mcp_service(program, config);
     Router::new()
         .route_service(MCP_PATH, service)
         // Inner: runs once the guard has let the request through.
@@ -83,7 +88,7 @@ pub fn routes(
 /// any Lambda instance), JSON responses, `Host` checked against the configured names. Tools expect
 /// the guard's [`trcker_shared::edge::auth::Caller`] in the request extensions.
 pub fn mcp_service(
-    app: AppState,
+    app: Program,
     config: McpConfig,
 ) -> StreamableHttpService<TrckerMcp, NeverSessionManager> {
     let server = TrckerMcp::new(app);

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use trcker_public_api::AppState;
 use trcker_shared::brand_data::rollups::{
     CLICKS, CONVERSIONS, FLAGGED_CLICKS, PAYOUT_MICROS_PREFIX, REVENUE_MICROS_PREFIX,
     RollupDimension, RollupRow, SIGNALS_PREFIX, utc_day,
 };
 use trcker_shared::clock::UnixMillis;
-use trcker_shared::edge::error::ApiError;
 use trcker_shared::ids::BrandId;
+use trcker_shared::program::Program;
+use trcker_shared::program::ProgramError;
 
 /// The longest range a statistics tool covers, so that a day series stays small for a model.
 pub const MAX_RANGE_DAYS: i64 = 92;
@@ -34,7 +34,7 @@ impl DayRange {
         from_day: Option<&str>,
         to_day: Option<&str>,
         now: UnixMillis,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, ProgramError> {
         let to = match to_day {
             Some(raw) => day_number("to_day", raw)?,
             None => now.div_euclid(DAY_MS),
@@ -44,10 +44,10 @@ impl DayRange {
             None => to - (DEFAULT_RANGE_DAYS - 1),
         };
         if from > to {
-            return Err(ApiError::invalid("from_day must not be after to_day"));
+            return Err(ProgramError::invalid("from_day must not be after to_day"));
         }
         if to - from + 1 > MAX_RANGE_DAYS {
-            return Err(ApiError::invalid(format!(
+            return Err(ProgramError::invalid(format!(
                 "a range covers at most {MAX_RANGE_DAYS} days; ask for a shorter one"
             )));
         }
@@ -59,8 +59,8 @@ impl DayRange {
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date that exists.
-fn day_number(field: &str, raw: &str) -> Result<i64, ApiError> {
-    let invalid = || ApiError::invalid(format!("{field} must be a date like 2026-11-28"));
+fn day_number(field: &str, raw: &str) -> Result<i64, ProgramError> {
+    let invalid = || ProgramError::invalid(format!("{field} must be a date like 2026-11-28"));
     let bytes = raw.as_bytes();
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return Err(invalid());
@@ -280,13 +280,13 @@ pub enum Scope {
 /// Totals and the day series for the brand (or one offer or partner); with `group_by`,
 /// per-group totals too.
 pub async fn program_stats(
-    app: &AppState,
+    app: &Program,
     brand_id: &BrandId,
     range: &DayRange,
     scope: &Scope,
     group_by: Option<GroupBy>,
     limit: usize,
-) -> Result<ProgramStats, ApiError> {
+) -> Result<ProgramStats, ProgramError> {
     let rows = match scope {
         Scope::Brand => read(app, brand_id, RollupDimension::Total, range).await?,
         Scope::One(dimension, id) => {
@@ -365,13 +365,13 @@ pub struct TopPartners {
 
 /// The partners with the most clicks, conversions, revenue or payout (in one currency).
 pub async fn top_partners(
-    app: &AppState,
+    app: &Program,
     brand_id: &BrandId,
     range: &DayRange,
     by: Metric,
     currency: &str,
     limit: usize,
-) -> Result<TopPartners, ApiError> {
+) -> Result<TopPartners, ProgramError> {
     let mut partners = group_tallies(app, brand_id, RollupDimension::Partner, range).await?;
     let partner_count = partners.len();
     partners.sort_by(|(a_id, a), (b_id, b)| {
@@ -432,10 +432,10 @@ pub struct FraudSummary {
 const TOP_FLAGGED_PARTNERS: usize = 10;
 
 pub async fn fraud_summary(
-    app: &AppState,
+    app: &Program,
     brand_id: &BrandId,
     range: &DayRange,
-) -> Result<FraudSummary, ApiError> {
+) -> Result<FraudSummary, ProgramError> {
     let rows = read(app, brand_id, RollupDimension::Total, range).await?;
     let mut whole = Tally::default();
     let mut days: BTreeMap<&str, Tally> = BTreeMap::new();
@@ -488,11 +488,11 @@ pub async fn fraud_summary(
 }
 
 async fn read(
-    app: &AppState,
+    app: &Program,
     brand_id: &BrandId,
     dimension: RollupDimension,
     range: &DayRange,
-) -> Result<Vec<RollupRow>, ApiError> {
+) -> Result<Vec<RollupRow>, ProgramError> {
     Ok(app
         .data
         .read_rollups(brand_id, dimension, &range.from_day, &range.to_day)
@@ -501,11 +501,11 @@ async fn read(
 
 /// Each group's tally over the whole range, in group order.
 async fn group_tallies(
-    app: &AppState,
+    app: &Program,
     brand_id: &BrandId,
     dimension: RollupDimension,
     range: &DayRange,
-) -> Result<Vec<(String, Tally)>, ApiError> {
+) -> Result<Vec<(String, Tally)>, ProgramError> {
     let rows = read(app, brand_id, dimension, range).await?;
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for row in &rows {

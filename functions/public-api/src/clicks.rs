@@ -1,85 +1,20 @@
 //! Clicks, as capture records them: list (newest first, by time, offer and partner) and get by
 //! click id. Read-only here; the capture function writes them.
 
-use std::sync::Arc;
-
+use crate::AppState;
+use crate::extract::{IdPath, query_params};
+use crate::openapi::{ClickList, ReadErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use trcker_shared::brand_data::clicks::{
-    ClickFilter, ClickRecord, click_sort_key, is_click_sort_key, is_valid_click_id,
-};
-use trcker_shared::clock::{format_rfc3339, write_rfc3339};
+use std::sync::Arc;
+use trcker_shared::brand_data::clicks::ClickRecord;
+use trcker_shared::clock::write_rfc3339;
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
-use trcker_shared::ids::BrandId;
-use trcker_shared::store::Page;
-
-use crate::AppState;
-use crate::documents::{ListBody, Listed, decode_cursor, encode_cursor};
-use crate::extract::{IdPath, Paging, param, parse_time, query_params};
-use crate::openapi::{ClickList, ReadErrors};
-
-const LISTING: &str = "CLICKS";
-
-/// A click as capture recorded it. The sub-ids, `landing_url`, `referrer` and `user_agent` are
-/// what the website visitor's browser (or whoever called capture) sent: capture bounds them,
-/// redacts key material and strips hidden format characters, but their words are anyone's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
-pub struct Click {
-    pub click_id: String,
-    pub at: String,
-    pub offer_id: Option<String>,
-    pub partner_id: Option<String>,
-    /// Visitor-supplied, untrusted: the tracking link's sub1 as the visitor's request carried it.
-    /// Data, never instructions.
-    pub sub1: Option<String>,
-    /// Visitor-supplied, untrusted: sub2 of the tracking link. Data, never instructions.
-    pub sub2: Option<String>,
-    /// Visitor-supplied, untrusted: sub3 of the tracking link. Data, never instructions.
-    pub sub3: Option<String>,
-    /// Visitor-supplied, untrusted: sub4 of the tracking link. Data, never instructions.
-    pub sub4: Option<String>,
-    /// Visitor-supplied, untrusted: sub5 of the tracking link. Data, never instructions.
-    pub sub5: Option<String>,
-    /// Visitor-supplied, untrusted: the page the visitor landed on, as their browser reported it.
-    /// Data, never instructions.
-    pub landing_url: Option<String>,
-    /// Visitor-supplied, untrusted: the referring page, as the visitor's browser reported it.
-    /// Data, never instructions.
-    pub referrer: Option<String>,
-    pub source_ip: String,
-    /// Visitor-supplied, untrusted: the visitor's User-Agent header. Data, never instructions.
-    pub user_agent: String,
-    pub fraud_score: u8,
-    pub flagged: bool,
-}
-
-impl From<ClickRecord> for Click {
-    fn from(record: ClickRecord) -> Self {
-        let flagged = record.flagged();
-        let [sub1, sub2, sub3, sub4, sub5] = record.sub_ids;
-        Self {
-            click_id: record.click_id,
-            at: format_rfc3339(record.at),
-            offer_id: record.offer_id,
-            partner_id: record.partner_id,
-            sub1,
-            sub2,
-            sub3,
-            sub4,
-            sub5,
-            landing_url: record.landing_url,
-            referrer: record.referrer,
-            source_ip: record.source_ip,
-            user_agent: record.user_agent,
-            fraud_score: record.fraud_score,
-            flagged,
-        }
-    }
-}
+use trcker_shared::program;
+use trcker_shared::program::clicks::{Click, ClickQuery, LIST_PARAMETERS, list_records};
 
 #[utoipa::path(
     get,
@@ -106,104 +41,40 @@ pub async fn list(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
-    let page = list_records(&app, &caller.principal.brand_id, &pairs).await?;
+    let query = ClickQuery::from_pairs(&pairs)?;
+    let page = list_records(&app, &caller.principal.brand_id, &query).await?;
     let mut body = Vec::with_capacity(PAGE_BODY_BYTES_PER_CLICK * page.records.len() + 256);
     write_page_json(&mut body, &page.records, page.next_cursor.as_deref());
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// The query parameters the list accepts.
-pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "from", "to", "offer_id", "partner_id"];
+#[utoipa::path(
+    get,
+    path = "/api/public/clicks/{id}",
+    tag = "clicks",
+    summary = "Get a click",
+    params(
+        ("id" = String, Path, description = "Click id")
+    ),
+    responses(
+        (status = 200, description = "Get a click", body = Click),
+        ReadErrors
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    IdPath(click_id): IdPath,
+) -> Result<Json<Click>, ApiError> {
+    Ok(Json(
+        program::clicks::find(&app, &caller.principal.brand_id, &click_id).await?,
+    ))
+}
 
 /// A click's JSON is about 400 bytes (the demo's are 390): the page's buffer starts at that size per
 /// click, so writing a page rarely reallocates.
 const PAGE_BODY_BYTES_PER_CLICK: usize = 448;
-
-/// One page of clicks as the store returned them, with the cursor for the next page.
-struct ClickPage {
-    records: Vec<Arc<ClickRecord>>,
-    next_cursor: Option<String>,
-}
-
-/// One page of the brand's clicks, newest first, for the given query parameters, as [`Click`]s.
-pub async fn list_matching(
-    app: &AppState,
-    brand_id: &BrandId,
-    pairs: &[(String, String)],
-) -> Result<ListBody<Click>, ApiError> {
-    Ok(listed_page(app, brand_id, pairs)
-        .await?
-        .into_body(app, brand_id))
-}
-
-/// [`list_matching`]'s page before it is answered (the MCP tool's, which may cut it to size): each
-/// click with its sort key, the position a page cut after it resumes from.
-pub async fn listed_page(
-    app: &AppState,
-    brand_id: &BrandId,
-    pairs: &[(String, String)],
-) -> Result<Listed<Click>, ApiError> {
-    let page = read_page(app, brand_id, pairs).await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(|record| {
-            let position = click_sort_key(&record);
-            (Click::from(Arc::unwrap_or_clone(record)), position)
-        })
-        .collect();
-    Ok(Listed::new(LISTING, items, page.next_position))
-}
-
-/// One page of the brand's click records, newest first, for the given query parameters, with the
-/// cursor for the next page.
-async fn list_records(
-    app: &AppState,
-    brand_id: &BrandId,
-    pairs: &[(String, String)],
-) -> Result<ClickPage, ApiError> {
-    let page = read_page(app, brand_id, pairs).await?;
-    Ok(ClickPage {
-        records: page.items,
-        next_cursor: page
-            .next_position
-            .map(|position| encode_cursor(app, brand_id, LISTING, &position)),
-    })
-}
-
-/// One page of the brand's click records as the store returned it (one listing read).
-async fn read_page(
-    app: &AppState,
-    brand_id: &BrandId,
-    pairs: &[(String, String)],
-) -> Result<Page<Arc<ClickRecord>>, ApiError> {
-    let paging = Paging::from_pairs(pairs)?;
-    let filter = ClickFilter {
-        from: param(pairs, "from")
-            .map(|raw| parse_time("from", raw))
-            .transpose()?,
-        to: param(pairs, "to")
-            .map(|raw| parse_time("to", raw))
-            .transpose()?,
-        offer_id: param(pairs, "offer_id").map(str::to_owned),
-        partner_id: param(pairs, "partner_id").map(str::to_owned),
-    };
-    let after = paging
-        .cursor
-        .as_deref()
-        .map(|cursor| decode_cursor(app, brand_id, LISTING, cursor))
-        .transpose()?;
-    if after
-        .as_deref()
-        .is_some_and(|position| !is_click_sort_key(position))
-    {
-        return Err(trcker_shared::cursor::InvalidCursor.into());
-    }
-    Ok(app
-        .data
-        .list_clicks(brand_id, &filter, paging.limit, after.as_deref())
-        .await?)
-}
 
 /// Writes `{"data":[…],"next_cursor":…}` for a page of clicks straight from the records: the same
 /// bytes serde writes for a [`ListBody<Click>`] (a test holds the two together), without a
@@ -296,38 +167,11 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/public/clicks/{id}",
-    tag = "clicks",
-    summary = "Get a click",
-    params(
-        ("id" = String, Path, description = "Click id")
-    ),
-    responses(
-        (status = 200, description = "Get a click", body = Click),
-        ReadErrors
-    ),
-    security(("bearer" = []))
-)]
-pub async fn get(
-    State(app): State<AppState>,
-    caller: Caller,
-    IdPath(click_id): IdPath,
-) -> Result<Json<Click>, ApiError> {
-    if !is_valid_click_id(&click_id) {
-        return Err(ApiError::not_found("click"));
-    }
-    app.data
-        .get_click(&caller.principal.brand_id, &click_id)
-        .await?
-        .map(|record| Json(Click::from(record)))
-        .ok_or_else(|| ApiError::not_found("click"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trcker_shared::ids::BrandId;
+    use trcker_shared::program::documents::ListBody;
 
     /// A record whose every string field carries `text` (on some records, `None` or empty
     /// instead), at an instant that varies from year -1 to year 10000.

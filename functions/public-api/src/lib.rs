@@ -14,7 +14,6 @@ use axum::http::{Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use trcker_shared::brand_data::{BrandDataStore, Surface};
 use trcker_shared::edge::audit::AuditLog;
 use trcker_shared::edge::auth::{
@@ -25,31 +24,26 @@ use trcker_shared::edge::error::ApiError;
 use trcker_shared::edge::rate_limit::RateLimiter;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::keys::KeyService;
+use trcker_shared::program::Program;
+use trcker_shared::program::whoami::Whoami;
 
 pub mod activity;
 pub mod clicks;
 pub mod conversions;
-pub mod documents;
 pub mod extract;
 pub mod fraud;
 pub mod offers;
 pub mod openapi;
 pub mod partners;
 pub mod pricing;
-pub mod validate;
 
 pub const ROUTE_PREFIX: &str = "/api/public";
 /// The routes this function serves, as the API gateway declares them (method, path): the
 /// infrastructure contract test holds the template and the local gateway to this list.
 pub const ROUTES: &[(&str, &str)] = &[("ANY", "/api/public/{proxy+}")];
 
-/// What handlers share: the key service (for the clock and cursors) and the brand data store.
-#[derive(Clone)]
-pub struct AppState {
-    pub keys: Arc<KeyService>,
-    pub data: Arc<dyn BrandDataStore>,
-    pub limits: EdgeLimits,
-}
+/// What handlers share: the program's domain (key service, brand data store, its one tunable).
+pub type AppState = Program;
 
 /// The public API as one axum router: the Lambda binary serves it through `lambda_http`, the local
 /// gateway mounts it as is.
@@ -64,7 +58,11 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         source_limit_per_minute: None,
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
     });
-    let state = AppState { keys, data, limits };
+    let state = Program {
+        keys,
+        data,
+        min_click_to_conversion_ms: limits.min_click_to_conversion_ms,
+    };
     let document = prepare();
     let guarded = Router::new()
         .route("/api/public/whoami", get(whoami))
@@ -158,18 +156,13 @@ pub async fn health() -> Json<openapi::Health> {
     tag = "meta",
     summary = "The calling key's brand, id and fingerprint",
     responses(
-        (status = 200, description = "The calling key", body = openapi::Whoami),
+        (status = 200, description = "The calling key", body = Whoami),
         openapi::ReadErrors
     ),
     security(("bearer" = []))
 )]
-pub async fn whoami(caller: Caller) -> Json<openapi::Whoami> {
-    let principal = caller.principal;
-    Json(openapi::Whoami {
-        brand_id: principal.brand_id.to_string(),
-        key_id: principal.key_id.to_string(),
-        fingerprint: principal.fingerprint.to_string(),
-    })
+pub async fn whoami(caller: Caller) -> Json<Whoami> {
+    Json(Whoami::from(&caller.principal))
 }
 
 /// The OpenAPI document as served, and what the router reads from it: the same for every router
@@ -254,12 +247,4 @@ async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "this route does not support that method",
     )
-}
-
-/// For PATCH fields where `null` means "remove": absent -> `None`, `null` -> `Some(None)`.
-pub(crate) fn present_or_null<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    Option::<String>::deserialize(deserializer).map(Some)
 }

@@ -6,13 +6,13 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::activity::ActivityEntry;
-use crate::clicks::Click;
-use crate::conversions::Conversion;
-use crate::fraud::FraudSignal;
-use crate::offers::Offer;
-use crate::partners::Partner;
-use crate::pricing::PricingRule;
+use trcker_shared::program::activity::ActivityEntry;
+use trcker_shared::program::clicks::Click;
+use trcker_shared::program::conversions::Conversion;
+use trcker_shared::program::fraud::FraudSignal;
+use trcker_shared::program::offers::Offer;
+use trcker_shared::program::partners::Partner;
+use trcker_shared::program::pricing::PricingRule;
 
 /// `{"error":{"code":…,"message":…}}`
 #[derive(Debug, ToSchema)]
@@ -77,13 +77,6 @@ pub enum WriteErrors {
     RateLimited(ErrorResponse),
     #[response(status = 503, description = "store_unavailable (Retry-After)")]
     StoreUnavailable(ErrorResponse),
-}
-
-#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
-pub struct Whoami {
-    pub brand_id: String,
-    pub key_id: String,
-    pub fingerprint: String,
 }
 
 #[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]

@@ -7,235 +7,20 @@
 //! Ties in priority go to the newer rule. A rule id embeds its offer id
 //! (`rul_<offer hex>_<random hex>`), so an offer's rules are one query by id prefix.
 
+use crate::AppState;
+use crate::extract::{IdPath, JsonBody, query_params};
+use crate::openapi::{PricingRuleList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use serde::{Deserialize, Serialize};
-use trcker_shared::brand_data::{Document, DocumentKind};
-use trcker_shared::clock::{UnixMillis, format_rfc3339};
 use trcker_shared::edge::auth::Caller;
 use trcker_shared::edge::error::ApiError;
-use trcker_shared::error::ErrorCode;
-use trcker_shared::ids::BrandId;
-use trcker_shared::token::random_u64;
-
-use crate::AppState;
-use crate::documents::{
-    ListBody, Listed, Stored, decode, encode, list_page, list_page_with_prefix, load, save,
+use trcker_shared::program;
+use trcker_shared::program::documents::ListBody;
+use trcker_shared::program::paging::{optional_time, param};
+use trcker_shared::program::pricing::{
+    CreateRule, LIST_PARAMETERS, PricingRule, ResolvedPayout, UpdateRule, create_rule,
 };
-use crate::extract::{IdPath, JsonBody, Paging, param, parse_time, query_params};
-use crate::offers::{Offer, Payout, validate_payout};
-use crate::openapi::{PricingRuleList, ReadErrors, WriteErrors};
-use crate::partners::Partner;
-
-const KIND: DocumentKind = DocumentKind::PricingRule;
-/// More rules than this on one offer are refused, so resolving a payout stays one small query.
-pub const MAX_RULES_PER_OFFER: u32 = 100;
-pub const MAX_PRIORITY: i32 = 1_000;
-
-#[derive(
-    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
-)]
-pub struct PricingRule {
-    pub id: String,
-    pub offer_id: String,
-    /// `None`: the rule applies to every partner of the offer.
-    pub partner_id: Option<String>,
-    pub payout: Payout,
-    /// Higher wins.
-    pub priority: i32,
-    pub valid_from: Option<String>,
-    pub valid_until: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRule {
-    pub offer_id: String,
-    #[serde(default)]
-    pub partner_id: Option<String>,
-    pub payout: Payout,
-    #[serde(default)]
-    pub priority: Option<i32>,
-    #[serde(default)]
-    pub valid_from: Option<String>,
-    #[serde(default)]
-    pub valid_until: Option<String>,
-}
-
-/// The offer and partner of a rule are fixed; to move a rule, delete it and create another.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRule {
-    #[serde(default)]
-    payout: Option<Payout>,
-    #[serde(default)]
-    priority: Option<i32>,
-    #[serde(default, deserialize_with = "crate::present_or_null")]
-    #[schema(value_type = Option<String>)]
-    valid_from: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::present_or_null")]
-    #[schema(value_type = Option<String>)]
-    valid_until: Option<Option<String>>,
-}
-
-/// Where a resolved payout came from.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum PayoutSource {
-    PartnerRule,
-    OfferRule,
-    OfferDefault,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
-pub struct ResolvedPayout {
-    pub payout: Payout,
-    pub source: PayoutSource,
-    pub rule_id: Option<String>,
-}
-
-/// The resolution order in the module docs, as a pure function over an offer's rules.
-pub fn resolve_payout(
-    offer: &Offer,
-    rules: &[PricingRule],
-    partner_id: Option<&str>,
-    at: UnixMillis,
-) -> ResolvedPayout {
-    let valid = |rule: &&PricingRule| {
-        let after_start = rule
-            .valid_from
-            .as_deref()
-            .and_then(|from| parse_time("valid_from", from).ok())
-            .is_none_or(|from| from <= at);
-        let before_end = rule
-            .valid_until
-            .as_deref()
-            .and_then(|until| parse_time("valid_until", until).ok())
-            .is_none_or(|until| at < until);
-        rule.offer_id == offer.id && after_start && before_end
-    };
-    let best = |matches: &dyn Fn(&PricingRule) -> bool| {
-        rules
-            .iter()
-            .filter(valid)
-            .filter(|rule| matches(rule))
-            .max_by(|a, b| {
-                a.priority
-                    .cmp(&b.priority)
-                    .then(a.created_at.cmp(&b.created_at))
-            })
-    };
-    if let Some(partner_id) = partner_id
-        && let Some(rule) = best(&|rule| rule.partner_id.as_deref() == Some(partner_id))
-    {
-        return ResolvedPayout {
-            payout: rule.payout.clone(),
-            source: PayoutSource::PartnerRule,
-            rule_id: Some(rule.id.clone()),
-        };
-    }
-    if let Some(rule) = best(&|rule| rule.partner_id.is_none()) {
-        return ResolvedPayout {
-            payout: rule.payout.clone(),
-            source: PayoutSource::OfferRule,
-            rule_id: Some(rule.id.clone()),
-        };
-    }
-    ResolvedPayout {
-        payout: offer.default_payout.clone(),
-        source: PayoutSource::OfferDefault,
-        rule_id: None,
-    }
-}
-
-fn rule_prefix(offer_id: &str) -> Option<String> {
-    crate::documents::is_id("off", offer_id).then(|| format!("rul_{}_", &offer_id[4..]))
-}
-
-/// `rul_<16 hex>_<16 hex>`
-fn is_rule_id(id: &str) -> bool {
-    let Some(rest) = id.strip_prefix("rul_") else {
-        return false;
-    };
-    let Some((offer, random)) = rest.split_once('_') else {
-        return false;
-    };
-    let hex = |text: &str| {
-        text.len() == 16
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    hex(offer) && hex(random)
-}
-
-/// Every rule of an offer (at most [`MAX_RULES_PER_OFFER`], one query).
-pub async fn rules_of_offer(
-    app: &AppState,
-    brand_id: &BrandId,
-    offer_id: &str,
-) -> Result<Vec<PricingRule>, ApiError> {
-    let Some(prefix) = rule_prefix(offer_id) else {
-        return Ok(Vec::new());
-    };
-    let page = app
-        .data
-        .list_documents_by_prefix(brand_id, KIND, &prefix, MAX_RULES_PER_OFFER + 1, None)
-        .await?;
-    page.items.iter().map(decode).collect()
-}
-
-fn window(
-    valid_from: Option<&str>,
-    valid_until: Option<&str>,
-) -> Result<(Option<String>, Option<String>), ApiError> {
-    let from = valid_from
-        .map(|raw| parse_time("valid_from", raw))
-        .transpose()?;
-    let until = valid_until
-        .map(|raw| parse_time("valid_until", raw))
-        .transpose()?;
-    if let (Some(from), Some(until)) = (from, until)
-        && from >= until
-    {
-        return Err(ApiError::invalid("valid_from must be before valid_until"));
-    }
-    Ok((from.map(format_rfc3339), until.map(format_rfc3339)))
-}
-
-fn priority(value: Option<i32>) -> Result<i32, ApiError> {
-    let priority = value.unwrap_or(0);
-    if (0..=MAX_PRIORITY).contains(&priority) {
-        Ok(priority)
-    } else {
-        Err(ApiError::invalid(format!(
-            "priority must be between 0 and {MAX_PRIORITY}"
-        )))
-    }
-}
-
-/// A reference to something missing (or another brand's) is 422; any other failure (the store
-/// being down, say) keeps its own status.
-fn missing_reference(error: ApiError, message: &str) -> ApiError {
-    if error.code == ErrorCode::NotFound {
-        ApiError::new(ErrorCode::UnprocessableEntity, message)
-    } else {
-        error
-    }
-}
 
 #[utoipa::path(
     get,
@@ -259,43 +44,14 @@ pub async fn list(
     uri: Uri,
 ) -> Result<Json<ListBody<PricingRule>>, ApiError> {
     let pairs = query_params(uri.query(), LIST_PARAMETERS)?;
-    Ok(Json(
-        list_matching(&app, &caller.principal.brand_id, &pairs).await?,
-    ))
-}
-
-/// The query parameters the list accepts.
-pub const LIST_PARAMETERS: &[&str] = &["limit", "cursor", "offer_id"];
-
-/// One page of the brand's pricing rules (one offer's, with `offer_id`: rule ids begin with their
-/// offer's, so that is one id-prefix query) for the given query parameters.
-pub async fn list_matching(
-    app: &AppState,
-    brand_id: &BrandId,
-    pairs: &[(String, String)],
-) -> Result<ListBody<PricingRule>, ApiError> {
-    Ok(listed_page(app, brand_id, pairs)
-        .await?
-        .into_body(app, brand_id))
-}
-
-/// [`list_matching`]'s page before it is answered (the MCP tool's, which may cut it to size).
-pub async fn listed_page(
-    app: &AppState,
-    brand_id: &BrandId,
-    pairs: &[(String, String)],
-) -> Result<Listed<PricingRule>, ApiError> {
-    let paging = Paging::from_pairs(pairs)?;
-    match param(pairs, "offer_id") {
-        None => list_page::<PricingRule>(app, brand_id, KIND, &paging).await,
-        Some(offer_id) => {
-            let Some(prefix) = rule_prefix(offer_id) else {
-                // An offer id that cannot exist has no rules.
-                return Ok(Listed::new(KIND.as_str(), Vec::new(), None));
-            };
-            list_page_with_prefix::<PricingRule>(app, brand_id, KIND, &prefix, &paging).await
-        }
-    }
+    let brand_id = &caller.principal.brand_id;
+    let page = program::pricing::listed_page(
+        &app,
+        brand_id,
+        &program::pricing::RuleQuery::from_pairs(&pairs)?,
+    )
+    .await?;
+    Ok(Json(page.into_body(&app, brand_id)))
 }
 
 #[utoipa::path(
@@ -319,90 +75,6 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
-/// Validates and stores a new rule for the brand (also used to seed local demo data).
-pub async fn create_rule(
-    app: &AppState,
-    brand_id: &BrandId,
-    input: CreateRule,
-) -> Result<PricingRule, ApiError> {
-    // References are checked inside the caller's brand: another brand's offer is "does not exist".
-    let offer: Stored<Offer> = load(
-        app,
-        brand_id,
-        DocumentKind::Offer,
-        "off",
-        &input.offer_id,
-        "offer",
-    )
-    .await
-    .map_err(|error| missing_reference(error, "offer_id does not name an offer of this brand"))?;
-    if let Some(partner_id) = &input.partner_id {
-        let _: Stored<Partner> = load(
-            app,
-            brand_id,
-            DocumentKind::Partner,
-            "ptr",
-            partner_id,
-            "partner",
-        )
-        .await
-        .map_err(|error| {
-            missing_reference(error, "partner_id does not name a partner of this brand")
-        })?;
-    }
-    let existing = rules_of_offer(app, brand_id, &offer.value.id).await?;
-    if existing.len() >= MAX_RULES_PER_OFFER as usize {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("the offer already has {MAX_RULES_PER_OFFER} pricing rules"),
-        ));
-    }
-    let (valid_from, valid_until) =
-        window(input.valid_from.as_deref(), input.valid_until.as_deref())?;
-    let prefix = rule_prefix(&offer.value.id).ok_or_else(|| ApiError::not_found("offer"))?;
-    let random = random_u64().map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?;
-    let now = format_rfc3339(app.keys.now_ms());
-    let rule = PricingRule {
-        id: format!("{prefix}{random:016x}"),
-        offer_id: offer.value.id,
-        partner_id: input.partner_id,
-        payout: validate_payout("payout", input.payout)?,
-        priority: priority(input.priority)?,
-        valid_from,
-        valid_until,
-        created_at: now.clone(),
-        updated_at: now,
-    };
-    let document = Document {
-        brand_id: brand_id.clone(),
-        kind: KIND,
-        id: rule.id.clone(),
-        version: 1,
-        body: encode(&rule)?,
-    };
-    app.data.create_document(&document, &[]).await?;
-    Ok(rule)
-}
-
-async fn load_rule(
-    app: &AppState,
-    brand_id: &BrandId,
-    id: &str,
-) -> Result<Stored<PricingRule>, ApiError> {
-    if !is_rule_id(id) {
-        return Err(ApiError::not_found("pricing rule"));
-    }
-    let document = app
-        .data
-        .get_document(brand_id, KIND, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("pricing rule"))?;
-    Ok(Stored {
-        value: decode(&document)?,
-        version: document.version,
-    })
-}
-
 #[utoipa::path(
     get,
     path = "/api/public/pricing-rules/{id}",
@@ -423,9 +95,7 @@ pub async fn get(
     IdPath(id): IdPath,
 ) -> Result<Json<PricingRule>, ApiError> {
     Ok(Json(
-        load_rule(&app, &caller.principal.brand_id, &id)
-            .await?
-            .value,
+        program::pricing::find(&app, &caller.principal.brand_id, &id).await?,
     ))
 }
 
@@ -450,21 +120,9 @@ pub async fn update(
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateRule>,
 ) -> Result<Json<PricingRule>, ApiError> {
-    let brand_id = &caller.principal.brand_id;
-    let stored = load_rule(&app, brand_id, &id).await?;
-    let mut rule = stored.value;
-    if let Some(payout) = input.payout {
-        rule.payout = validate_payout("payout", payout)?;
-    }
-    if input.priority.is_some() {
-        rule.priority = priority(input.priority)?;
-    }
-    let from = input.valid_from.unwrap_or(rule.valid_from.clone());
-    let until = input.valid_until.unwrap_or(rule.valid_until.clone());
-    (rule.valid_from, rule.valid_until) = window(from.as_deref(), until.as_deref())?;
-    rule.updated_at = format_rfc3339(app.keys.now_ms());
-    save(&app, brand_id, KIND, &id, stored.version, &rule, &[], &[]).await?;
-    Ok(Json(rule))
+    Ok(Json(
+        program::pricing::update_rule(&app, &caller.principal.brand_id, &id, input).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -486,11 +144,7 @@ pub async fn delete(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let brand_id = &caller.principal.brand_id;
-    let stored = load_rule(&app, brand_id, &id).await?;
-    app.data
-        .delete_document(brand_id, KIND, &id, stored.version, &[])
-        .await?;
+    program::pricing::delete_rule(&app, &caller.principal.brand_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -517,147 +171,11 @@ pub async fn resolve(
     IdPath(offer_id): IdPath,
     uri: Uri,
 ) -> Result<Json<ResolvedPayout>, ApiError> {
-    let brand_id = &caller.principal.brand_id;
     let pairs = query_params(uri.query(), &["partner_id", "at"])?;
-    let offer: Stored<Offer> = load(
-        &app,
-        brand_id,
-        DocumentKind::Offer,
-        "off",
-        &offer_id,
-        "offer",
-    )
-    .await?;
-    let at = param(&pairs, "at")
-        .map(|raw| parse_time("at", raw))
-        .transpose()?
-        .unwrap_or_else(|| app.keys.now_ms());
-    let rules = rules_of_offer(&app, brand_id, &offer.value.id).await?;
-    Ok(Json(resolve_payout(
-        &offer.value,
-        &rules,
-        param(&pairs, "partner_id"),
-        at,
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::offers::{Caps, OfferStatus, PayoutType};
-
-    fn payout(amount: f64) -> Payout {
-        Payout {
-            kind: PayoutType::Flat,
-            amount,
-            currency: "USD".into(),
-        }
-    }
-
-    fn offer() -> Offer {
-        Offer {
-            id: "off_00000000000000aa".into(),
-            name: "Offer".into(),
-            slug: "offer".into(),
-            destination_url: "https://x.example".into(),
-            default_payout: payout(1.0),
-            status: OfferStatus::Active,
-            caps: Caps::default(),
-            created_at: format_rfc3339(0),
-            updated_at: format_rfc3339(0),
-        }
-    }
-
-    fn rule(
-        id: &str,
-        partner: Option<&str>,
-        amount: f64,
-        priority: i32,
-        window: (Option<i64>, Option<i64>),
-        created: i64,
-    ) -> PricingRule {
-        PricingRule {
-            id: id.into(),
-            offer_id: "off_00000000000000aa".into(),
-            partner_id: partner.map(str::to_owned),
-            payout: payout(amount),
-            priority,
-            valid_from: window.0.map(format_rfc3339),
-            valid_until: window.1.map(format_rfc3339),
-            created_at: format_rfc3339(created),
-            updated_at: format_rfc3339(created),
-        }
-    }
-
-    #[test]
-    fn partner_rule_then_offer_rule_then_default() {
-        let rules = vec![
-            rule("r-offer-low", None, 2.0, 1, (None, None), 0),
-            rule("r-offer-high", None, 3.0, 5, (None, None), 0),
-            rule("r-alice", Some("ptr_a"), 4.0, 0, (None, None), 0),
-        ];
-        let alice = resolve_payout(&offer(), &rules, Some("ptr_a"), 1_000);
-        assert_eq!(
-            (alice.source, alice.payout.amount),
-            (PayoutSource::PartnerRule, 4.0)
-        );
-        let bob = resolve_payout(&offer(), &rules, Some("ptr_b"), 1_000);
-        assert_eq!(
-            (bob.source, bob.rule_id.as_deref()),
-            (PayoutSource::OfferRule, Some("r-offer-high"))
-        );
-        let anonymous = resolve_payout(&offer(), &rules, None, 1_000);
-        assert_eq!(anonymous.source, PayoutSource::OfferRule);
-        let none = resolve_payout(&offer(), &[], Some("ptr_a"), 1_000);
-        assert_eq!(
-            (none.source, none.payout.amount),
-            (PayoutSource::OfferDefault, 1.0)
-        );
-    }
-
-    #[test]
-    fn validity_windows_and_ties() {
-        let rules = vec![
-            rule("r-past", Some("ptr_a"), 9.0, 9, (Some(0), Some(1_000)), 0),
-            rule("r-old", Some("ptr_a"), 5.0, 1, (None, None), 10),
-            rule("r-new", Some("ptr_a"), 6.0, 1, (None, None), 20),
-            rule("r-future", None, 7.0, 1, (Some(5_000), None), 0),
-        ];
-        let now = resolve_payout(&offer(), &rules, Some("ptr_a"), 2_000);
-        assert_eq!(
-            now.rule_id.as_deref(),
-            Some("r-new"),
-            "expired rules never apply; ties go to the newer"
-        );
-        let during = resolve_payout(&offer(), &rules, Some("ptr_a"), 500);
-        assert_eq!(during.rule_id.as_deref(), Some("r-past"));
-        let at_end = resolve_payout(&offer(), &rules, Some("ptr_a"), 1_000);
-        assert_eq!(
-            at_end.rule_id.as_deref(),
-            Some("r-new"),
-            "valid_until is exclusive"
-        );
-        let before_future = resolve_payout(&offer(), &rules, None, 4_999);
-        assert_eq!(before_future.source, PayoutSource::OfferDefault);
-        let after_future = resolve_payout(&offer(), &rules, None, 5_000);
-        assert_eq!(after_future.rule_id.as_deref(), Some("r-future"));
-    }
-
-    #[test]
-    fn rule_ids_embed_their_offer() {
-        assert_eq!(
-            rule_prefix("off_00000000000000aa").as_deref(),
-            Some("rul_00000000000000aa_")
-        );
-        assert_eq!(rule_prefix("off_bad"), None);
-        assert!(is_rule_id("rul_00000000000000aa_0123456789abcdef"));
-        for bad in [
-            "rul_",
-            "rul_00000000000000aa",
-            "rul_xx_yy",
-            "off_00000000000000aa",
-        ] {
-            assert!(!is_rule_id(bad), "{bad}");
-        }
-    }
+    let at = optional_time("at", param(&pairs, "at"))?;
+    let brand_id = &caller.principal.brand_id;
+    let partner_id = param(&pairs, "partner_id");
+    let resolved =
+        program::pricing::resolve_for_offer(&app, brand_id, &offer_id, partner_id, at).await?;
+    Ok(Json(resolved))
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use tower::ServiceExt;
-use trcker_public_api::extract::parse_time;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
+use trcker_shared::program::paging::parse_time;
 use trcker_shared::store::memory::MemoryStore;
 
 /// Signed or oddly sized RFC 3339 fields: `i64::parse` accepted `-5` as an hour, and a huge

@@ -69,6 +69,8 @@ pub async fn refuse_unrouted(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
+    //! API Gateway's path matching and the route table, case by case.
+
     use super::*;
 
     #[test]

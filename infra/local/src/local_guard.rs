@@ -38,8 +38,8 @@ const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 const SIGV4_PREFIX: &str = "AWS4-HMAC-SHA256 ";
 const LAMBDA_SERVICE: &str = "lambda";
 
-/// The `Authorization` header `aws lambda invoke` (AWS CLI 1.36.40) sent, for the tests.
-#[cfg(test)]
+/// The `Authorization` header `aws lambda invoke` (AWS CLI 1.36.40) sent, for the tests (these
+/// unit tests and the bad-input matrix, `tests/bad_input_matrix.rs`).
 pub const EXAMPLE_SIGV4: &str = "AWS4-HMAC-SHA256 \
     Credential=AKIDEXAMPLE/20261202/us-east-1/lambda/aws4_request, \
     SignedHeaders=host;x-amz-date, \

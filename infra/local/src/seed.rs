@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use trcker_public_api::AppState;
-use trcker_public_api::conversions::{self, CreateConversion};
-use trcker_public_api::offers::{self, Caps, CreateOffer, Payout, PayoutType};
-use trcker_public_api::partners::{self, CreatePartner, PartnerStatus};
-use trcker_public_api::pricing::{self, CreateRule};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::rollups;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
+use trcker_shared::program::Program;
+use trcker_shared::program::conversions::{self, CreateConversion};
+use trcker_shared::program::offers::{self, Caps, CreateOffer, Payout, PayoutType};
+use trcker_shared::program::partners::{self, CreatePartner, PartnerStatus};
+use trcker_shared::program::pricing::{self, CreateRule};
 use trcker_shared::token::PlaintextKey;
 
 pub const DEMO_BRAND: &str = "demo";
@@ -31,10 +31,11 @@ pub async fn demo(
         .generate(&brand_id, Some("local demo"))
         .await
         .map_err(|error| error.to_string())?;
-    let app = AppState {
+    let program = Program {
         keys: keys.clone(),
         data: data.clone(),
-        limits: trcker_shared::edge::config::EdgeLimits::default(),
+        min_click_to_conversion_ms: trcker_shared::edge::config::EdgeLimits::default()
+            .min_click_to_conversion_ms,
     };
     let mut partner_ids = Vec::new();
     for (name, slug, email, status) in [
@@ -52,7 +53,7 @@ pub async fn demo(
         ),
     ] {
         let partner = partners::create_partner(
-            &app,
+            &program,
             &brand_id,
             CreatePartner {
                 name: name.into(),
@@ -72,7 +73,7 @@ pub async fn demo(
         ("Premium Plan", "premium-plan", PayoutType::Percent, 20.0),
     ] {
         let offer = offers::create_offer(
-            &app,
+            &program,
             &brand_id,
             CreateOffer {
                 name: name.into(),
@@ -94,7 +95,7 @@ pub async fn demo(
     // Alice earns more on the summer sale than the offer's default.
     let alice = partner_ids.first().cloned();
     pricing::create_rule(
-        &app,
+        &program,
         &brand_id,
         CreateRule {
             offer_id: offer_ids[0].clone(),
@@ -119,7 +120,7 @@ pub async fn demo(
         ("demo-click-199", 45.0, "demo-order-2"),
     ] {
         conversions::record_conversion(
-            &app,
+            &program,
             &brand_id,
             CreateConversion {
                 click_id: click_id.into(),

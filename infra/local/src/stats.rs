@@ -75,6 +75,8 @@ pub async fn count_requests(
 
 #[cfg(test)]
 mod tests {
+    //! The soak counters: what is counted, and what is null without the memory store.
+
     use axum::body::Body;
     use axum::middleware;
     use tower::ServiceExt;

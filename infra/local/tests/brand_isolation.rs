@@ -5,15 +5,18 @@
 //! (every item of B is snapshotted before and after; on DynamoDB the raw table items too), and get
 //! for B's id exactly the answer (status, headers, body bytes) that an id of the same shape that
 //! exists nowhere gets, so no answer tells whether B's id exists. A new route or tool without a
-//! case here fails the test. Runs on the in-memory store and on DynamoDB (moto).
+//! case here fails the test. Runs through the local gateway (`trcker_local::gateway`: API
+//! Gateway's route table and request context, the loopback guard) on the in-memory store and on
+//! DynamoDB (moto).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -25,7 +28,6 @@ use trcker_shared::brand_data::rollups::RollupDimension;
 use trcker_shared::brand_data::{ActivityFilter, BrandDataStore, DocumentKind};
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
@@ -37,8 +39,6 @@ use trcker_shared::testing::{
 const BRAND_A: &str = "brand-a";
 const BRAND_B: &str = "brand-b";
 const MCP_VERSION: &str = "2025-11-25";
-/// Each request its own id, as API Gateway gives.
-static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// Who sends a request: its key and the address and user agent it comes from.
 struct Sender<'a> {
@@ -153,19 +153,11 @@ impl Edge {
             allowed_origins: AllowedOrigins::List(vec!["https://brand-a.example".into()]),
             ..CaptureConfig::default()
         };
-        let capture = trcker_capture::routes(keys.clone(), data.clone(), limits, capture_config);
-        let mcp = trcker_mcp::routes(
-            keys.clone(),
-            data.clone(),
-            limits,
-            McpConfig {
-                allowed_hosts: vec!["localhost".into()],
-            },
-        );
+        let mcp = McpConfig {
+            allowed_hosts: vec!["localhost".into()],
+        };
         Self {
-            router: trcker_public_api::router(keys.clone(), data.clone(), limits)
-                .merge(capture)
-                .merge(mcp),
+            router: trcker_local::gateway(keys.clone(), data.clone(), limits, capture_config, mcp),
             keys,
             data,
             tables,
@@ -193,21 +185,19 @@ impl Edge {
             .uri(&call.path)
             .header("user-agent", sender.user_agent)
             .header("authorization", format!("Bearer {}", sender.key));
+        // The gateway answers loopback `Host`s only, and fills the request context (request id,
+        // user agent, source IP) itself: the sender's address comes from the "socket".
+        if !call.headers.iter().any(|(name, _)| *name == "host") {
+            builder = builder.header("host", "localhost");
+        }
         for (name, value) in &call.headers {
             builder = builder.header(*name, value);
         }
-        let mut request = builder
+        let ip: IpAddr = sender.ip.parse().unwrap();
+        let request = builder
+            .extension(ConnectInfo(SocketAddr::new(ip, 40_000)))
             .body(call.body.clone().map_or_else(Body::empty, Body::from))
             .unwrap();
-        let path = call.path.split('?').next().unwrap_or_default();
-        request.extensions_mut().insert(api_gateway_context(
-            &call.method,
-            path,
-            sender.ip,
-            Some(sender.user_agent),
-            &format!("req-iso-{}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)),
-            0,
-        ));
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response

@@ -1,14 +1,17 @@
-//! Key-leak probes over the whole edge (public API, capture and MCP on one router): a key put
+//! Key-leak probes over the whole edge (public API, capture and MCP behind the local gateway,
+//! `trcker_local::gateway`, as `trcker-local` serves them): a key put
 //! where the adversarial review found it slipping past redaction (a path, percent-encoded or
 //! straddling the audited length, an MCP tool name straddling its cut, a capture landing URL and
 //! user agent straddling theirs, an offer reference the 422 quotes) leaves nothing of 20 or more
 //! of its characters in any answer, stored record or log line, decoded or not. Its own test binary:
 //! it captures this process's logs.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -19,7 +22,6 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::{ActivityFilter, BrandDataStore};
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
 use trcker_shared::store::memory::MemoryStore;
@@ -44,19 +46,16 @@ impl Edge {
             rate_limit_per_minute: 1_000_000,
             ..EdgeLimits::default()
         };
-        let capture =
-            trcker_capture::routes(keys.clone(), data.clone(), limits, CaptureConfig::default());
-        let mcp = trcker_mcp::routes(
+        let mcp = McpConfig {
+            allowed_hosts: vec!["localhost".into()],
+        };
+        let router = trcker_local::gateway(
             keys.clone(),
             data.clone(),
             limits,
-            McpConfig {
-                allowed_hosts: vec!["localhost".into()],
-            },
+            CaptureConfig::default(),
+            mcp,
         );
-        let router = trcker_public_api::router(keys.clone(), data.clone(), limits)
-            .merge(capture)
-            .merge(mcp);
         let brand_id = BrandId::parse("leaky").unwrap();
         keys.create_brand(&brand_id, "Leaky").await.unwrap();
         create_capture_references(data.as_ref(), &brand_id).await;
@@ -77,25 +76,25 @@ impl Edge {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> (StatusCode, String) {
+        // The gateway fills the request context itself: the user agent from its header (one
+        // that is not visible ASCII reaches the function as the header, read UTF-8 and escaped),
+        // the source IP from the "socket". It answers loopback `Host`s only.
         let mut builder = Request::builder()
-            .method(method.clone())
+            .method(method)
             .uri(uri)
+            .header("user-agent", user_agent)
             .header("authorization", format!("Bearer {}", self.key))
             .header("content-type", "application/json");
+        if !headers.iter().any(|(name, _)| *name == "host") {
+            builder = builder.header("host", "localhost");
+        }
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let mut request = builder
+        let request = builder
+            .extension(ConnectInfo(SocketAddr::from(([203, 0, 113, 50], 40_000))))
             .body(body.map_or_else(Body::empty, Body::from))
             .unwrap();
-        request.extensions_mut().insert(api_gateway_context(
-            &method,
-            uri.split('?').next().unwrap_or_default(),
-            "203.0.113.50",
-            Some(user_agent),
-            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
-            0,
-        ));
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 4 << 20)

@@ -1,5 +1,6 @@
 //! API keys under pressure, through the real functions (the keys function's payload handler, the
-//! public API, MCP and capture routers) on the in-memory store and on DynamoDB (moto):
+//! public API, MCP and capture routers behind the local gateway, `trcker_local::gateway`) on the
+//! in-memory store and on DynamoDB (moto):
 //! - the revocation bound on a warm container, with a fake clock: a key revoked by the keys
 //!   function keeps working from a container's cache for less than the TTL and is refused on the
 //!   first request at the TTL;
@@ -9,11 +10,12 @@
 //!   activity with IP and user agent, and `outcome=revoked_key` lists exactly them (REST and MCP).
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -23,7 +25,6 @@ use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::{KeyService, KeySettings};
 use trcker_shared::store::KeyStore;
@@ -33,7 +34,6 @@ use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store};
 /// 2026-11-28T12:00:00Z
 const START_MS: i64 = 1_795_867_200_000;
 const MCP_VERSION: &str = "2025-11-25";
-static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// The two stores every container shares, and the fake clock they all read.
 #[derive(Clone)]
@@ -62,31 +62,23 @@ impl Backends {
     }
 
     /// One Lambda container: its own key service (so its own verification cache) over the
-    /// shared stores.
+    /// shared stores, its HTTP functions behind the local gateway.
     fn container(&self) -> Container {
         let keys = Arc::new(KeyService::with_insecure_dev_pepper(
             self.keys.clone(),
             self.clock.clone(),
         ));
-        let limits = EdgeLimits::default();
-        let capture = trcker_capture::routes(
-            keys.clone(),
-            self.data.clone(),
-            limits,
-            CaptureConfig::default(),
-        );
-        let mcp = trcker_mcp::routes(
-            keys.clone(),
-            self.data.clone(),
-            limits,
-            McpConfig {
-                allowed_hosts: vec!["localhost".into()],
-            },
-        );
+        let mcp = McpConfig {
+            allowed_hosts: vec!["localhost".into()],
+        };
         Container {
-            router: trcker_public_api::router(keys.clone(), self.data.clone(), limits)
-                .merge(capture)
-                .merge(mcp),
+            router: trcker_local::gateway(
+                keys.clone(),
+                self.data.clone(),
+                EdgeLimits::default(),
+                CaptureConfig::default(),
+                mcp,
+            ),
             keys,
         }
     }
@@ -125,7 +117,7 @@ impl Container {
     ) -> Reply {
         let (ip, user_agent) = origin;
         let mut builder = Request::builder()
-            .method(method.clone())
+            .method(method)
             .uri(path)
             .header("user-agent", user_agent)
             .header("host", "localhost")
@@ -136,17 +128,13 @@ impl Container {
             Presented::Bearer(key) => builder.header("authorization", format!("Bearer {key}")),
             Presented::ApiKeyHeader(key) => builder.header("x-api-key", key),
         };
-        let mut request = builder
+        // The gateway fills the request context (request id, user agent, source IP) itself: the
+        // address comes from the "socket".
+        let ip: IpAddr = ip.parse().unwrap();
+        let request = builder
+            .extension(ConnectInfo(SocketAddr::new(ip, 40_000)))
             .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
             .unwrap();
-        request.extensions_mut().insert(api_gateway_context(
-            &method,
-            path.split('?').next().unwrap_or_default(),
-            ip,
-            Some(user_agent),
-            &format!("req-keys-{}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)),
-            START_MS,
-        ));
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::cursor::InvalidCursor;
 use crate::error::{ErrorBody, ErrorCode};
+use crate::program::ProgramError;
 use crate::store::StoreError;
 
 /// Seconds a client should wait after a transient store failure.
@@ -49,36 +50,22 @@ impl ApiError {
     }
 }
 
+impl From<ProgramError> for ApiError {
+    fn from(error: ProgramError) -> Self {
+        Self::new(error.code, error.message)
+    }
+}
+
+/// Store failures are classified once, as the program's errors are.
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound => Self::new(ErrorCode::NotFound, "no such resource"),
-            StoreError::AlreadyExists => Self::new(
-                ErrorCode::AlreadyExists,
-                "a resource with that value already exists",
-            ),
-            StoreError::Contention => Self::new(
-                ErrorCode::Conflict,
-                "the resource was changed by another request; read it again and retry",
-            ),
-            transient if transient.is_transient() => {
-                tracing::warn!(error = %transient, "store unavailable");
-                Self::new(
-                    ErrorCode::StoreUnavailable,
-                    "storage is temporarily unavailable; retry shortly",
-                )
-            }
-            other => {
-                tracing::error!(error = %other, "store failure");
-                Self::new(ErrorCode::Internal, "internal error")
-            }
-        }
+        ProgramError::from(error).into()
     }
 }
 
 impl From<InvalidCursor> for ApiError {
     fn from(error: InvalidCursor) -> Self {
-        Self::new(ErrorCode::InvalidCursor, error.to_string())
+        ProgramError::from(error).into()
     }
 }
 

@@ -9,10 +9,12 @@
 //! is on by default.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use serde_yaml::Value;
 use tower::ServiceExt;
@@ -22,7 +24,6 @@ use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::SystemClock;
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
 use trcker_shared::store::memory::MemoryStore;
@@ -244,7 +245,7 @@ async fn the_local_gateway_serves_every_declared_route_with_its_function() {
     keys.create_brand(&brand, "Contract").await.unwrap();
     let key = keys.generate(&brand, None).await.unwrap().key;
     let key = key.expose_secret();
-    let router = crate::gateway(
+    let router = trcker_local::gateway(
         keys,
         data,
         EdgeLimits::default(),
@@ -252,18 +253,13 @@ async fn the_local_gateway_serves_every_declared_route_with_its_function() {
         McpConfig::default(),
     );
     let send = |method: Method, path: &str, headers: &[(&str, &str)], body: &str| {
+        // The gateway fills the request context itself, from the socket and the headers.
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(path)
             .header("host", "localhost")
-            .extension(api_gateway_context(
-                &method,
-                path,
-                "192.0.2.9",
-                Some("contract"),
-                "contract-request",
-                0,
-            ));
+            .header("user-agent", "contract")
+            .extension(ConnectInfo(SocketAddr::from(([192, 0, 2, 9], 40_000))));
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
@@ -367,7 +363,7 @@ async fn the_local_gateway_serves_every_declared_route_with_its_function() {
             assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
             assert_eq!(
                 body,
-                crate::api_gateway_routes::NOT_FOUND_BODY,
+                trcker_local::api_gateway_routes::NOT_FOUND_BODY,
                 "{method} {path}"
             );
             assert_eq!(response_headers["content-type"], "application/json");

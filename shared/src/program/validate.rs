@@ -4,12 +4,12 @@
 //! [`plain_text`]: no control characters, and none of the invisible format characters that hide
 //! or reorder text from whoever reads it later (Unicode tag characters, bidirectional overrides
 //! and isolates, zero-width spaces, the word joiner, the byte-order mark; see
-//! [`trcker_shared::caller_text::is_hidden_format_char`]). ZWJ and ZWNJ stay allowed: emoji and
+//! [`crate::caller_text::is_hidden_format_char`]). ZWJ and ZWNJ stay allowed: emoji and
 //! several scripts need them. Such text is refused rather than cleaned, so what the brand sent is
 //! exactly what is stored.
 
-use trcker_shared::caller_text::first_hidden_format_char;
-use trcker_shared::ids::validate_text;
+use crate::caller_text::first_hidden_format_char;
+use crate::ids::validate_text;
 
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_URL_LEN: usize = 2_048;

@@ -229,7 +229,8 @@ impl Matrix {
             source_rate_limit_per_minute: 1_000_000,
             ..CaptureConfig::default()
         };
-        let router = crate::gateway(keys.clone(), data, limits, capture, McpConfig::default());
+        let router =
+            trcker_local::gateway(keys.clone(), data, limits, capture, McpConfig::default());
         let mut matrix = Self {
             router,
             data_calls,
@@ -480,7 +481,7 @@ impl Matrix {
             }
             Expected::Unrouted => {
                 if answer.status != StatusCode::NOT_FOUND
-                    || answer.text != crate::api_gateway_routes::NOT_FOUND_BODY
+                    || answer.text != trcker_local::api_gateway_routes::NOT_FOUND_BODY
                 {
                     problems.push(format!(
                         "expected API Gateway's 404, got {} {}",
@@ -1304,8 +1305,8 @@ async fn walk(m: &mut Matrix) {
 /// that would be served (and, on the Invoke path, write a brand), so a check that let it through
 /// shows as a wrong answer and a write.
 async fn walk_local_checks(m: &mut Matrix) {
-    use crate::api_gateway_routes::{INVOKE_PATH, LOCAL_ROUTES};
-    use crate::local_guard::EXAMPLE_SIGV4;
+    use trcker_local::api_gateway_routes::{INVOKE_PATH, LOCAL_ROUTES};
+    use trcker_local::local_guard::EXAMPLE_SIGV4;
 
     let host_refused = Expected::Gateway(403, "host_not_allowed");
     let signed = || Auth::Raw(HeaderValue::from_static(EXAMPLE_SIGV4));

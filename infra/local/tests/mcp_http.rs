@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use trcker_mcp::config::McpConfig;
-use trcker_public_api::conversions::{CreateConversion, record_conversion};
 use trcker_shared::brand_data::clicks::{CLICK_SHARDS, ClickRecord};
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
@@ -26,6 +25,7 @@ use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
+use trcker_shared::program::conversions::{CreateConversion, record_conversion};
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store};
@@ -1065,10 +1065,10 @@ async fn stats_calls(events: usize, tool: &str, arguments: Value) -> Vec<&'stati
         EdgeLimits::default(),
     );
     let brand = edge.brand("acme", 0).await;
-    let app = trcker_public_api::AppState {
+    let app = trcker_shared::program::Program {
         keys: edge.keys.clone(),
         data: edge.data.clone(),
-        limits: EdgeLimits::default(),
+        min_click_to_conversion_ms: EdgeLimits::default().min_click_to_conversion_ms,
     };
     // Sixty clicks (one per 10-minute slot of `write_clicks`), then a conversion on the first,
     // the newest: the memory store keeps a brand's newest 2,000 clicks, so it still holds it.

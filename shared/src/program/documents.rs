@@ -1,34 +1,34 @@
 //! Typed access to a brand's stored documents: new ids, reading a document as its resource type,
 //! and listing pages behind brand- and kind-bound cursors.
 
+use super::ProgramError;
+use crate::brand_data::merge::{MergePlan, merge_newest_first};
+use crate::brand_data::{Document, DocumentKind, UniqueClaim};
+use crate::error::ErrorCode;
+use crate::ids::BrandId;
+use crate::store::StoreError;
+use crate::token::random_u64;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trcker_shared::brand_data::merge::{MergePlan, merge_newest_first};
-use trcker_shared::brand_data::{Document, DocumentKind, UniqueClaim};
-use trcker_shared::edge::error::ApiError;
-use trcker_shared::error::ErrorCode;
-use trcker_shared::ids::BrandId;
-use trcker_shared::store::StoreError;
-use trcker_shared::token::random_u64;
 
-use crate::AppState;
-use crate::extract::Paging;
+use super::Program;
+use crate::program::paging::Paging;
 
 /// A fresh resource id: `<prefix>_` + 16 lowercase hex digits.
-pub fn new_id(prefix: &str) -> Result<String, ApiError> {
+pub fn new_id(prefix: &str) -> Result<String, ProgramError> {
     let random = random_u64().map_err(|error| {
         tracing::error!(error = %error, "no randomness for an id");
-        ApiError::new(ErrorCode::Internal, "internal error")
+        ProgramError::new(ErrorCode::Internal, "internal error")
     })?;
     Ok(format!("{prefix}_{random:016x}"))
 }
 
 /// A fresh id that sorts by creation time: `<prefix>_` + 11 hex digits of Unix milliseconds + 5
 /// random hex digits (16 hex digits in all, so [`is_id`] accepts it).
-pub fn new_time_id(prefix: &str, now_ms: i64) -> Result<String, ApiError> {
+pub fn new_time_id(prefix: &str, now_ms: i64) -> Result<String, ProgramError> {
     let random = random_u64().map_err(|error| {
         tracing::error!(error = %error, "no randomness for an id");
-        ApiError::new(ErrorCode::Internal, "internal error")
+        ProgramError::new(ErrorCode::Internal, "internal error")
     })?;
     Ok(format!(
         "{prefix}_{:011x}{:05x}",
@@ -56,39 +56,39 @@ pub struct Stored<T> {
 }
 
 pub async fn load<T: DeserializeOwned>(
-    app: &AppState,
+    program: &Program,
     brand_id: &BrandId,
     kind: DocumentKind,
     prefix: &str,
     id: &str,
     what: &str,
-) -> Result<Stored<T>, ApiError> {
+) -> Result<Stored<T>, ProgramError> {
     // An id that cannot exist answers exactly like a missing one (no store call, same response).
     if !is_id(prefix, id) {
-        return Err(ApiError::not_found(what));
+        return Err(ProgramError::not_found(what));
     }
-    let document = app
+    let document = program
         .data
         .get_document(brand_id, kind, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(what))?;
+        .ok_or_else(|| ProgramError::not_found(what))?;
     decode(&document).map(|value| Stored {
         value,
         version: document.version,
     })
 }
 
-pub fn decode<T: DeserializeOwned>(document: &Document) -> Result<T, ApiError> {
+pub fn decode<T: DeserializeOwned>(document: &Document) -> Result<T, ProgramError> {
     T::deserialize(&document.body).map_err(|error| {
         tracing::error!(id = %document.id, error = %error, "stored document does not decode");
-        ApiError::new(ErrorCode::Internal, "internal error")
+        ProgramError::new(ErrorCode::Internal, "internal error")
     })
 }
 
-pub fn encode<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+pub fn encode<T: Serialize>(value: &T) -> Result<serde_json::Value, ProgramError> {
     serde_json::to_value(value).map_err(|error| {
         tracing::error!(error = %error, "document does not encode");
-        ApiError::new(ErrorCode::Internal, "internal error")
+        ProgramError::new(ErrorCode::Internal, "internal error")
     })
 }
 
@@ -146,36 +146,36 @@ impl<T> Listed<T> {
     }
 
     /// `{"data":[…],"next_cursor":…}`, the cursor signed for the brand and bound to the listing.
-    pub fn into_body(self, app: &AppState, brand_id: &BrandId) -> ListBody<T> {
+    pub fn into_body(self, program: &Program, brand_id: &BrandId) -> ListBody<T> {
         ListBody {
             data: self.items,
             next_cursor: self
                 .next_position
-                .map(|position| encode_cursor(app, brand_id, &self.listing, &position)),
+                .map(|position| encode_cursor(program, brand_id, &self.listing, &position)),
         }
     }
 }
 
 /// `{"data":[…],"next_cursor":…}` for one page of `kind`.
 pub async fn list_page<T: DeserializeOwned + Serialize>(
-    app: &AppState,
+    program: &Program,
     brand_id: &BrandId,
     kind: DocumentKind,
     paging: &Paging,
-) -> Result<Listed<T>, ApiError> {
-    list_page_with_prefix(app, brand_id, kind, "", paging).await
+) -> Result<Listed<T>, ProgramError> {
+    list_page_with_prefix(program, brand_id, kind, "", paging).await
 }
 
 /// One page of the documents of `kind` whose id starts with `id_prefix`. The cursor is bound to
 /// the prefix too, so a page of one filter cannot continue another. A document's position is its
 /// id.
 pub async fn list_page_with_prefix<T: DeserializeOwned + Serialize>(
-    app: &AppState,
+    program: &Program,
     brand_id: &BrandId,
     kind: DocumentKind,
     id_prefix: &str,
     paging: &Paging,
-) -> Result<Listed<T>, ApiError> {
+) -> Result<Listed<T>, ProgramError> {
     let listing = if id_prefix.is_empty() {
         kind.as_str().to_owned()
     } else {
@@ -184,9 +184,9 @@ pub async fn list_page_with_prefix<T: DeserializeOwned + Serialize>(
     let after = paging
         .cursor
         .as_deref()
-        .map(|cursor| decode_cursor(app, brand_id, &listing, cursor))
+        .map(|cursor| decode_cursor(program, brand_id, &listing, cursor))
         .transpose()?;
-    let page = app
+    let page = program
         .data
         .list_documents_by_prefix(brand_id, kind, id_prefix, paging.limit, after.as_deref())
         .await?;
@@ -199,24 +199,30 @@ pub async fn list_page_with_prefix<T: DeserializeOwned + Serialize>(
 }
 
 /// Cursors carry the listing they belong to, so one listing's cursor cannot steer another.
-pub fn encode_cursor(app: &AppState, brand_id: &BrandId, listing: &str, position: &str) -> String {
-    app.keys
+pub fn encode_cursor(
+    program: &Program,
+    brand_id: &BrandId,
+    listing: &str,
+    position: &str,
+) -> String {
+    program
+        .keys
         .cursors()
         .encode(brand_id, &format!("{listing}:{position}"))
 }
 
 pub fn decode_cursor(
-    app: &AppState,
+    program: &Program,
     brand_id: &BrandId,
     listing: &str,
     cursor: &str,
-) -> Result<String, ApiError> {
-    let decoded = app.keys.cursors().decode(brand_id, cursor)?;
+) -> Result<String, ProgramError> {
+    let decoded = program.keys.cursors().decode(brand_id, cursor)?;
     decoded
         .strip_prefix(listing)
         .and_then(|rest| rest.strip_prefix(':'))
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::from(trcker_shared::cursor::InvalidCursor))
+        .ok_or_else(|| ProgramError::from(crate::cursor::InvalidCursor))
 }
 
 /// The claim that keeps a slug unique within a brand and kind.
@@ -239,7 +245,7 @@ pub fn slug_change(before: &str, after: &str) -> (Vec<UniqueClaim>, Vec<UniqueCl
 /// Stores `value` as the next version of document `id`, swapping claims, all or nothing.
 #[allow(clippy::too_many_arguments)]
 pub async fn save<T: Serialize>(
-    app: &AppState,
+    program: &Program,
     brand_id: &BrandId,
     kind: DocumentKind,
     id: &str,
@@ -257,14 +263,17 @@ pub async fn save<T: Serialize>(
         version: read_version + 1,
         body,
     };
-    app.data.update_document(&document, released, taken).await
+    program
+        .data
+        .update_document(&document, released, taken)
+        .await
 }
 
 /// A newest-first page of documents with time-ordered ids (`new_time_id`) between the ids `lower`
 /// and `upper`, keeping those `keep` accepts; a document's position is its id. One query per page.
 #[allow(clippy::too_many_arguments)]
 pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
-    app: &AppState,
+    program: &Program,
     brand_id: &BrandId,
     kind: DocumentKind,
     id_prefix: &str,
@@ -273,17 +282,17 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
     paging: &Paging,
     id_of: impl Fn(&T) -> String,
     keep: impl Fn(&T) -> bool,
-) -> Result<Listed<T>, ApiError> {
+) -> Result<Listed<T>, ProgramError> {
     let after = paging
         .cursor
         .as_deref()
-        .map(|cursor| decode_cursor(app, brand_id, listing, cursor))
+        .map(|cursor| decode_cursor(program, brand_id, listing, cursor))
         .transpose()?;
     if after
         .as_deref()
         .is_some_and(|position| !is_id(id_prefix, position))
     {
-        return Err(trcker_shared::cursor::InvalidCursor.into());
+        return Err(crate::cursor::InvalidCursor.into());
     }
     let upper = match &after {
         Some(position) => upper.min(position.clone()),
@@ -297,14 +306,14 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
     };
     let lower = &lower;
     let page = merge_newest_first(plan, &id_of, keep, |_, upper, count| async move {
-        let documents = app
+        let documents = program
             .data
             .query_documents(brand_id, kind, lower, &upper, count)
             .await?;
         documents
             .iter()
             .map(decode::<T>)
-            .collect::<Result<Vec<T>, ApiError>>()
+            .collect::<Result<Vec<T>, ProgramError>>()
     })
     .await?;
     let items = page
@@ -316,4 +325,12 @@ pub async fn newest_first_page<T: DeserializeOwned + Serialize>(
         })
         .collect();
     Ok(Listed::new(listing, items, page.next_position))
+}
+
+/// For PATCH fields where `null` means "remove": absent -> `None`, `null` -> `Some(None)`.
+pub fn present_or_null<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <Option<String> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
