@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::extract::query_params;
-use crate::openapi::{ActivityList, ReadErrors};
+use crate::responses::{ActivityList, ReadErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;

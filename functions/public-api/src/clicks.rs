@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::extract::{IdPath, query_params};
-use crate::openapi::{ClickList, ReadErrors};
+use crate::responses::{ClickList, ReadErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Uri, header};

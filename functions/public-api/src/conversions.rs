@@ -7,7 +7,7 @@
 
 use crate::AppState;
 use crate::extract::{IdPath, JsonBody, query_params};
-use crate::openapi::{ConversionList, ReadErrors, WriteErrors};
+use crate::responses::{ConversionList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};

@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::extract::{IdPath, JsonBody, query_params};
-use crate::openapi::{FraudSignalList, ReadErrors, WriteErrors};
+use crate::responses::{FraudSignalList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;

@@ -36,6 +36,7 @@ pub mod offers;
 pub mod openapi;
 pub mod partners;
 pub mod pricing;
+pub mod responses;
 
 pub const ROUTE_PREFIX: &str = "/api/public";
 /// The routes this function serves, as the API gateway declares them (method, path): the
@@ -144,10 +145,10 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
     path = "/api/public/health",
     tag = "meta",
     summary = "Liveness; no key needed",
-    responses((status = 200, description = "Up", body = openapi::Health))
+    responses((status = 200, description = "Up", body = responses::Health))
 )]
-pub async fn health() -> Json<openapi::Health> {
-    Json(openapi::Health { status: "ok" })
+pub async fn health() -> Json<responses::Health> {
+    Json(responses::Health { status: "ok" })
 }
 
 #[utoipa::path(
@@ -157,7 +158,7 @@ pub async fn health() -> Json<openapi::Health> {
     summary = "The calling key's brand, id and fingerprint",
     responses(
         (status = 200, description = "The calling key", body = Whoami),
-        openapi::ReadErrors
+        responses::ReadErrors
     ),
     security(("bearer" = []))
 )]

@@ -9,7 +9,7 @@
 
 use crate::AppState;
 use crate::extract::{IdPath, JsonBody, query_params};
-use crate::openapi::{PricingRuleList, ReadErrors, WriteErrors};
+use crate::responses::{PricingRuleList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};

@@ -32,10 +32,9 @@ use crate::store::dynamo::{
     Item, build_error, cancellation_codes, classify, is_condition_failure, is_throttling_reason,
     number, read_number, read_optional_number, read_text, retry_on_contention, text,
 };
-use crate::store::schema::CLICKS_BY_TIME;
+use crate::store::schema::{CLICKS_BY_TIME, TTL_ATTRIBUTE};
 use crate::store::{Page, StoreError};
 
-pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Prefix of a rollup row's counter attributes: `n:clicks`, `n:revenue_micros:USD`.
 pub const ROLLUP_COUNTER_PREFIX: &str = "n:";
 

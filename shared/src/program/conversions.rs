@@ -19,7 +19,7 @@ use crate::ids::BrandId;
 use crate::program::documents::{
     Listed, Stored, encode, load, new_time_id, newest_first_page, save,
 };
-use crate::program::fraud::FraudSignal;
+use crate::program::fraud::{self, FraudSignal, ReviewState};
 use crate::program::offers::{Offer, PayoutType};
 use crate::program::paging::{Paging, optional_time, param};
 use crate::program::pricing::{PayoutSource, resolve_payout, rules_of_offer};
@@ -314,7 +314,7 @@ pub async fn record_conversion(
         let claims: Vec<UniqueClaim> = txn_id.iter().map(|txn| txn_claim(txn)).collect();
         let minimum = program.min_click_to_conversion_ms;
         let fraud_signal = if elapsed_ms < minimum {
-            Some(FraudSignal::fast_conversion(
+            Some(fast_conversion_signal(
                 &conversion,
                 elapsed_ms,
                 minimum,
@@ -534,6 +534,36 @@ pub async fn update_conversion(
     )
     .await?;
     Ok(conversion)
+}
+
+/// A conversion sooner than this after its click is that suspicious (0-100).
+const FAST_CONVERSION_SCORE: u8 = 80;
+
+/// The fraud signal a conversion raises when it comes `elapsed_ms` after its click, under a
+/// `minimum_ms` threshold.
+fn fast_conversion_signal(
+    conversion: &Conversion,
+    elapsed_ms: i64,
+    minimum_ms: i64,
+    now: UnixMillis,
+) -> Result<FraudSignal, ProgramError> {
+    Ok(FraudSignal {
+        id: new_time_id(fraud::ID_PREFIX, now)?,
+        kind: "fast_conversion".into(),
+        click_id: conversion.click_id.clone(),
+        conversion_id: Some(conversion.id.clone()),
+        partner_id: conversion.partner_id.clone(),
+        offer_id: Some(conversion.offer_id.clone()),
+        score: FAST_CONVERSION_SCORE,
+        detail: format!(
+            "converted {:.1} s after the click; the minimum is {:.1} s",
+            elapsed_ms as f64 / 1000.0,
+            minimum_ms as f64 / 1000.0
+        ),
+        review_state: ReviewState::Open,
+        created_at: format_rfc3339(now),
+        updated_at: format_rfc3339(now),
+    })
 }
 
 #[cfg(test)]

@@ -4,10 +4,9 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::DocumentKind;
-use crate::clock::{UnixMillis, format_rfc3339};
+use crate::clock::format_rfc3339;
 use crate::ids::BrandId;
-use crate::program::conversions::Conversion;
-use crate::program::documents::{ListBody, Stored, load, new_time_id, newest_first_page, save};
+use crate::program::documents::{ListBody, Stored, load, newest_first_page, save};
 use crate::program::paging::{Paging, param};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +17,6 @@ pub const ID_PREFIX: &str = "frd";
 const LISTING: &str = "FRAUD";
 
 /// The score of a conversion that came too soon after its click.
-const FAST_CONVERSION_SCORE: u8 = 80;
 
 #[derive(
     Debug,
@@ -65,34 +63,6 @@ pub struct FraudSignal {
     pub review_state: ReviewState,
     pub created_at: String,
     pub updated_at: String,
-}
-
-impl FraudSignal {
-    /// The signal for a conversion `elapsed_ms` after its click, under a `minimum_ms` threshold.
-    pub fn fast_conversion(
-        conversion: &Conversion,
-        elapsed_ms: i64,
-        minimum_ms: i64,
-        now: UnixMillis,
-    ) -> Result<Self, ProgramError> {
-        Ok(Self {
-            id: new_time_id(ID_PREFIX, now)?,
-            kind: "fast_conversion".into(),
-            click_id: conversion.click_id.clone(),
-            conversion_id: Some(conversion.id.clone()),
-            partner_id: conversion.partner_id.clone(),
-            offer_id: Some(conversion.offer_id.clone()),
-            score: FAST_CONVERSION_SCORE,
-            detail: format!(
-                "converted {:.1} s after the click; the minimum is {:.1} s",
-                elapsed_ms as f64 / 1000.0,
-                minimum_ms as f64 / 1000.0
-            ),
-            review_state: ReviewState::Open,
-            created_at: format_rfc3339(now),
-            updated_at: format_rfc3339(now),
-        })
-    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -11,6 +11,11 @@ use aws_sdk_dynamodb::types::{
 use super::StoreError;
 use super::dynamo::{PARTITION_KEY, SORT_KEY};
 
+/// The `data` table's TTL attribute: activity records, rate counters and rollup rows carry their
+/// expiry (Unix seconds) in it. Defined here, with the table, so that the table definitions need
+/// nothing from the brand-data code that writes the items (`brand_data/dynamo.rs`).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
 /// A global secondary index (string keys, all attributes projected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexDefinition {
@@ -53,7 +58,7 @@ pub const DATA_TABLE: TableDefinition = TableDefinition {
     purpose: "data",
     partition_key: PARTITION_KEY,
     sort_key: SORT_KEY,
-    ttl_attribute: Some(crate::brand_data::dynamo::TTL_ATTRIBUTE),
+    ttl_attribute: Some(TTL_ATTRIBUTE),
     indexes: &[CLICKS_BY_TIME],
 };
 
