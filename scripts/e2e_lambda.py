@@ -68,7 +68,7 @@ FUNCTION_START_TIMEOUT_S = float(os.environ.get("TRCKER_E2E_START_TIMEOUT_S", "6
 # The functions' log level for the run: TRACE by default, so the hygiene check also covers what
 # the AWS SDK and the HTTP stack log about each request.
 FUNCTION_RUST_LOG = os.environ.get("TRCKER_E2E_RUST_LOG", "trace")
-# A plaintext key, as docs/ARCHITECTURE.md defines it (and shared/src/testing.rs looks for it).
+# A plaintext key, as docs/ARCHITECTURE.md defines it (shared/src/testing/ also looks for shorter key material).
 KEY_SHAPED = re.compile(r"tk_[0-9A-Za-z]{40}")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 

@@ -7,10 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use serde_json::{Value, json};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
@@ -18,19 +16,19 @@ use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{CONVERSIONS, RollupDimension, utc_day};
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::faulty_edge::{FaultyEdge, JsonResponse, send};
+use trcker_shared::faulty_edge::FaultyEdge;
 use trcker_shared::ids::BrandId;
 use trcker_shared::store::counting::StoreOperation;
 use trcker_shared::store::fault::{Fault, Trigger};
 use trcker_shared::store::schema::{DATA_TABLE, create_table};
-use trcker_shared::testing::{all_items_as_text, moto_aws_config};
+use trcker_shared::testing::{TestClient, all_items_as_text, moto_aws_config};
 
 /// Stands in for the SDK operation timeout; short, so the suite stays quick.
 const TIMEOUT: Duration = Duration::from_millis(20);
 
-/// The public API over stores that inject faults.
+/// The public API over stores that inject faults, and a client to it.
 struct Api<D> {
-    router: Router,
+    client: TestClient,
     edge: FaultyEdge<D>,
 }
 
@@ -49,37 +47,17 @@ impl Api<MemoryBrandData> {
 }
 
 impl<D: BrandDataStore + 'static> Api<D> {
+    /// Every answer is JSON, whatever a test reads of it.
     fn over(data: D) -> Self {
         let edge = FaultyEdge::over(data);
+        let router =
+            trcker_public_api::router(edge.keys.clone(), edge.data.clone(), EdgeLimits::default());
         Self {
-            router: trcker_public_api::router(
-                edge.keys.clone(),
-                edge.data.clone(),
-                EdgeLimits::default(),
-            ),
+            client: TestClient::router(router)
+                .with_user_agent("faults-test/1.0")
+                .expect_json(),
             edge,
         }
-    }
-
-    async fn brand(&self, id: &str) -> String {
-        self.brand_key(id).await
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        key: &str,
-        body: Option<Value>,
-    ) -> JsonResponse {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {key}"))
-            .header("content-type", "application/json")
-            .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
-            .unwrap();
-        send(&self.router, request, "192.0.2.10", "faults-test/1.0").await
     }
 }
 
@@ -101,33 +79,29 @@ fn click(brand: &str, click_id: &str, offer: &str, partner: &str) -> ClickRecord
 
 /// A brand with an offer, a partner and a click of both; returns (key, click id).
 async fn brand_with_click<D: BrandDataStore + 'static>(api: &Api<D>, brand: &str) -> String {
-    let key = api.brand(brand).await;
+    let key = api.brand_key(brand).await;
     let offer = api
-        .call(
-            Method::POST,
-            "/api/public/offers",
-            &key,
-            Some(json!({
-                "name": "Sale", "slug": "sale", "destination_url": "https://shop.example/sale",
-                "default_payout": {"type": "flat", "amount": 5, "currency": "EUR"}
-            })),
-        )
+        .client
+        .post("/api/public/offers")
+        .bearer(&key)
+        .json(json!({
+            "name": "Sale", "slug": "sale", "destination_url": "https://shop.example/sale",
+            "default_payout": {"type": "flat", "amount": 5, "currency": "EUR"}
+        }))
         .await;
-    assert_eq!(offer.status, StatusCode::CREATED, "{}", offer.body);
+    assert_eq!(offer.status, StatusCode::CREATED, "{}", offer.json());
     let partner = api
-        .call(
-            Method::POST,
-            "/api/public/partners",
-            &key,
-            Some(json!({"name": "Alice", "email": "alice@partners.example", "slug": "alice"})),
-        )
+        .client
+        .post("/api/public/partners")
+        .bearer(&key)
+        .json(json!({"name": "Alice", "email": "alice@partners.example", "slug": "alice"}))
         .await;
-    assert_eq!(partner.status, StatusCode::CREATED, "{}", partner.body);
+    assert_eq!(partner.status, StatusCode::CREATED, "{}", partner.json());
     let record = click(
         brand,
         "click-1",
-        offer.body["id"].as_str().unwrap(),
-        partner.body["id"].as_str().unwrap(),
+        offer.json()["id"].as_str().unwrap(),
+        partner.json()["id"].as_str().unwrap(),
     );
     api.data.insert_click(&record).await.unwrap();
     key
@@ -205,7 +179,12 @@ async fn every_transient_fault_is_503_with_retry_after_and_a_json_error() {
                         .inject(Some(*operation), fault.clone(), Trigger::Always)
                 }
             }
-            let response = api.call(method.clone(), path, &key, body.clone()).await;
+            let response = api
+                .client
+                .request(method.clone(), path)
+                .bearer(&key)
+                .json_opt(body.clone())
+                .await;
             response.assert_unavailable(&what);
             assert!(
                 api.key_store.faults_fired() + api.data.faults_fired() > 0,
@@ -214,24 +193,31 @@ async fn every_transient_fault_is_503_with_retry_after_and_a_json_error() {
 
             api.key_store.clear();
             api.data.clear();
-            let again = api.call(method.clone(), path, &key, body.clone()).await;
+            let again = api
+                .client
+                .request(method.clone(), path)
+                .bearer(&key)
+                .json_opt(body.clone())
+                .await;
             assert!(
                 again.status.is_success(),
                 "{what}: recovers: {}",
-                again.body
+                again.json()
             );
             if operation.is_some() {
                 let activity = api
-                    .call(Method::GET, "/api/public/activity?limit=100", &key, None)
+                    .client
+                    .get("/api/public/activity?limit=100")
+                    .bearer(&key)
                     .await;
                 assert!(
-                    activity.body["data"]
+                    activity.json()["data"]
                         .as_array()
                         .unwrap()
                         .iter()
                         .any(|record| record["status"] == 503 && record["target"] == *path),
                     "{what}: the failed request is in the audit log: {}",
-                    activity.body
+                    activity.json()
                 );
             }
         }
@@ -245,9 +231,11 @@ async fn conversions_and_rollup<D: BrandDataStore + 'static>(
     brand: &str,
 ) -> (usize, i64) {
     let listed = api
-        .call(Method::GET, "/api/public/conversions?limit=100", key, None)
+        .client
+        .get("/api/public/conversions?limit=100")
+        .bearer(key)
         .await;
-    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.json());
     let today = utc_day(SystemClock.now_ms());
     let rows = api
         .data
@@ -260,7 +248,7 @@ async fn conversions_and_rollup<D: BrandDataStore + 'static>(
         .await
         .unwrap();
     let counted = rows.iter().map(|row| row.counter(CONVERSIONS)).sum();
-    (listed.body["data"].as_array().unwrap().len(), counted)
+    (listed.json()["data"].as_array().unwrap().len(), counted)
 }
 
 /// Walks a fault over every store call one conversion request makes (the Nth call for N = 1, 2,
@@ -286,12 +274,10 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
             let body = json!({"click_id": "click-1", "amount": 40, "txn_id": "order-7"});
             api.data.inject(None, fault.clone(), Trigger::Nth(step));
             let response = api
-                .call(
-                    Method::POST,
-                    "/api/public/conversions",
-                    &key,
-                    Some(body.clone()),
-                )
+                .client
+                .post("/api/public/conversions")
+                .bearer(&key)
+                .json(body.clone())
                 .await;
             let reached = api.data.faults_fired() > 0;
             api.data.clear();
@@ -306,7 +292,10 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
                 break;
             }
             let retry = api
-                .call(Method::POST, "/api/public/conversions", &key, Some(body))
+                .client
+                .post("/api/public/conversions")
+                .bearer(&key)
+                .json(body)
                 .await;
             let (after_retry, counted_after_retry) =
                 conversions_and_rollup(&api, &key, "acme").await;
@@ -314,19 +303,19 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
             match response.status {
                 StatusCode::CREATED => {
                     assert_eq!(listed, 1, "{what}");
-                    assert_eq!(retry.body["duplicate"], true, "{what}");
+                    assert_eq!(retry.json()["duplicate"], true, "{what}");
                 }
                 StatusCode::SERVICE_UNAVAILABLE => {
                     response.assert_unavailable(&what);
                     if listed == 1 {
                         assert_eq!(fault, Fault::ResponseLost, "{what}: only a lost answer");
-                        assert_eq!(retry.body["duplicate"], true, "{what}: idempotent");
+                        assert_eq!(retry.json()["duplicate"], true, "{what}: idempotent");
                     } else {
                         assert_eq!(retry.status, StatusCode::CREATED, "{what}: txn id free");
-                        assert_ne!(retry.body["duplicate"], true, "{what}");
+                        assert_ne!(retry.json()["duplicate"], true, "{what}");
                     }
                 }
-                other => panic!("{what}: {other} {}", response.body),
+                other => panic!("{what}: {other} {}", response.json()),
             }
             step += 1;
         }
@@ -374,18 +363,16 @@ async fn a_cancelled_conversion_transaction_writes_nothing_on_dynamodb() {
     }
     let body = json!({"click_id": "click-1", "amount": 40, "txn_id": "order-9"});
     let refused = api
-        .call(
-            Method::POST,
-            "/api/public/conversions",
-            &key,
-            Some(body.clone()),
-        )
+        .client
+        .post("/api/public/conversions")
+        .bearer(&key)
+        .json(body.clone())
         .await;
     assert!(
         refused.status.is_server_error(),
         "the write failed: {} {}",
         refused.status,
-        refused.body
+        refused.json()
     );
     let items = all_items_as_text(&client, &table).await;
     assert!(
@@ -412,8 +399,11 @@ async fn a_cancelled_conversion_transaction_writes_nothing_on_dynamodb() {
             .unwrap();
     }
     let recorded = api
-        .call(Method::POST, "/api/public/conversions", &key, Some(body))
+        .client
+        .post("/api/public/conversions")
+        .bearer(&key)
+        .json(body)
         .await;
-    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.body);
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.json());
     assert_eq!(conversions_and_rollup(&api, &key, "acme").await, (1, 1));
 }

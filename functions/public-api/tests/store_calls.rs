@@ -4,26 +4,24 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
-use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
 use trcker_shared::store::counting::CountingStore;
 use trcker_shared::store::memory::MemoryStore;
+use trcker_shared::testing::{TestClient, TestResponse};
 
-/// A router whose key store counts its calls and whose brand-data store logs them.
+/// A router whose key store counts its calls and whose brand-data store logs them, and a client
+/// to it.
 struct CountedApi {
-    router: Router,
+    client: TestClient,
     key_store: Arc<CountingStore<MemoryStore>>,
     data: Arc<FaultyBrandData<MemoryBrandData>>,
     key: String,
@@ -55,7 +53,9 @@ impl CountedApi {
             .to_owned();
         let router = trcker_public_api::router(keys, data.clone(), EdgeLimits::default());
         let api = Self {
-            router,
+            client: TestClient::router(router)
+                .with_source_ip("192.0.2.20")
+                .with_user_agent("store-calls-test/1.0"),
             key_store,
             data,
             key,
@@ -65,30 +65,13 @@ impl CountedApi {
         api
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.key))
-            .header("content-type", "application/json")
-            .header("user-agent", "store-calls-test/1.0")
-            .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
-            .unwrap();
-        request.extensions_mut().insert(api_gateway_context(
-            &method,
-            path,
-            "192.0.2.20",
-            Some("store-calls-test/1.0"),
-            &format!("req-{:x}", trcker_shared::token::random_u64().unwrap()),
-            SystemClock.now_ms(),
-        ));
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+    /// A request with the brand's key.
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        self.client
+            .request(method, path)
+            .bearer(&self.key)
+            .json_opt(body)
             .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, body)
     }
 
     /// Sends the request and returns its status and what it cost.
@@ -100,12 +83,12 @@ impl CountedApi {
     ) -> (StatusCode, Value, Cost) {
         self.key_store.reset();
         self.data.take_calls();
-        let (status, body) = self.send(method, path, body).await;
+        let response = self.send(method, path, body).await;
         let cost = Cost {
             key_store: self.key_store.total_calls(),
             brand_data: self.data.take_calls(),
         };
-        (status, body, cost)
+        (response.status, response.json().clone(), cost)
     }
 }
 
@@ -166,7 +149,7 @@ async fn each_request_type_costs_its_minimum_of_store_calls() {
         "a list page is one query"
     );
 
-    let (status, offer) = api
+    let offer = api
         .send(
             Method::POST,
             "/api/public/offers",
@@ -178,7 +161,7 @@ async fn each_request_type_costs_its_minimum_of_store_calls() {
             })),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{offer}");
+    assert_eq!(offer.status, StatusCode::CREATED, "{}", offer.text());
 
     // A click to convert, as capture would have written it.
     let brand_id = BrandId::parse("acme").unwrap();
@@ -186,7 +169,7 @@ async fn each_request_type_costs_its_minimum_of_store_calls() {
         brand_id,
         click_id: "click-1".into(),
         at: SystemClock.now_ms() - 60_000,
-        offer_id: Some(offer["id"].as_str().unwrap().to_owned()),
+        offer_id: Some(offer.json()["id"].as_str().unwrap().to_owned()),
         partner_id: Some(partner_id),
         sub_ids: Default::default(),
         landing_url: None,

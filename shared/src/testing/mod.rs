@@ -1,6 +1,15 @@
 //! Test harness pieces shared by every crate's tests and benches: a DynamoDB/Secrets Manager client
 //! pointed at the moto server that `scripts/test` starts, fresh tables, a capture of all log output,
-//! and the in-memory edge the criterion benches measure.
+//! and the in-memory edge the criterion benches measure; one request/response client for routers
+//! and base URLs ([`client`]), and the two store backends with a macro that runs each scenario on
+//! both ([`backend`]).
+
+pub mod backend;
+pub mod client;
+
+pub use crate::backend_tests;
+pub use backend::{Backend, TestApp};
+pub use client::{TestClient, TestRequest, TestResponse};
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,178 @@
+//! Who called: `whoami`, the audit record every request leaves (revoked keys' attempts too), the
+//! activity filters, and the rate limit's 429.
+
+use axum::http::StatusCode;
+use trcker_shared::edge::config::EdgeLimits;
+use trcker_shared::ids::BrandId;
+use trcker_shared::testing::{Backend, TestApp};
+
+use crate::{activity_of, api, api_with};
+
+trcker_shared::backend_tests! {
+    in_memory: api(Backend::in_memory()),
+    on_dynamodb: api(Backend::on_dynamodb().await);
+    whoami_and_audit,
+    revoked_keys_are_refused_and_audited,
+    activity_filters,
+}
+
+/// Three requests a minute.
+fn rate_limited(backend: Backend) -> TestApp {
+    api_with(
+        backend,
+        EdgeLimits {
+            rate_limit_per_minute: 3,
+            ..EdgeLimits::default()
+        },
+    )
+}
+
+trcker_shared::backend_tests! {
+    in_memory: rate_limited(Backend::in_memory()),
+    on_dynamodb: rate_limited(Backend::on_dynamodb().await);
+    rate_limit_answers_429,
+}
+
+async fn whoami_and_audit(api: &TestApp) {
+    let key = api.brand("acme").await;
+    let response = api.get("/api/public/whoami").bearer(&key).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json()["brand_id"], "acme");
+    assert!(
+        response.json()["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp_")
+    );
+    assert_eq!(response.headers["ratelimit-limit"], "100");
+    assert_eq!(response.headers["x-ratelimit-remaining"], "99");
+
+    let activity = activity_of(api, &key).await;
+    assert_eq!(activity.len(), 1, "one record per request: {activity:?}");
+    let record = &activity[0];
+    assert_eq!(record["target"], "/api/public/whoami");
+    assert_eq!(record["status"], 200);
+    assert_eq!(record["source"], "api");
+    assert_eq!(record["source_ip"], "192.0.2.10");
+    assert_eq!(record["user_agent"], "http-test/1.0");
+    assert_eq!(record["fingerprint"], response.json()["fingerprint"]);
+    assert_eq!(record["key_id"], response.json()["key_id"]);
+    assert_eq!(record["outcome"], "ok");
+    assert_eq!(
+        activity_of(api, &key).await.len(),
+        2,
+        "the activity read is itself audited"
+    );
+}
+
+async fn revoked_keys_are_refused_and_audited(api: &TestApp) {
+    let key = api.brand("acme").await;
+    let brand_id = BrandId::parse("acme").unwrap();
+    let replacement = api
+        .keys
+        .generate(&brand_id, Some("replacement"))
+        .await
+        .unwrap();
+    let whoami = api.get("/api/public/whoami").bearer(&key).await;
+    let old_key_id = whoami.json()["key_id"].as_str().unwrap().to_owned();
+    api.keys
+        .revoke(
+            &brand_id,
+            &trcker_shared::ids::KeyId::parse(&old_key_id).unwrap(),
+        )
+        .await
+        .unwrap();
+    let refused = api.get("/api/public/whoami").bearer(&key).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers["www-authenticate"], "Bearer");
+    let activity = activity_of(api, replacement.key.expose_secret()).await;
+    let attempt = activity
+        .iter()
+        .find(|record| record["outcome"] == "revoked_key")
+        .expect("the revoked attempt is in the brand's activity");
+    assert_eq!(attempt["key_id"], old_key_id.as_str());
+    assert_eq!(attempt["status"], 401);
+    assert_eq!(attempt["source_ip"], "192.0.2.10");
+    assert_eq!(attempt["user_agent"], "http-test/1.0");
+}
+
+async fn rate_limit_answers_429(api_limited: &TestApp) {
+    let key = api_limited.brand("acme").await;
+    for _ in 0..3 {
+        assert_eq!(
+            api_limited
+                .get("/api/public/whoami")
+                .bearer(&key)
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let limited = api_limited.get("/api/public/whoami").bearer(&key).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.error_code(), "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(limited.headers["ratelimit-remaining"], "0");
+    assert_eq!(limited.headers["x-ratelimit-limit"], "3");
+    let brand_id = BrandId::parse("acme").unwrap();
+    let page = api_limited
+        .data
+        .list_activity(&brand_id, Default::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 4, "the refused request is audited too");
+    // Records within one millisecond order by request id, so find the refusal rather than
+    // assume its position.
+    let refused: Vec<_> = page
+        .items
+        .iter()
+        .filter(|r| r.outcome == "rate_limited")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].status, 429);
+}
+
+async fn activity_filters(api: &TestApp) {
+    let key = api.brand("acme").await;
+    api.get("/api/public/whoami").bearer(&key).await;
+    let api_only = api
+        .get("/api/public/activity?source=api")
+        .bearer(&key)
+        .await;
+    assert_eq!(api_only.json()["data"].as_array().unwrap().len(), 1);
+    let mcp_only = api
+        .get("/api/public/activity?source=mcp")
+        .bearer(&key)
+        .await;
+    assert!(mcp_only.json()["data"].as_array().unwrap().is_empty());
+    let future = api
+        .get("/api/public/activity?from=2999-01-01T00:00:00Z")
+        .bearer(&key)
+        .await;
+    assert!(future.json()["data"].as_array().unwrap().is_empty());
+    let past = api
+        .get("/api/public/activity?to=2000-01-01T00:00:00Z")
+        .bearer(&key)
+        .await;
+    assert!(past.json()["data"].as_array().unwrap().is_empty());
+    for bad in ["source=email", "from=yesterday", "to=13"] {
+        let response = api
+            .get(&format!("/api/public/activity?{bad}"))
+            .bearer(&key)
+            .await;
+        if bad == "to=13" {
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "Unix milliseconds are accepted"
+            );
+        } else {
+            assert_eq!(response.error_code(), "invalid_request", "{bad}");
+        }
+    }
+}
