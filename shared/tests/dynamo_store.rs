@@ -21,6 +21,21 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     conformance::run_all(Arc::new(store)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_store_behind_the_wrappers_passes_the_conformance_suite() {
+    use trcker_shared::store::counting::CountingStore;
+    use trcker_shared::store::faulty::FaultyStore;
+    let (_, store) = fresh_dynamo_store().await;
+    let store = Arc::new(FaultyStore::new(CountingStore::new(store)));
+    conformance::run_all(store.clone()).await;
+    assert_eq!(store.faults_fired(), 0);
+    assert_eq!(
+        store.inner().total_calls(),
+        store.calls(),
+        "one call in, one call on"
+    );
+}
+
 #[tokio::test]
 async fn creating_an_existing_table_is_an_error_not_a_silent_success() {
     let (client, store) = fresh_dynamo_store().await;
@@ -159,6 +174,13 @@ async fn a_revoked_key_fails_on_the_first_request_after_the_ttl() {
 async fn dynamodb_brand_data_passes_the_conformance_suite() {
     let store = trcker_shared::testing::fresh_dynamo_brand_data().await;
     trcker_shared::brand_data::conformance::run_all(&store).await;
+    // Then behind the test wrapper, which forwards every method. In turn, not in a test of its
+    // own: two brand-data suites' transactions at once on moto fail with `AlreadyExists`.
+    let wrapped = trcker_shared::brand_data::faulty::FaultyBrandData::new(
+        trcker_shared::testing::fresh_dynamo_brand_data().await,
+    );
+    trcker_shared::brand_data::conformance::run_all(&wrapped).await;
+    assert_eq!(wrapped.faults_fired(), 0);
 }
 
 #[tokio::test]

@@ -95,9 +95,9 @@ async fn a_key_store_fault_is_503_with_retry_after_and_a_json_error() {
 async fn a_store_fault_inside_a_tool_is_a_retryable_tool_error() {
     let tools = [
         ("list_offers", "list_documents_by_prefix"),
-        ("list_clicks", "query_clicks"),
-        ("list_activity", "query_activity"),
-        ("get_program_stats", "query_rollups"),
+        ("list_clicks", "list_clicks"),
+        ("list_activity", "list_activity"),
+        ("get_program_stats", "read_rollups"),
     ];
     for fault in Fault::transient(TIMEOUT) {
         for (tool, operation) in tools {

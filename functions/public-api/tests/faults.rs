@@ -132,7 +132,7 @@ async fn every_transient_fault_is_503_with_retry_after_and_a_json_error() {
             Method::GET,
             "/api/public/clicks",
             None,
-            Some("query_clicks"),
+            Some("list_clicks"),
         ),
         (
             "conversion: click read",
@@ -153,7 +153,7 @@ async fn every_transient_fault_is_503_with_retry_after_and_a_json_error() {
             Method::GET,
             "/api/public/activity",
             None,
-            Some("query_activity"),
+            Some("list_activity"),
         ),
     ];
     for fault in Fault::transient(TIMEOUT) {

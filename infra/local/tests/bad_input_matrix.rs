@@ -42,15 +42,18 @@ use trcker_shared::testing::{fresh_dynamo_brand_data, fresh_dynamo_store};
 
 /// Brand-data calls a refused request may make: reads, and the guard's audit record and rate
 /// counter. Anything else (including a call this list does not know yet) counts as a write.
-const ALLOWED_DATA_CALLS: [&str; 10] = [
+const ALLOWED_DATA_CALLS: [&str; 13] = [
     "claim_holder",
     "query_documents",
     "get_document",
     "list_documents_by_prefix",
     "query_activity",
+    "list_activity",
     "get_click",
     "query_clicks",
+    "list_clicks",
     "query_rollups",
+    "read_rollups",
     "append_activity",
     "increment_counter",
 ];

@@ -4,17 +4,26 @@
 //! appends, rate-limit counters), to prove that the limiter fails open and that an activity record
 //! is retried and, failing that, preserved in the logs. A write is logged by its plain name
 //! whether or not it carries rollup increments (`insert_click`, `create_documents`,
-//! `update_click`): it is one store call either way.
+//! `update_click`): it is one store call either way. For the same reason `create_document` is
+//! logged as `create_documents` and `list_documents` as `list_documents_by_prefix`.
+//!
+//! Every trait method is forwarded to the inner store, default methods included
+//! (`missing_trait_methods` is denied on the impl), so wrapping a store never changes what it
+//! does: a backend's own `list_clicks` (the memory store's one range read) runs as it would
+//! unwrapped. The listings that merge several reads (`list_clicks`, `list_activity`,
+//! `read_rollups`) are therefore logged, and faulted, as one call by their own name; the queries
+//! the inner store makes for them are its own business, not calls through this wrapper.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::clicks::ClickRecord;
+use super::clicks::{ClickFilter, ClickRecord};
 use super::rollups::{RollupDimension, RollupIncrement, RollupRow};
 use super::{
-    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
+    ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface,
+    UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -32,7 +41,7 @@ pub struct FaultyBrandData<S> {
 
 /// The operation names [`FaultyBrandData::take_calls`] reports and [`FaultyBrandData::inject`]
 /// takes.
-pub const OPERATIONS: [&str; 17] = [
+pub const OPERATIONS: [&str; 20] = [
     "create_documents",
     "claim_holder",
     "query_documents",
@@ -43,12 +52,15 @@ pub const OPERATIONS: [&str; 17] = [
     "append_activity",
     "record_activity_summary",
     "query_activity",
+    "list_activity",
     "insert_click",
     "get_click",
     "query_clicks",
+    "list_clicks",
     "update_click",
     "record_source_hit",
     "query_rollups",
+    "read_rollups",
     "increment_counter",
 ];
 
@@ -119,6 +131,7 @@ fn injected() -> StoreError {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
     async fn create_documents_counted(
         &self,
@@ -130,6 +143,30 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .run(
                 "create_documents",
                 self.inner.create_documents_counted(documents, increments),
+            )
+            .await
+    }
+
+    async fn create_documents(
+        &self,
+        documents: &[(&Document, &[UniqueClaim])],
+    ) -> Result<(), StoreError> {
+        self.record("create_documents");
+        self.faults
+            .run("create_documents", self.inner.create_documents(documents))
+            .await
+    }
+
+    async fn create_document(
+        &self,
+        document: &Document,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        self.record("create_documents");
+        self.faults
+            .run(
+                "create_documents",
+                self.inner.create_document(document, claims),
             )
             .await
     }
@@ -236,6 +273,23 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .await
     }
 
+    async fn list_documents(
+        &self,
+        brand_id: &BrandId,
+        kind: DocumentKind,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Document>, StoreError> {
+        self.record("list_documents_by_prefix");
+        self.faults
+            .run(
+                "list_documents_by_prefix",
+                self.inner
+                    .list_documents(brand_id, kind, limit, after_position),
+            )
+            .await
+    }
+
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
         self.record("append_activity");
         let failing = self
@@ -280,6 +334,23 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .await
     }
 
+    async fn list_activity(
+        &self,
+        brand_id: &BrandId,
+        filter: ActivityFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<ActivityRecord>, StoreError> {
+        self.record("list_activity");
+        self.faults
+            .run(
+                "list_activity",
+                self.inner
+                    .list_activity(brand_id, filter, limit, after_position),
+            )
+            .await
+    }
+
     async fn insert_click_counted(
         &self,
         click: &ClickRecord,
@@ -291,6 +362,13 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
                 "insert_click",
                 self.inner.insert_click_counted(click, increments),
             )
+            .await
+    }
+
+    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.record("insert_click");
+        self.faults
+            .run("insert_click", self.inner.insert_click(click))
             .await
     }
 
@@ -323,6 +401,23 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .await
     }
 
+    async fn list_clicks(
+        &self,
+        brand_id: &BrandId,
+        filter: &ClickFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Arc<ClickRecord>>, StoreError> {
+        self.record("list_clicks");
+        self.faults
+            .run(
+                "list_clicks",
+                self.inner
+                    .list_clicks(brand_id, filter, limit, after_position),
+            )
+            .await
+    }
+
     async fn update_click_counted(
         &self,
         click: &ClickRecord,
@@ -334,6 +429,13 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
                 "update_click",
                 self.inner.update_click_counted(click, increments),
             )
+            .await
+    }
+
+    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.record("update_click");
+        self.faults
+            .run("update_click", self.inner.update_click(click))
             .await
     }
 
@@ -373,6 +475,23 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .await
     }
 
+    async fn read_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.record("read_rollups");
+        self.faults
+            .run(
+                "read_rollups",
+                self.inner
+                    .read_rollups(brand_id, dimension, from_day, to_day),
+            )
+            .await
+    }
+
     async fn increment_counter(
         &self,
         brand_id: &BrandId,
@@ -392,5 +511,57 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
                     .increment_counter(brand_id, name, window_start, amount, expires_at),
             )
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brand_data::memory::MemoryBrandData;
+    use crate::store::conformance::fresh_brand_id;
+
+    fn click(brand_id: &BrandId, click_id: &str, at: UnixMillis) -> ClickRecord {
+        ClickRecord {
+            brand_id: brand_id.clone(),
+            click_id: click_id.into(),
+            at,
+            offer_id: None,
+            partner_id: None,
+            sub_ids: Default::default(),
+            landing_url: None,
+            referrer: None,
+            source_ip: "198.51.100.7".into(),
+            user_agent: "wrapper".into(),
+            fraud_score: 0,
+        }
+    }
+
+    /// A listing is the inner store's own (the memory store's one range read, not the default
+    /// merge over this wrapper's shard queries): one call, the same page, faulted by its name.
+    #[tokio::test]
+    async fn a_listing_is_forwarded_whole_to_the_inner_store() {
+        let store = FaultyBrandData::new(MemoryBrandData::new());
+        let brand = fresh_brand_id("wrapped");
+        for index in 0..40 {
+            store
+                .insert_click(&click(
+                    &brand,
+                    &format!("c{index}"),
+                    1_700_000_000_000 + index,
+                ))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.take_calls(), ["insert_click"; 40]);
+        let filter = ClickFilter::default();
+        let wrapped = store.list_clicks(&brand, &filter, 25, None).await.unwrap();
+        assert_eq!(store.take_calls(), ["list_clicks"]);
+        let direct = store.inner().list_clicks(&brand, &filter, 25, None).await;
+        assert_eq!(Ok(wrapped), direct);
+
+        store.inject(Some("list_clicks"), Fault::ServerError, Trigger::Next(1));
+        assert!(store.list_clicks(&brand, &filter, 25, None).await.is_err());
+        assert_eq!(store.faults_fired(), 1);
+        assert!(store.list_clicks(&brand, &filter, 25, None).await.is_ok());
     }
 }

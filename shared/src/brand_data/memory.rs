@@ -977,4 +977,14 @@ mod tests {
     async fn memory_brand_data_passes_the_conformance_suite() {
         super::super::conformance::run_all(&MemoryBrandData::new()).await;
     }
+
+    /// The test wrapper forwards every method (its own `list_clicks` included), so a wrapped
+    /// memory store is held to the same suite.
+    #[tokio::test]
+    async fn memory_brand_data_behind_the_faulty_wrapper_passes_the_conformance_suite() {
+        let store = super::super::faulty::FaultyBrandData::new(MemoryBrandData::new());
+        super::super::conformance::run_all(&store).await;
+        assert_eq!(store.faults_fired(), 0);
+        assert!(store.calls() > 0, "the suite went through the wrapper");
+    }
 }

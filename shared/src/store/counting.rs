@@ -64,6 +64,7 @@ impl<S> CountingStore<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for CountingStore<S> {
     async fn create_brand(&self, brand: &BrandRecord) -> Result<(), StoreError> {
         self.count(StoreOperation::CreateBrand);

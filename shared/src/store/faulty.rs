@@ -65,6 +65,7 @@ impl<S> FaultyStore<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for FaultyStore<S> {
     async fn create_brand(&self, brand: &BrandRecord) -> Result<(), StoreError> {
         self.faults

@@ -205,4 +205,26 @@ mod tests {
     async fn memory_store_passes_the_conformance_suite() {
         conformance::run_all(std::sync::Arc::new(MemoryStore::new())).await;
     }
+
+    /// The test wrappers forward every method, so a wrapped memory store is held to the same
+    /// suite.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_store_behind_the_faulty_wrapper_passes_the_conformance_suite() {
+        let store = std::sync::Arc::new(crate::store::faulty::FaultyStore::new(MemoryStore::new()));
+        conformance::run_all(store.clone()).await;
+        assert_eq!(store.faults_fired(), 0);
+        assert!(store.calls() > 0, "the suite went through the wrapper");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_store_behind_the_counting_wrapper_passes_the_conformance_suite() {
+        let store = std::sync::Arc::new(crate::store::counting::CountingStore::new(
+            MemoryStore::new(),
+        ));
+        conformance::run_all(store.clone()).await;
+        assert!(
+            store.total_calls() > 0,
+            "the suite went through the wrapper"
+        );
+    }
 }
