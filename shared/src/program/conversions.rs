@@ -7,7 +7,7 @@
 
 use super::Program;
 use super::ProgramError;
-use crate::brand_data::clicks::is_valid_click_id;
+use crate::brand_data::clicks::{ClickRecord, is_valid_click_id};
 use crate::brand_data::rollups::{
     CONVERSIONS, PAYOUT_MICROS_PREFIX, REVENUE_MICROS_PREFIX, RollupIncrement, SIGNALS_PREFIX,
     increments_for, to_micros,
@@ -227,7 +227,9 @@ async fn existing_duplicate(
     Ok(Some(stored.value))
 }
 
-/// Records a conversion (or finds the one already recorded under its `txn_id`).
+/// Records a conversion (or finds the one already recorded under its `txn_id`): attributed through
+/// its click, priced by the offer's rules, stored with its `txn_id` claim, its fast-conversion
+/// signal (if any) and its rollups in one write.
 pub async fn record_conversion(
     program: &Program,
     brand_id: &BrandId,
@@ -242,56 +244,16 @@ pub async fn record_conversion(
             duplicate: true,
         });
     }
-    let click = program
-        .data
-        .get_click(brand_id, &input.click_id)
-        .await?
-        .ok_or_else(|| unprocessable("click_id does not name a click of this brand"))?;
-    let offer_id = click.offer_id.clone().ok_or_else(|| {
-        unprocessable("the click has no offer, so the conversion cannot be priced")
-    })?;
-    let offer: Stored<Offer> = load(
-        program,
-        brand_id,
-        DocumentKind::Offer,
-        "off",
-        &offer_id,
-        "offer",
-    )
-    .await
-    .map_err(|error| match error.code {
-        ErrorCode::NotFound => unprocessable("the click's offer no longer exists"),
-        _ => error,
-    })?;
+    let (click, offer) = attributed_click(program, brand_id, &input.click_id).await?;
     let now = program.keys.now_ms();
-    let rules = rules_of_offer(program, brand_id, &offer.value.id).await?;
-    let resolved = resolve_payout(&offer.value, &rules, click.partner_id.as_deref(), now);
-    let payout = match resolved.payout.kind {
-        PayoutType::Flat => ConversionPayout {
-            amount: round_cents(resolved.payout.amount),
-            currency: resolved.payout.currency.clone(),
-            source: resolved.source,
-            rule_id: resolved.rule_id.clone(),
-        },
-        PayoutType::Percent => {
-            let sale = amount.ok_or_else(|| {
-                unprocessable("amount is required: this offer pays a percentage of the sale")
-            })?;
-            ConversionPayout {
-                amount: round_cents(sale * resolved.payout.amount / 100.0),
-                currency: currency.clone(),
-                source: resolved.source,
-                rule_id: resolved.rule_id.clone(),
-            }
-        }
-    };
+    let payout = priced(program, brand_id, &click, &offer, amount, &currency, now).await?;
     let elapsed_ms = now.saturating_sub(click.at).max(0);
     let created_at = format_rfc3339(now);
     for _ in 0..ID_ATTEMPTS {
         let conversion = Conversion {
             id: new_time_id(ID_PREFIX, now)?,
             click_id: click.click_id.clone(),
-            offer_id: offer_id.clone(),
+            offer_id: offer.id.clone(),
             partner_id: click.partner_id.clone(),
             txn_id: txn_id.clone(),
             event: event.clone(),
@@ -304,16 +266,8 @@ pub async fn record_conversion(
             created_at: created_at.clone(),
             updated_at: created_at.clone(),
         };
-        let document = Document {
-            brand_id: brand_id.clone(),
-            kind: KIND,
-            id: conversion.id.clone(),
-            version: 1,
-            body: encode(&conversion)?,
-        };
-        let claims: Vec<UniqueClaim> = txn_id.iter().map(|txn| txn_claim(txn)).collect();
         let minimum = program.min_click_to_conversion_ms;
-        let fraud_signal = if elapsed_ms < minimum {
+        let signal = if elapsed_ms < minimum {
             Some(fast_conversion_signal(
                 &conversion,
                 elapsed_ms,
@@ -323,26 +277,7 @@ pub async fn record_conversion(
         } else {
             None
         };
-        let signal = match &fraud_signal {
-            Some(fraud_signal) => Some(Document {
-                brand_id: brand_id.clone(),
-                kind: DocumentKind::FraudSignal,
-                id: fraud_signal.id.clone(),
-                version: 1,
-                body: encode(fraud_signal)?,
-            }),
-            None => None,
-        };
-        let mut batch: Vec<(&Document, &[UniqueClaim])> = vec![(&document, &claims)];
-        if let Some(signal) = &signal {
-            batch.push((signal, &[]));
-        }
-        let increments = conversion_increments(&conversion, fraud_signal.as_ref(), now);
-        match program
-            .data
-            .create_documents_counted(&batch, &increments)
-            .await
-        {
+        match store_new(program, brand_id, &conversion, signal.as_ref(), now).await {
             Ok(()) => {
                 return Ok(Recorded {
                     conversion,
@@ -370,6 +305,108 @@ pub async fn record_conversion(
         ErrorCode::Conflict,
         "could not allocate a conversion id; retry",
     ))
+}
+
+/// The brand's click a conversion names, and the offer it was for: a conversion is attributed
+/// through its click, so a click without an offer (or whose offer is gone) cannot be priced.
+async fn attributed_click(
+    program: &Program,
+    brand_id: &BrandId,
+    click_id: &str,
+) -> Result<(ClickRecord, Offer), ProgramError> {
+    let click = program
+        .data
+        .get_click(brand_id, click_id)
+        .await?
+        .ok_or_else(|| unprocessable("click_id does not name a click of this brand"))?;
+    let offer_id = click.offer_id.clone().ok_or_else(|| {
+        unprocessable("the click has no offer, so the conversion cannot be priced")
+    })?;
+    let offer: Stored<Offer> = load(
+        program,
+        brand_id,
+        DocumentKind::Offer,
+        "off",
+        &offer_id,
+        "offer",
+    )
+    .await
+    .map_err(|error| match error.code {
+        ErrorCode::NotFound => unprocessable("the click's offer no longer exists"),
+        _ => error,
+    })?;
+    Ok((click, offer.value))
+}
+
+/// What the conversion pays its click's partner, by the offer's rules at `now`: a flat amount, or
+/// a percentage of the sale `amount` (required then), in cents.
+async fn priced(
+    program: &Program,
+    brand_id: &BrandId,
+    click: &ClickRecord,
+    offer: &Offer,
+    amount: Option<f64>,
+    currency: &str,
+    now: UnixMillis,
+) -> Result<ConversionPayout, ProgramError> {
+    let rules = rules_of_offer(program, brand_id, &offer.id).await?;
+    let resolved = resolve_payout(offer, &rules, click.partner_id.as_deref(), now);
+    Ok(match resolved.payout.kind {
+        PayoutType::Flat => ConversionPayout {
+            amount: round_cents(resolved.payout.amount),
+            currency: resolved.payout.currency.clone(),
+            source: resolved.source,
+            rule_id: resolved.rule_id.clone(),
+        },
+        PayoutType::Percent => {
+            let sale = amount.ok_or_else(|| {
+                unprocessable("amount is required: this offer pays a percentage of the sale")
+            })?;
+            ConversionPayout {
+                amount: round_cents(sale * resolved.payout.amount / 100.0),
+                currency: currency.to_owned(),
+                source: resolved.source,
+                rule_id: resolved.rule_id.clone(),
+            }
+        }
+    })
+}
+
+/// Stores a new conversion, its `txn_id` claim, its fraud signal and their rollups in one write:
+/// all of them or none.
+async fn store_new(
+    program: &Program,
+    brand_id: &BrandId,
+    conversion: &Conversion,
+    signal: Option<&FraudSignal>,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let encoded = |value: serde_json::Value, kind: DocumentKind, id: &str| Document {
+        brand_id: brand_id.clone(),
+        kind,
+        id: id.to_owned(),
+        version: 1,
+        body: value,
+    };
+    let corrupt = |error: ProgramError| StoreError::Corrupt(error.message);
+    let document = encoded(encode(conversion).map_err(corrupt)?, KIND, &conversion.id);
+    let signal_document = signal
+        .map(|signal| {
+            encode(signal)
+                .map(|body| encoded(body, DocumentKind::FraudSignal, &signal.id))
+                .map_err(corrupt)
+        })
+        .transpose()?;
+    let claims: Vec<UniqueClaim> = conversion.txn_id.iter().map(|txn| txn_claim(txn)).collect();
+    let mut batch: Vec<(&Document, &[UniqueClaim])> = vec![(&document, &claims)];
+    if let Some(signal_document) = &signal_document {
+        batch.push((signal_document, &[]));
+    }
+    let increments = conversion_increments(conversion, signal, now);
+    program
+        .data
+        .create_documents_counted(&batch, &increments)
+        .await
 }
 
 /// What a new conversion adds to the brand's rollups, on its creation day, in its id's shard, for
