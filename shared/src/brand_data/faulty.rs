@@ -564,4 +564,14 @@ mod tests {
         assert_eq!(store.faults_fired(), 1);
         assert!(store.list_clicks(&brand, &filter, 25, None).await.is_ok());
     }
+
+    /// The test wrapper forwards every method (its own `list_clicks` included), so a wrapped
+    /// memory store is held to the same suite.
+    #[tokio::test]
+    async fn memory_brand_data_behind_the_faulty_wrapper_passes_the_conformance_suite() {
+        let store = FaultyBrandData::new(MemoryBrandData::new());
+        crate::brand_data::conformance::run_all(&store).await;
+        assert_eq!(store.faults_fired(), 0);
+        assert!(store.calls() > 0, "the suite went through the wrapper");
+    }
 }

@@ -347,31 +347,7 @@ pub trait BrandDataStore: Send + Sync {
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<Arc<ClickRecord>>, StoreError> {
-        let (lower, upper) = click_list_bounds(filter, after_position)?;
-        let plan = MergePlan {
-            partitions: CLICK_SHARDS as usize,
-            upper: &upper,
-            after_position,
-            limit,
-        };
-        merge_newest_first(
-            plan,
-            click_sort_key,
-            |click| filter.keeps(click),
-            |partition, upper, count| {
-                let shard = u32::try_from(partition).unwrap_or(0);
-                let lower = &lower;
-                async move {
-                    self.query_clicks(brand_id, shard, lower, &upper, count)
-                        .await
-                }
-            },
-        )
-        .await
-        .map(|page| Page {
-            items: page.items.into_iter().map(Arc::new).collect(),
-            next_position: page.next_position,
-        })
+        list_clicks_across_shards(self, brand_id, filter, limit, after_position).await
     }
 
     /// Replaces the record of a click that exists (capture raises its fraud score once the source
@@ -462,6 +438,44 @@ pub fn is_activity_sort_key(text: &str) -> bool {
     text.len() > 14
         && text.as_bytes()[..13].iter().all(u8::is_ascii_digit)
         && text.as_bytes()[13] == b'#'
+}
+
+/// A page of `store`'s clicks, newest first, merged from one query per shard
+/// ([`BrandDataStore::query_clicks`]): what [`BrandDataStore::list_clicks`] does for a store that
+/// does not list its clicks more directly. A page reads at most `limit + 2` items per shard.
+pub async fn list_clicks_across_shards<S: BrandDataStore + ?Sized>(
+    store: &S,
+    brand_id: &BrandId,
+    filter: &ClickFilter,
+    limit: u32,
+    after_position: Option<&str>,
+) -> Result<Page<Arc<ClickRecord>>, StoreError> {
+    let (lower, upper) = click_list_bounds(filter, after_position)?;
+    let plan = MergePlan {
+        partitions: CLICK_SHARDS as usize,
+        upper: &upper,
+        after_position,
+        limit,
+    };
+    merge_newest_first(
+        plan,
+        click_sort_key,
+        |click| filter.keeps(click),
+        |partition, upper, count| {
+            let shard = u32::try_from(partition).unwrap_or(0);
+            let lower = &lower;
+            async move {
+                store
+                    .query_clicks(brand_id, shard, lower, &upper, count)
+                    .await
+            }
+        },
+    )
+    .await
+    .map(|page| Page {
+        items: page.items.into_iter().map(Arc::new).collect(),
+        next_position: page.next_position,
+    })
 }
 
 /// The inclusive sort-key range a click listing reads: the filter's time window, ending before
