@@ -230,15 +230,14 @@ impl<'a> MakeWriter<'a> for LogCapture {
 
 /// Every piece of key material in `text`: `tk_` followed by 20 or more alphanumerics (a key, or
 /// enough of one to matter: its last 6 characters are a checksum of the 34 before), found in the
-/// text as it is and once percent-decoded. Written apart from `caller_text`, so the tests do not
-/// check the redaction with itself.
+/// text as it is and once percent-decoded (only `%XX`: a query's `&` and `=` separate values, so
+/// decoding must not join them). Written apart from `caller_text`, so the tests do not check the
+/// redaction with itself.
 pub fn key_shaped_strings(text: &str) -> Vec<String> {
-    let decoded: String =
-        form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
-            .map(|(_, value)| value.into_owned())
-            .collect();
+    let decoded = percent_decoded(text);
     let mut found = Vec::new();
-    for haystack in [text, decoded.as_str()] {
+    let haystacks = std::iter::once(text).chain((decoded != text).then_some(decoded.as_str()));
+    for haystack in haystacks {
         let bytes = haystack.as_bytes();
         let mut start = 0;
         while let Some(offset) = haystack[start..].find("tk_") {
@@ -254,4 +253,47 @@ pub fn key_shaped_strings(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// `text` with each `%XX` replaced by its byte (invalid UTF-8 replaced), nothing else changed.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |offset: usize| {
+            bytes
+                .get(at + offset)
+                .and_then(|&b| char::from(b).to_digit(16))
+        };
+        match (bytes[at], hex(1), hex(2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(0));
+                at += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The key-material detector's own cases (the fuzz target `token` relies on it).
+    use super::*;
+
+    #[test]
+    fn key_material_is_found_decoded_but_never_joined_across_separators() {
+        let twenty = "0123456789abcdefghij";
+        assert_eq!(key_shaped_strings(&format!("a tk_{twenty} b")).len(), 1);
+        assert_eq!(key_shaped_strings(&format!("%74k_{twenty}")).len(), 1);
+        assert_eq!(key_shaped_strings(&format!("tk%5F{twenty}")).len(), 1);
+        assert!(key_shaped_strings(&format!("tk_{}", &twenty[1..])).is_empty());
+        // Found by the fuzz target: `tk_&=x…` is no key, in the text or in any query value.
+        assert!(key_shaped_strings(&format!("q=ytk_&=x{twenty}")).is_empty());
+        assert!(key_shaped_strings(&format!("tk_+{twenty}")).is_empty());
+    }
 }
