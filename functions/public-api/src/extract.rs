@@ -1,5 +1,6 @@
 //! Request extractors with the public API's error contract: JSON bodies (1 MB limit, unknown
-//! fields rejected), list parameters (`limit`, `cursor`) and timestamps.
+//! fields rejected), the `{id}` path segment, and query pairs checked against the names a route
+//! accepts (the typed list queries are built from them in `trcker_shared::program`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};

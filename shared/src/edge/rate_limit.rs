@@ -118,12 +118,6 @@ impl RateLimiter {
         }
     }
 
-    /// Counts this request against its key's budget. `None` if the counter could not be reached
-    /// (the caller lets the request through).
-    pub async fn check(&self, principal: &Principal, now: UnixMillis) -> Option<RateDecision> {
-        self.count(&self.key_budget(principal), now).await
-    }
-
     /// Counts one request against `budget` in the current window. `None` if the counter could
     /// not be reached: limits fail open, the limiter must never be the outage.
     pub async fn count(&self, budget: &Budget<'_>, now: UnixMillis) -> Option<RateDecision> {

@@ -1,4 +1,5 @@
-//! Field rules for public API input. Each returns a message that names the field.
+//! Field rules for what a brand writes, whichever adapter it comes through. Each returns a message
+//! that names the field.
 //!
 //! Every free-text field a brand writes (names, emails, URLs, transaction ids) passes
 //! [`plain_text`]: no control characters, and none of the invisible format characters that hide
