@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use trcker_shared::brand_data::ActivityStore;
 
 use serde_json::Value;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
-use trcker_shared::brand_data::{ActivityRecord, BrandDataStore, Surface};
+use trcker_shared::brand_data::{ActivityRecord, Surface};
 use trcker_shared::edge::audit::AuditLog;
 use trcker_shared::ids::BrandId;
 use trcker_shared::store::fault::{Fault, Trigger};

@@ -3,6 +3,7 @@
 //! Manager, and the revocation bound.
 
 use std::sync::Arc;
+use trcker_shared::brand_data::ClickStore;
 
 use trcker_shared::bootstrap::load_pepper;
 use trcker_shared::clock::ManualClock;
@@ -186,7 +187,7 @@ async fn dynamodb_brand_data_passes_the_conformance_suite() {
 #[tokio::test]
 async fn rollup_rows_have_the_documented_item_layout() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use trcker_shared::brand_data::BrandDataStore;
+
     use trcker_shared::brand_data::clicks::ClickRecord;
     use trcker_shared::brand_data::rollups::{
         CLICKS, RollupDimension, increments_for, rollup_expires_at, rollup_shard, utc_day,

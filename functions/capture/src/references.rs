@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use trcker_shared::brand_data::{BrandDataStore, DocumentKind};
+use trcker_shared::brand_data::{DocumentKind, DocumentStore};
 use trcker_shared::ids::BrandId;
 use trcker_shared::program::documents::{is_id, slug_claim};
 use trcker_shared::store::StoreError;
@@ -35,7 +35,7 @@ impl ReferenceCache {
     /// `None` if there is none.
     pub async fn resolve(
         &self,
-        data: &dyn BrandDataStore,
+        data: &dyn DocumentStore,
         brand_id: &BrandId,
         kind: DocumentKind,
         id_prefix: &str,

@@ -4,6 +4,9 @@
 //! store recovers.
 
 use std::time::Duration;
+use trcker_shared::brand_data::ActivityStore;
+use trcker_shared::brand_data::ClickStore;
+use trcker_shared::brand_data::RollupStore;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,7 +16,7 @@ use trcker_capture::config::CaptureConfig;
 use trcker_shared::brand_data::clicks::ClickFilter;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{CLICKS, RollupDimension, utc_day};
-use trcker_shared::brand_data::{ActivityFilter, BrandDataStore, Surface};
+use trcker_shared::brand_data::{ActivityFilter, Surface};
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::faulty_edge::{FaultyEdge, JsonResponse, send};

@@ -13,7 +13,7 @@ use tower::ServiceExt;
 use trcker_shared::brand_data::clicks::{ClickFilter, ClickRecord};
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
-use trcker_shared::brand_data::{ActivityRecord, BrandDataStore, Surface};
+use trcker_shared::brand_data::{ActivityRecord, BrandDataStore, ClickStoreExt, Surface};
 use trcker_shared::edge::audit::AuditLog;
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use trcker_shared::brand_data::ClickStoreExt;
+use trcker_shared::brand_data::RollupStore;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;

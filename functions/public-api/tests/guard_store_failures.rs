@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use trcker_shared::brand_data::BrandDataStore;
+use trcker_shared::brand_data::ActivityStore;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::edge::config::EdgeLimits;

@@ -3,10 +3,10 @@
 //! figures and the minimum each is compared with are in BENCHMARKS.md ("Store calls per operation").
 
 use std::sync::Arc;
+use trcker_shared::brand_data::ClickStoreExt;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;

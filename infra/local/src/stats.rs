@@ -80,7 +80,8 @@ mod tests {
     use axum::body::Body;
     use axum::middleware;
     use tower::ServiceExt;
-    use trcker_shared::brand_data::BrandDataStore;
+    use trcker_shared::brand_data::ActivityStore;
+
     use trcker_shared::brand_data::conformance::sample_activity;
     use trcker_shared::ids::BrandId;
 

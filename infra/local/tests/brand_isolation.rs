@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use trcker_shared::brand_data::DocumentStoreExt;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;

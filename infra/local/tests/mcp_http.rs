@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use trcker_shared::brand_data::ClickStoreExt;
 
 use axum::Router;
 use axum::body::Body;

@@ -1,6 +1,8 @@
 //! The behaviour every [`BrandDataStore`] backend must have. The in-memory backend runs it in unit
 //! tests, the DynamoDB backend against moto.
 
+use crate::brand_data::ClickStoreExt;
+use crate::brand_data::DocumentStoreExt;
 use serde_json::json;
 
 use super::clicks::{ClickFilter, ClickRecord};

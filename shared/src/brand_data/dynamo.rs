@@ -10,6 +10,8 @@
 //!   empty for the total), one number attribute `n:<counter>` per counter, `expires_at`; added to
 //!   with `ADD` in the transaction that writes the counted event
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -17,14 +19,15 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 
-use super::clicks::{ClickRecord, click_shard, click_sort_key};
+use super::clicks::{ClickFilter, ClickRecord, click_shard, click_sort_key};
 use super::rollups::{
     RollupDimension, RollupIncrement, RollupRow, check_rollup_range, check_transaction_size,
     merge_increments, rollup_brand, rollup_expires_at,
 };
 use super::{
-    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
-    activity_sort_key,
+    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
+    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim, activity_sort_key,
+    list_activity_across_surfaces, list_clicks_across_shards, read_rollups_across_shards,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -301,7 +304,7 @@ fn document_from_item(
 }
 
 #[async_trait]
-impl BrandDataStore for DynamoBrandData {
+impl DocumentStore for DynamoBrandData {
     async fn create_documents_counted(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
@@ -498,7 +501,10 @@ impl BrandDataStore for DynamoBrandData {
             next_position,
         })
     }
+}
 
+#[async_trait]
+impl ActivityStore for DynamoBrandData {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
         let body = encode_record(record, "activity record")?;
         let mut item = Self::key(
@@ -568,6 +574,19 @@ impl BrandDataStore for DynamoBrandData {
             .collect()
     }
 
+    async fn list_activity(
+        &self,
+        brand_id: &BrandId,
+        filter: ActivityFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<ActivityRecord>, StoreError> {
+        list_activity_across_surfaces(self, brand_id, filter, limit, after_position).await
+    }
+}
+
+#[async_trait]
+impl ClickStore for DynamoBrandData {
     async fn insert_click_counted(
         &self,
         click: &ClickRecord,
@@ -655,6 +674,16 @@ impl BrandDataStore for DynamoBrandData {
             .collect()
     }
 
+    async fn list_clicks(
+        &self,
+        brand_id: &BrandId,
+        filter: &ClickFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<Arc<ClickRecord>>, StoreError> {
+        list_clicks_across_shards(self, brand_id, filter, limit, after_position).await
+    }
+
     async fn update_click_counted(
         &self,
         click: &ClickRecord,
@@ -699,7 +728,67 @@ impl BrandDataStore for DynamoBrandData {
             Err(error) => Err(classify(error)),
         }
     }
+}
 
+#[async_trait]
+impl RollupStore for DynamoBrandData {
+    async fn query_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        shard: u32,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        check_rollup_range(shard, from_day, to_day)?;
+        if from_day > to_day {
+            return Ok(Vec::new());
+        }
+        // Group ids are printable ASCII below '~' (`is_rollup_group`), so `<day>#~` sorts after
+        // every row of the day and `<day>#` before the first (the total, group empty).
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
+            .expression_attribute_values(
+                ":pk",
+                text(Self::rollup_partition(brand_id, dimension, shard)),
+            )
+            .expression_attribute_values(":lower", text(format!("{from_day}#")))
+            .expression_attribute_values(":upper", text(format!("{to_day}#~")));
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in output.items() {
+                rows.push(rollup_row_from_item(dimension, item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    async fn read_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        read_rollups_across_shards(self, brand_id, dimension, from_day, to_day).await
+    }
+}
+
+#[async_trait]
+impl CounterStore for DynamoBrandData {
     async fn record_source_hit(
         &self,
         brand_id: &BrandId,
@@ -767,50 +856,6 @@ impl BrandDataStore for DynamoBrandData {
             }
         }
         Err(StoreError::Contention)
-    }
-
-    async fn query_rollups(
-        &self,
-        brand_id: &BrandId,
-        dimension: RollupDimension,
-        shard: u32,
-        from_day: &str,
-        to_day: &str,
-    ) -> Result<Vec<RollupRow>, StoreError> {
-        check_rollup_range(shard, from_day, to_day)?;
-        if from_day > to_day {
-            return Ok(Vec::new());
-        }
-        // Group ids are printable ASCII below '~' (`is_rollup_group`), so `<day>#~` sorts after
-        // every row of the day and `<day>#` before the first (the total, group empty).
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
-            .expression_attribute_values(
-                ":pk",
-                text(Self::rollup_partition(brand_id, dimension, shard)),
-            )
-            .expression_attribute_values(":lower", text(format!("{from_day}#")))
-            .expression_attribute_values(":upper", text(format!("{to_day}#~")));
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let output = query
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in output.items() {
-                rows.push(rollup_row_from_item(dimension, item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(rows),
-            }
-        }
     }
 
     async fn increment_counter(

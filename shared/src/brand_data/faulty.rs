@@ -4,12 +4,13 @@
 //! appends, rate-limit counters), to prove that the limiter fails open and that an activity record
 //! is retried and, failing that, preserved in the logs. A write is logged by its plain name
 //! whether or not it carries rollup increments (`insert_click`, `create_documents`,
-//! `update_click`): it is one store call either way. For the same reason `create_document` is
-//! logged as `create_documents` and `list_documents` as `list_documents_by_prefix`.
+//! `update_click`): it is one store call either way. The extension traits' shorthands reach this
+//! wrapper as the calls they stand for, so `create_document` is logged as `create_documents` and
+//! `list_documents` as `list_documents_by_prefix`.
 //!
-//! Every trait method is forwarded to the inner store, default methods included
-//! (`missing_trait_methods` is denied on the impl), so wrapping a store never changes what it
-//! does: a backend's own `list_clicks` (the memory store's one range read) runs as it would
+//! It implements each of the five narrow traits and forwards every method of each to the inner
+//! store (`missing_trait_methods` is denied on every impl), so wrapping a store never changes what
+//! it does: a backend's own `list_clicks` (the memory store's one range read) runs as it would
 //! unwrapped. The listings that merge several reads (`list_clicks`, `list_activity`,
 //! `read_rollups`) are therefore logged, and faulted, as one call by their own name; the queries
 //! the inner store makes for them are its own business, not calls through this wrapper.
@@ -22,8 +23,8 @@ use async_trait::async_trait;
 use super::clicks::{ClickFilter, ClickRecord};
 use super::rollups::{RollupDimension, RollupIncrement, RollupRow};
 use super::{
-    ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface,
-    UniqueClaim,
+    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
+    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -132,7 +133,7 @@ fn injected() -> StoreError {
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
-impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
+impl<S: DocumentStore> DocumentStore for FaultyBrandData<S> {
     async fn create_documents_counted(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
@@ -143,30 +144,6 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             .run(
                 "create_documents",
                 self.inner.create_documents_counted(documents, increments),
-            )
-            .await
-    }
-
-    async fn create_documents(
-        &self,
-        documents: &[(&Document, &[UniqueClaim])],
-    ) -> Result<(), StoreError> {
-        self.record("create_documents");
-        self.faults
-            .run("create_documents", self.inner.create_documents(documents))
-            .await
-    }
-
-    async fn create_document(
-        &self,
-        document: &Document,
-        claims: &[UniqueClaim],
-    ) -> Result<(), StoreError> {
-        self.record("create_documents");
-        self.faults
-            .run(
-                "create_documents",
-                self.inner.create_document(document, claims),
             )
             .await
     }
@@ -272,24 +249,11 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             )
             .await
     }
+}
 
-    async fn list_documents(
-        &self,
-        brand_id: &BrandId,
-        kind: DocumentKind,
-        limit: u32,
-        after_position: Option<&str>,
-    ) -> Result<Page<Document>, StoreError> {
-        self.record("list_documents_by_prefix");
-        self.faults
-            .run(
-                "list_documents_by_prefix",
-                self.inner
-                    .list_documents(brand_id, kind, limit, after_position),
-            )
-            .await
-    }
-
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: ActivityStore> ActivityStore for FaultyBrandData<S> {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
         self.record("append_activity");
         let failing = self
@@ -350,7 +314,11 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             )
             .await
     }
+}
 
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: ClickStore> ClickStore for FaultyBrandData<S> {
     async fn insert_click_counted(
         &self,
         click: &ClickRecord,
@@ -362,13 +330,6 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
                 "insert_click",
                 self.inner.insert_click_counted(click, increments),
             )
-            .await
-    }
-
-    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
-        self.record("insert_click");
-        self.faults
-            .run("insert_click", self.inner.insert_click(click))
             .await
     }
 
@@ -431,32 +392,11 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             )
             .await
     }
+}
 
-    async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
-        self.record("update_click");
-        self.faults
-            .run("update_click", self.inner.update_click(click))
-            .await
-    }
-
-    async fn record_source_hit(
-        &self,
-        brand_id: &BrandId,
-        source: &str,
-        window_start: UnixMillis,
-        now: UnixMillis,
-        expires_at: i64,
-    ) -> Result<SourceHit, StoreError> {
-        self.record("record_source_hit");
-        self.faults
-            .run(
-                "record_source_hit",
-                self.inner
-                    .record_source_hit(brand_id, source, window_start, now, expires_at),
-            )
-            .await
-    }
-
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: RollupStore> RollupStore for FaultyBrandData<S> {
     async fn query_rollups(
         &self,
         brand_id: &BrandId,
@@ -491,6 +431,28 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
             )
             .await
     }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: CounterStore> CounterStore for FaultyBrandData<S> {
+    async fn record_source_hit(
+        &self,
+        brand_id: &BrandId,
+        source: &str,
+        window_start: UnixMillis,
+        now: UnixMillis,
+        expires_at: i64,
+    ) -> Result<SourceHit, StoreError> {
+        self.record("record_source_hit");
+        self.faults
+            .run(
+                "record_source_hit",
+                self.inner
+                    .record_source_hit(brand_id, source, window_start, now, expires_at),
+            )
+            .await
+    }
 
     async fn increment_counter(
         &self,
@@ -517,6 +479,7 @@ impl<S: BrandDataStore> BrandDataStore for FaultyBrandData<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::brand_data::ClickStoreExt;
     use crate::brand_data::memory::MemoryBrandData;
     use crate::store::conformance::fresh_brand_id;
 

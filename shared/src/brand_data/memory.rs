@@ -13,8 +13,9 @@ use super::rollups::{
     merge_increments, rollup_brand,
 };
 use super::{
-    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, Surface, UniqueClaim,
-    activity_sort_key, click_list_bounds,
+    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
+    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim, activity_sort_key,
+    click_list_bounds, list_activity_across_surfaces, read_rollups_across_shards,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -74,7 +75,7 @@ impl State {
 /// A brand's clicks: one copy of each record in one time index, and an index by id. DynamoDB
 /// spreads a brand's clicks over [`CLICK_SHARDS`] partitions for write throughput and merges them
 /// on read; memory has no partition limits, so a page here is one range of one map, and a shard's
-/// view ([`BrandDataStore::query_clicks`]) is that range filtered by the click id's shard.
+/// view ([`ClickStore::query_clicks`](super::ClickStore::query_clicks)) is that range filtered by the click id's shard.
 #[derive(Debug, Default)]
 struct BrandClicks {
     /// Click id -> its sort key.
@@ -193,7 +194,7 @@ fn claim_key(brand_id: &BrandId, kind: DocumentKind, claim: &UniqueClaim) -> Cla
 }
 
 #[async_trait]
-impl BrandDataStore for MemoryBrandData {
+impl DocumentStore for MemoryBrandData {
     async fn create_documents_counted(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
@@ -395,7 +396,10 @@ impl BrandDataStore for MemoryBrandData {
             next_position,
         })
     }
+}
 
+#[async_trait]
+impl ActivityStore for MemoryBrandData {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
         let sort_key = activity_sort_key(record);
         let mut state = self.lock();
@@ -464,6 +468,19 @@ impl BrandDataStore for MemoryBrandData {
             .collect())
     }
 
+    async fn list_activity(
+        &self,
+        brand_id: &BrandId,
+        filter: ActivityFilter,
+        limit: u32,
+        after_position: Option<&str>,
+    ) -> Result<Page<ActivityRecord>, StoreError> {
+        list_activity_across_surfaces(self, brand_id, filter, limit, after_position).await
+    }
+}
+
+#[async_trait]
+impl ClickStore for MemoryBrandData {
     async fn insert_click_counted(
         &self,
         click: &ClickRecord,
@@ -607,7 +624,52 @@ impl BrandDataStore for MemoryBrandData {
         state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
         Ok(())
     }
+}
 
+#[async_trait]
+impl RollupStore for MemoryBrandData {
+    async fn query_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        shard: u32,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        check_rollup_range(shard, from_day, to_day)?;
+        if from_day > to_day {
+            return Ok(Vec::new());
+        }
+        let state = self.lock();
+        let Some(rows) = state.rollups.get(&(brand_id.clone(), dimension, shard)) else {
+            return Ok(Vec::new());
+        };
+        let lower = (from_day.to_owned(), String::new());
+        Ok(rows
+            .range((Bound::Included(lower), Bound::Unbounded))
+            .take_while(|((day, _), _)| day.as_str() <= to_day)
+            .map(|((day, group), counters)| RollupRow {
+                day: day.clone(),
+                dimension,
+                group: group.clone(),
+                counters: counters.clone(),
+            })
+            .collect())
+    }
+
+    async fn read_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        read_rollups_across_shards(self, brand_id, dimension, from_day, to_day).await
+    }
+}
+
+#[async_trait]
+impl CounterStore for MemoryBrandData {
     async fn record_source_hit(
         &self,
         brand_id: &BrandId,
@@ -656,35 +718,6 @@ impl BrandDataStore for MemoryBrandData {
         })
     }
 
-    async fn query_rollups(
-        &self,
-        brand_id: &BrandId,
-        dimension: RollupDimension,
-        shard: u32,
-        from_day: &str,
-        to_day: &str,
-    ) -> Result<Vec<RollupRow>, StoreError> {
-        check_rollup_range(shard, from_day, to_day)?;
-        if from_day > to_day {
-            return Ok(Vec::new());
-        }
-        let state = self.lock();
-        let Some(rows) = state.rollups.get(&(brand_id.clone(), dimension, shard)) else {
-            return Ok(Vec::new());
-        };
-        let lower = (from_day.to_owned(), String::new());
-        Ok(rows
-            .range((Bound::Included(lower), Bound::Unbounded))
-            .take_while(|((day, _), _)| day.as_str() <= to_day)
-            .map(|((day, group), counters)| RollupRow {
-                day: day.clone(),
-                dimension,
-                group: group.clone(),
-                counters: counters.clone(),
-            })
-            .collect())
-    }
-
     async fn increment_counter(
         &self,
         brand_id: &BrandId,
@@ -711,6 +744,7 @@ impl BrandDataStore for MemoryBrandData {
 mod tests {
     use super::super::conformance::sample_activity;
     use super::*;
+    use crate::brand_data::ClickStoreExt;
 
     /// A click with no offer, partner or sub ids.
     fn click_at(brand_id: &BrandId, click_id: &str, at: UnixMillis) -> ClickRecord {

@@ -140,9 +140,10 @@ pub struct ActivityFilter {
     pub outcome: Option<&'static str>,
 }
 
-/// A brand's data. Every method is scoped to the brand it is given.
+/// A brand's documents (partners, offers, pricing rules, conversions, fraud signals): versioned
+/// JSON bodies with per-brand unique claims. Every method is scoped to the brand it is given.
 #[async_trait]
-pub trait BrandDataStore: Send + Sync {
+pub trait DocumentStore: Send + Sync {
     /// Stores new documents (version 1), each with its unique claims, and adds `increments` to the
     /// rollups of the documents' brand, all or nothing. `AlreadyExists` if any id or claim is
     /// taken; `Rejected` for increments without a document (they would name no brand), documents
@@ -153,23 +154,6 @@ pub trait BrandDataStore: Send + Sync {
         documents: &[(&Document, &[UniqueClaim])],
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError>;
-
-    /// Stores new documents (version 1), each with its unique claims, all or nothing.
-    async fn create_documents(
-        &self,
-        documents: &[(&Document, &[UniqueClaim])],
-    ) -> Result<(), StoreError> {
-        self.create_documents_counted(documents, &[]).await
-    }
-
-    /// Stores one new document and its unique claims, all or nothing.
-    async fn create_document(
-        &self,
-        document: &Document,
-        claims: &[UniqueClaim],
-    ) -> Result<(), StoreError> {
-        self.create_documents(&[(document, claims)]).await
-    }
 
     /// The id of the document of `kind` holding `claim`, if any.
     async fn claim_holder(
@@ -227,6 +211,29 @@ pub trait BrandDataStore: Send + Sync {
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<Document>, StoreError>;
+}
+
+/// Shorthands over [`DocumentStore`], implemented for every document store and never overridden,
+/// so a wrapper cannot make them behave differently from the calls they stand for.
+#[async_trait]
+pub trait DocumentStoreExt: DocumentStore {
+    /// Stores new documents (version 1), each with its unique claims, all or nothing.
+    async fn create_documents(
+        &self,
+        documents: &[(&Document, &[UniqueClaim])],
+    ) -> Result<(), StoreError> {
+        self.create_documents_counted(documents, &[]).await
+    }
+
+    /// Stores one new document and its unique claims, all or nothing.
+    async fn create_document(
+        &self,
+        document: &Document,
+        claims: &[UniqueClaim],
+    ) -> Result<(), StoreError> {
+        self.create_documents_counted(&[(document, claims)], &[])
+            .await
+    }
 
     /// The brand's documents of `kind` in id order, at most `limit`, after `after_position`.
     async fn list_documents(
@@ -239,7 +246,13 @@ pub trait BrandDataStore: Send + Sync {
         self.list_documents_by_prefix(brand_id, kind, "", limit, after_position)
             .await
     }
+}
 
+impl<S: DocumentStore + ?Sized> DocumentStoreExt for S {}
+
+/// The request activity log: one record per request, partitioned by brand and surface.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError>;
 
     /// Stores a summary record (one with `attempts`) in place of any earlier summary with the same
@@ -259,53 +272,21 @@ pub trait BrandDataStore: Send + Sync {
     ) -> Result<Vec<ActivityRecord>, StoreError>;
 
     /// Newest first, across the filtered surfaces. The position is the sort key of the last record
-    /// returned; each page costs one query per surface, whatever the log's size. An outcome filter
-    /// is applied to what those queries read, so a page of a rare outcome may be short (even
-    /// empty) and still carry a cursor.
+    /// returned. Both backends answer with [`list_activity_across_surfaces`]: one query per
+    /// surface, whatever the log's size. An outcome filter is applied to what those queries read,
+    /// so a page of a rare outcome may be short (even empty) and still carry a cursor.
     async fn list_activity(
         &self,
         brand_id: &BrandId,
         filter: ActivityFilter,
         limit: u32,
         after_position: Option<&str>,
-    ) -> Result<Page<ActivityRecord>, StoreError> {
-        let (lower, mut upper) = activity_sort_bounds(&filter);
-        if let Some(position) = after_position {
-            if !is_activity_sort_key(position) {
-                return Err(StoreError::Corrupt("bad activity position".into()));
-            }
-            upper = upper.min(position.to_owned());
-        }
-        let surfaces: Vec<Surface> = match filter.surface {
-            Some(surface) => vec![surface],
-            None => Surface::ALL.to_vec(),
-        };
-        let plan = MergePlan {
-            partitions: surfaces.len(),
-            upper: &upper,
-            after_position,
-            limit,
-        };
-        merge_newest_first(
-            plan,
-            activity_sort_key,
-            |record| {
-                filter
-                    .outcome
-                    .is_none_or(|outcome| record.outcome == outcome)
-            },
-            |partition, upper, count| {
-                let surface = surfaces[partition];
-                let lower = &lower;
-                async move {
-                    self.query_activity(brand_id, surface, lower, &upper, count)
-                        .await
-                }
-            },
-        )
-        .await
-    }
+    ) -> Result<Page<ActivityRecord>, StoreError>;
+}
 
+/// A brand's clicks, stored once by id and once by time across [`CLICK_SHARDS`] shards.
+#[async_trait]
+pub trait ClickStore: Send + Sync {
     /// Stores a click once and adds `increments` to the brand's rollups: `AlreadyExists` if the
     /// brand already has this click id (nothing is changed then). The id view, the time view and
     /// the rollups are written together or not at all.
@@ -314,11 +295,6 @@ pub trait BrandDataStore: Send + Sync {
         click: &ClickRecord,
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError>;
-
-    /// [`Self::insert_click_counted`] without rollups.
-    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
-        self.insert_click_counted(click, &[]).await
-    }
 
     async fn get_click(
         &self,
@@ -337,18 +313,18 @@ pub trait BrandDataStore: Send + Sync {
     ) -> Result<Vec<ClickRecord>, StoreError>;
 
     /// Newest first across the shards, filtered by offer and partner. A page reads at most
-    /// `limit + 2` items per shard, whatever the brand's total. Records are shared, not copied:
-    /// the memory store hands out the ones it holds (a page of 25 is the API's most common
-    /// read, and copying its records was about 7% of the route's CPU time locally).
+    /// `limit + 2` items per shard, whatever the brand's total ([`list_clicks_across_shards`]
+    /// does that from [`Self::query_clicks`]; the memory store reads its one time index instead,
+    /// and the conformance suite holds the two to the same pages). Records are shared, not
+    /// copied: the memory store hands out the ones it holds (a page of 25 is the API's most
+    /// common read, and copying its records was about 7% of the route's CPU time locally).
     async fn list_clicks(
         &self,
         brand_id: &BrandId,
         filter: &ClickFilter,
         limit: u32,
         after_position: Option<&str>,
-    ) -> Result<Page<Arc<ClickRecord>>, StoreError> {
-        list_clicks_across_shards(self, brand_id, filter, limit, after_position).await
-    }
+    ) -> Result<Page<Arc<ClickRecord>>, StoreError>;
 
     /// Replaces the record of a click that exists (capture raises its fraud score once the source
     /// counters are in) and adds `increments` to the brand's rollups, all or nothing. `NotFound`
@@ -358,12 +334,52 @@ pub trait BrandDataStore: Send + Sync {
         click: &ClickRecord,
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError>;
+}
 
-    /// [`Self::update_click_counted`] without rollups.
+/// Shorthands over [`ClickStore`], implemented for every click store and never overridden.
+#[async_trait]
+pub trait ClickStoreExt: ClickStore {
+    /// [`ClickStore::insert_click_counted`] without rollups.
+    async fn insert_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
+        self.insert_click_counted(click, &[]).await
+    }
+
+    /// [`ClickStore::update_click_counted`] without rollups.
     async fn update_click(&self, click: &ClickRecord) -> Result<(), StoreError> {
         self.update_click_counted(click, &[]).await
     }
+}
 
+impl<S: ClickStore + ?Sized> ClickStoreExt for S {}
+
+/// Daily rollups (counts and sums per day and group), written with the events they count.
+#[async_trait]
+pub trait RollupStore: Send + Sync {
+    /// One shard's rollup rows of `dimension` for `from_day <= day <= to_day` (`YYYY-MM-DD`), in
+    /// (day, group) order. Paged internally; cost grows with days x groups, never with events.
+    async fn query_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        shard: u32,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// Rollup rows of `dimension` over the day range, every shard summed. Both backends answer
+    /// with [`read_rollups_across_shards`]: one query per shard, run concurrently.
+    async fn read_rollups(
+        &self,
+        brand_id: &BrandId,
+        dimension: RollupDimension,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<RollupRow>, StoreError>;
+}
+
+/// Fixed-window counters: the edge's rate limits and capture's per-source click counts.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
     /// Counts one click from `source` (a client IP) for the brand in the window that starts at
     /// `window_start` and notes `now` as its latest sighting, in one atomic step. Returns the
     /// window's count including this click and the previous sighting, whatever window it fell in.
@@ -376,32 +392,6 @@ pub trait BrandDataStore: Send + Sync {
         now: UnixMillis,
         expires_at: i64,
     ) -> Result<SourceHit, StoreError>;
-
-    /// One shard's rollup rows of `dimension` for `from_day <= day <= to_day` (`YYYY-MM-DD`), in
-    /// (day, group) order. Paged internally; cost grows with days x groups, never with events.
-    async fn query_rollups(
-        &self,
-        brand_id: &BrandId,
-        dimension: RollupDimension,
-        shard: u32,
-        from_day: &str,
-        to_day: &str,
-    ) -> Result<Vec<RollupRow>, StoreError>;
-
-    /// Rollup rows of `dimension` over the day range, every shard summed: one query per shard,
-    /// run concurrently.
-    async fn read_rollups(
-        &self,
-        brand_id: &BrandId,
-        dimension: RollupDimension,
-        from_day: &str,
-        to_day: &str,
-    ) -> Result<Vec<RollupRow>, StoreError> {
-        let reads = (0..rollups::ROLLUP_SHARDS)
-            .map(|shard| self.query_rollups(brand_id, dimension, shard, from_day, to_day));
-        let shards = futures_util::future::try_join_all(reads).await?;
-        Ok(rollups::sum_shards(shards.into_iter().flatten()))
-    }
 
     /// Adds `amount` (negative to hand back what a refused request took) to the counter `name` of
     /// `brand_id` for the window starting at `window_start` and returns the new count. The counter
@@ -416,7 +406,83 @@ pub trait BrandDataStore: Send + Sync {
     ) -> Result<i64, StoreError>;
 }
 
-/// What [`BrandDataStore::record_source_hit`] saw: this window's clicks from the source, this one
+/// All of a brand's data in one store: what a function is handed at start-up. Each part of the
+/// program takes only the narrow trait it uses (the rate limiter a [`CounterStore`], the audit
+/// log an [`ActivityStore`]); an `Arc<dyn BrandDataStore>` coerces to any of them.
+pub trait BrandDataStore:
+    DocumentStore + ActivityStore + ClickStore + RollupStore + CounterStore
+{
+}
+
+impl<S: DocumentStore + ActivityStore + ClickStore + RollupStore + CounterStore + ?Sized>
+    BrandDataStore for S
+{
+}
+
+/// A page of the activity log, newest first, merged from one [`ActivityStore::query_activity`]
+/// per filtered surface: what both backends' [`ActivityStore::list_activity`] does.
+pub async fn list_activity_across_surfaces<S: ActivityStore + ?Sized>(
+    store: &S,
+    brand_id: &BrandId,
+    filter: ActivityFilter,
+    limit: u32,
+    after_position: Option<&str>,
+) -> Result<Page<ActivityRecord>, StoreError> {
+    let (lower, mut upper) = activity_sort_bounds(&filter);
+    if let Some(position) = after_position {
+        if !is_activity_sort_key(position) {
+            return Err(StoreError::Corrupt("bad activity position".into()));
+        }
+        upper = upper.min(position.to_owned());
+    }
+    let surfaces: Vec<Surface> = match filter.surface {
+        Some(surface) => vec![surface],
+        None => Surface::ALL.to_vec(),
+    };
+    let plan = MergePlan {
+        partitions: surfaces.len(),
+        upper: &upper,
+        after_position,
+        limit,
+    };
+    merge_newest_first(
+        plan,
+        activity_sort_key,
+        |record| {
+            filter
+                .outcome
+                .is_none_or(|outcome| record.outcome == outcome)
+        },
+        |partition, upper, count| {
+            let surface = surfaces[partition];
+            let lower = &lower;
+            async move {
+                store
+                    .query_activity(brand_id, surface, lower, &upper, count)
+                    .await
+            }
+        },
+    )
+    .await
+}
+
+/// Rollup rows of `dimension` over the day range with every shard summed, from one
+/// [`RollupStore::query_rollups`] per shard run concurrently: what both backends'
+/// [`RollupStore::read_rollups`] does.
+pub async fn read_rollups_across_shards<S: RollupStore + ?Sized>(
+    store: &S,
+    brand_id: &BrandId,
+    dimension: RollupDimension,
+    from_day: &str,
+    to_day: &str,
+) -> Result<Vec<RollupRow>, StoreError> {
+    let reads = (0..rollups::ROLLUP_SHARDS)
+        .map(|shard| store.query_rollups(brand_id, dimension, shard, from_day, to_day));
+    let shards = futures_util::future::try_join_all(reads).await?;
+    Ok(rollups::sum_shards(shards.into_iter().flatten()))
+}
+
+/// What [`CounterStore::record_source_hit`] saw: this window's clicks from the source, this one
 /// included, and when the source was seen before (if ever, within the record's lifetime).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceHit {
@@ -441,9 +507,9 @@ pub fn is_activity_sort_key(text: &str) -> bool {
 }
 
 /// A page of `store`'s clicks, newest first, merged from one query per shard
-/// ([`BrandDataStore::query_clicks`]): what [`BrandDataStore::list_clicks`] does for a store that
-/// does not list its clicks more directly. A page reads at most `limit + 2` items per shard.
-pub async fn list_clicks_across_shards<S: BrandDataStore + ?Sized>(
+/// ([`ClickStore::query_clicks`]): what [`ClickStore::list_clicks`] does for a store that does
+/// not list its clicks more directly. A page reads at most `limit + 2` items per shard.
+pub async fn list_clicks_across_shards<S: ClickStore + ?Sized>(
     store: &S,
     brand_id: &BrandId,
     filter: &ClickFilter,

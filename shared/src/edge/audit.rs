@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::brand_data::{ActivityRecord, BrandDataStore};
+use crate::brand_data::{ActivityRecord, ActivityStore};
 
 const RETRY_DELAY: Duration = Duration::from_millis(25);
 
@@ -17,11 +17,11 @@ enum Write {
 
 #[derive(Clone)]
 pub struct AuditLog {
-    store: Arc<dyn BrandDataStore>,
+    store: Arc<dyn ActivityStore>,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn BrandDataStore>) -> Self {
+    pub fn new(store: Arc<dyn ActivityStore>) -> Self {
         Self { store }
     }
 

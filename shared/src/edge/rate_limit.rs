@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::brand_data::BrandDataStore;
+use crate::brand_data::CounterStore;
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::keys::Principal;
@@ -54,7 +54,7 @@ impl RateDecision {
 
 #[derive(Clone)]
 pub struct RateLimiter {
-    store: Arc<dyn BrandDataStore>,
+    store: Arc<dyn CounterStore>,
     /// Counter name prefix: separate budgets (API+MCP vs capture) use separate names.
     budget: &'static str,
     limit_per_minute: u32,
@@ -70,11 +70,7 @@ pub struct Budget<'a> {
 }
 
 impl RateLimiter {
-    pub fn new(
-        store: Arc<dyn BrandDataStore>,
-        budget: &'static str,
-        limit_per_minute: u32,
-    ) -> Self {
+    pub fn new(store: Arc<dyn CounterStore>, budget: &'static str, limit_per_minute: u32) -> Self {
         Self {
             store,
             budget,

@@ -3,6 +3,7 @@
 
 use super::Program;
 use super::ProgramError;
+use crate::brand_data::DocumentStoreExt;
 use crate::brand_data::{Document, DocumentKind};
 use crate::clock::format_rfc3339;
 use crate::error::ErrorCode;

@@ -9,6 +9,7 @@
 
 use super::Program;
 use super::ProgramError;
+use crate::brand_data::DocumentStoreExt;
 use crate::brand_data::{Document, DocumentKind};
 use crate::clock::{UnixMillis, format_rfc3339};
 use crate::error::ErrorCode;

@@ -4,6 +4,7 @@
 //! and base URLs ([`client`]), and the two store backends with a macro that runs each scenario on
 //! both ([`backend`]).
 
+use crate::brand_data::DocumentStoreExt;
 pub mod backend;
 pub mod client;
 

@@ -2,6 +2,7 @@
 //! transitions), fraud signals, and the daily rollups a conversion adds to.
 
 use std::collections::BTreeMap;
+use trcker_shared::brand_data::ClickStoreExt;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
