@@ -71,11 +71,7 @@ pub fn sdk_http_client(roots: TrustRoots) -> SharedHttpClient {
         .build_https()
 }
 
-/// Attempts per store operation (the first and up to two retries), all within the operation
-/// timeout.
-pub const STORE_MAX_ATTEMPTS: u32 = 3;
-/// First retry backoff; the SDK doubles it per retry, with full jitter.
-pub const STORE_INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+pub use crate::store::dynamo::{STORE_INITIAL_BACKOFF, STORE_MAX_ATTEMPTS};
 
 /// The SDK timeouts for a store timeout of `store_timeout_ms` (`TRCKER_STORE_TIMEOUT_MS`): the
 /// whole operation, retries and backoff included, is bounded by it; each attempt by half of it;

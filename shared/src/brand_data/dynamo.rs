@@ -1,5 +1,5 @@
-//! DynamoDB [`BrandDataStore`] on the `data` table (string keys `pk`/`sk`, TTL attribute
-//! `expires_at`):
+//! DynamoDB [`BrandDataStore`] on the `data` table (string keys `pk`/`sk`, built by
+//! [`super::layout`]; TTL attribute `expires_at`):
 //! - document: `pk = <brand_id>`, `sk = <KIND>#<id>`, `body` (JSON text), `version`
 //! - unique claim: `pk = <brand_id>`, `sk = <KIND>CLAIM#<field>#<value>`, `id`
 //! - activity: `pk = <brand_id>#ACTIVITY#<surface>`, `sk = <ms, 13 digits>#<request id>`
@@ -20,13 +20,14 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::clicks::{ClickFilter, ClickRecord, click_shard, click_sort_key};
+use super::layout;
 use super::rollups::{
     RollupDimension, RollupIncrement, RollupRow, check_rollup_range, check_transaction_size,
     merge_increments, rollup_brand, rollup_expires_at,
 };
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim, activity_sort_key,
+    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim,
     list_activity_across_surfaces, list_clicks_across_shards, read_rollups_across_shards,
 };
 use crate::clock::UnixMillis;
@@ -83,23 +84,17 @@ impl DynamoBrandData {
         }
     }
 
+    /// The key attributes of an item where [`layout`] puts it.
+    fn item_key(key: layout::ItemKey) -> Item {
+        Self::key(key.partition, key.sort)
+    }
+
     fn document_key(brand_id: &BrandId, kind: DocumentKind, id: &str) -> Item {
-        Self::key(brand_id.to_string(), format!("{}#{id}", kind.as_str()))
+        Self::item_key(layout::document(brand_id, kind, id))
     }
 
     fn claim_key(brand_id: &BrandId, kind: DocumentKind, claim: &UniqueClaim) -> Item {
-        Self::key(
-            brand_id.to_string(),
-            format!("{}CLAIM#{}#{}", kind.as_str(), claim.field, claim.value),
-        )
-    }
-
-    fn click_partition(brand_id: &BrandId, shard: u32) -> String {
-        format!("{brand_id}#CLICK#{shard:02}")
-    }
-
-    fn rollup_partition(brand_id: &BrandId, dimension: RollupDimension, shard: u32) -> String {
-        format!("{brand_id}#ROLLUP#{}#{shard:02}", dimension.as_str())
+        Self::item_key(layout::claim(brand_id, kind, claim))
     }
 
     /// `ADD` of every counter of one (merged) increment to its row, and the row's TTL.
@@ -114,10 +109,13 @@ impl DynamoBrandData {
         let mut additions = Vec::with_capacity(increment.counters.len());
         let mut update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                Self::rollup_partition(brand_id, increment.dimension, increment.shard),
-                format!("{}#{}", increment.day, increment.group),
-            )))
+            .set_key(Some(Self::item_key(layout::rollup_row(
+                brand_id,
+                increment.dimension,
+                increment.shard,
+                &increment.day,
+                &increment.group,
+            ))))
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":expires", number(expires_at));
         // Counter names may hold ':' and other characters an expression cannot name directly.
@@ -153,10 +151,6 @@ impl DynamoBrandData {
         }
         check_transaction_size(items.len())?;
         retry_on_contention(|| self.transact(items.clone(), event_failure.clone())).await
-    }
-
-    fn activity_partition(brand_id: &BrandId, surface: Surface) -> String {
-        format!("{brand_id}#ACTIVITY#{}", surface.as_str())
     }
 
     fn document_item(document: &Document) -> Item {
@@ -507,10 +501,7 @@ impl DocumentStore for DynamoBrandData {
 impl ActivityStore for DynamoBrandData {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
         let body = encode_record(record, "activity record")?;
-        let mut item = Self::key(
-            Self::activity_partition(&record.brand_id, record.surface),
-            activity_sort_key(record),
-        );
+        let mut item = Self::item_key(layout::activity(record));
         item.insert("record".into(), text(body));
         item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
         // Never overwrite another request's record (request ids are unique; make sure).
@@ -523,10 +514,7 @@ impl ActivityStore for DynamoBrandData {
         })?;
         let attempts = i64::try_from(attempts).unwrap_or(i64::MAX);
         let body = encode_record(record, "activity summary")?;
-        let mut item = Self::key(
-            Self::activity_partition(&record.brand_id, record.surface),
-            activity_sort_key(record),
-        );
+        let mut item = Self::item_key(layout::activity(record));
         item.insert("record".into(), text(body));
         item.insert("attempts".into(), number(attempts));
         item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
@@ -563,7 +551,7 @@ impl ActivityStore for DynamoBrandData {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
-            .expression_attribute_values(":pk", text(Self::activity_partition(brand_id, surface)))
+            .expression_attribute_values(":pk", text(layout::activity_partition(brand_id, surface)))
             .expression_attribute_values(":lower", text(lower))
             .expression_attribute_values(":upper", text(upper))
             .scan_index_forward(false);
@@ -594,8 +582,13 @@ impl ClickStore for DynamoBrandData {
     ) -> Result<(), StoreError> {
         let increments = merge_increments(increments)?;
         let body = encode_record(click, "click record")?;
-        let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
-        let mut item = Self::key(partition.clone(), format!("ID#{}", click.click_id));
+        let key = layout::click(
+            &click.brand_id,
+            click_shard(&click.click_id),
+            &click.click_id,
+        );
+        let partition = key.partition.clone();
+        let mut item = Self::item_key(key);
         item.insert("record".into(), text(body));
         // The time view is the index entry of this same item: one conditional write per click.
         item.insert(CLICKS_BY_TIME.partition_key.into(), text(partition));
@@ -624,10 +617,7 @@ impl ClickStore for DynamoBrandData {
         brand_id: &BrandId,
         click_id: &str,
     ) -> Result<Option<ClickRecord>, StoreError> {
-        let key = Self::key(
-            Self::click_partition(brand_id, click_shard(click_id)),
-            format!("ID#{click_id}"),
-        );
+        let key = Self::item_key(layout::click(brand_id, click_shard(click_id), click_id));
         let output = self
             .client
             .get_item()
@@ -663,7 +653,7 @@ impl ClickStore for DynamoBrandData {
             .key_condition_expression("#ipk = :pk AND #isk BETWEEN :lower AND :upper")
             .expression_attribute_names("#ipk", CLICKS_BY_TIME.partition_key)
             .expression_attribute_names("#isk", CLICKS_BY_TIME.sort_key)
-            .expression_attribute_values(":pk", text(Self::click_partition(brand_id, shard)))
+            .expression_attribute_values(":pk", text(layout::click_partition(brand_id, shard)))
             .expression_attribute_values(":lower", text(lower))
             .expression_attribute_values(":upper", text(upper))
             .scan_index_forward(false);
@@ -691,11 +681,17 @@ impl ClickStore for DynamoBrandData {
     ) -> Result<(), StoreError> {
         let increments = merge_increments(increments)?;
         let body = encode_record(click, "click record")?;
-        let partition = Self::click_partition(&click.brand_id, click_shard(&click.click_id));
+        let key = || {
+            Self::item_key(layout::click(
+                &click.brand_id,
+                click_shard(&click.click_id),
+                &click.click_id,
+            ))
+        };
         if !increments.is_empty() {
             let update = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(Self::key(partition, format!("ID#{}", click.click_id))))
+                .set_key(Some(key()))
                 .update_expression("SET #record = :record, #time = :time")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#record", "record")
@@ -713,7 +709,7 @@ impl ClickStore for DynamoBrandData {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(partition, format!("ID#{}", click.click_id))))
+            .set_key(Some(key()))
             .update_expression("SET #record = :record, #time = :time")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#record", "record")
@@ -753,7 +749,7 @@ impl RollupStore for DynamoBrandData {
             .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
             .expression_attribute_values(
                 ":pk",
-                text(Self::rollup_partition(brand_id, dimension, shard)),
+                text(layout::rollup_partition(brand_id, dimension, shard)),
             )
             .expression_attribute_values(":lower", text(format!("{from_day}#")))
             .expression_attribute_values(":upper", text(format!("{to_day}#~")));
@@ -797,7 +793,7 @@ impl CounterStore for DynamoBrandData {
         now: UnixMillis,
         expires_at: i64,
     ) -> Result<SourceHit, StoreError> {
-        let key = Self::key(format!("{brand_id}#SOURCE#{source}"), "HITS".to_owned());
+        let key = Self::item_key(layout::source(brand_id, source));
         // Both writes set the same values and return the item as it was before.
         let update = |expression: &str, condition: &str| {
             self.client
@@ -870,10 +866,11 @@ impl CounterStore for DynamoBrandData {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                format!("{brand_id}#COUNTER#{name}"),
-                window_start.to_string(),
-            )))
+            .set_key(Some(Self::item_key(layout::counter(
+                brand_id,
+                name,
+                window_start,
+            ))))
             .update_expression("ADD #count :amount SET #ttl = :expires")
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)

@@ -21,7 +21,9 @@ pub mod dynamo;
 #[cfg(any(test, feature = "test-support"))]
 pub mod faulty;
 pub mod memory;
+pub mod layout;
 pub mod merge;
+pub mod model;
 pub mod rollups;
 
 /// The kinds of document the public API manages. The name is part of the stored sort key.

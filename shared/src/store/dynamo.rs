@@ -36,6 +36,11 @@ const USE_PARTITION_PREFIX: &str = "KEYUSE#";
 /// Transactions that collide with another transaction on the same items are retried this often
 /// before the caller is told to retry.
 const CONTENTION_ATTEMPTS: u32 = 4;
+/// Attempts per store operation in the SDK's retry policy (the first and up to two retries), all
+/// within the operation timeout (`bootstrap::store_retries`).
+pub const STORE_MAX_ATTEMPTS: u32 = 3;
+/// First retry backoff; the SDK doubles it per retry, with full jitter.
+pub const STORE_INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
