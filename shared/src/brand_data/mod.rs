@@ -20,8 +20,8 @@ pub mod conformance;
 pub mod dynamo;
 #[cfg(any(test, feature = "test-support"))]
 pub mod faulty;
-pub mod memory;
 pub mod layout;
+pub mod memory;
 pub mod merge;
 pub mod model;
 pub mod rollups;
