@@ -45,6 +45,31 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that follows tokio's time from a starting instant: under a paused runtime (a model
+/// run, a paused-clock test) it moves exactly as far as the simulation does.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start_ms: UnixMillis,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Must be called inside a tokio runtime with its time driver enabled.
+    pub fn starting_at(start_ms: UnixMillis) -> Self {
+        Self {
+            start_ms,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> UnixMillis {
+        let elapsed = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.start_ms.saturating_add(elapsed)
+    }
+}
+
 /// Formats a timestamp as RFC 3339 UTC with millisecond precision, e.g. `2026-11-28T01:50:54.123Z`.
 /// Every item of a list is formatted this way, so the common case (years 0-9999) is written
 /// digit by digit into a fixed buffer rather than through the formatting machinery.
