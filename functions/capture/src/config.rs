@@ -2,6 +2,7 @@
 //! hops in front of it, and the fraud thresholds. Read once at start; errors name the variable.
 
 use trcker_shared::config::ConfigError;
+use trcker_shared::edge::rate_limit::LeaseSettings;
 
 pub const RATE_LIMIT_VAR: &str = "TRCKER_CAPTURE_RATE_LIMIT_PER_MINUTE";
 pub const ALLOWED_ORIGINS_VAR: &str = "TRCKER_CAPTURE_ALLOWED_ORIGINS";
@@ -71,6 +72,8 @@ impl AllowedOrigins {
 pub struct CaptureConfig {
     /// Captures per key per minute, a budget apart from the API's.
     pub rate_limit_per_minute: u32,
+    /// How containers lease that budget: shards of the shared counter and units per lease.
+    pub key_budget_leases: LeaseSettings,
     /// Captures per client address (IPv6: per /64) per minute, counted first: one visitor over
     /// it is refused without spending the key's budget, so it cannot switch capture off for the
     /// brand's other visitors. It holds only where the CDN is the only way in and the trusted hops
@@ -90,6 +93,7 @@ impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
             rate_limit_per_minute: 6_000,
+            key_budget_leases: LeaseSettings::default(),
             // Generous: carrier-grade NAT puts many visitors behind one address.
             source_rate_limit_per_minute: 120,
             allowed_origins: AllowedOrigins::None,
@@ -139,6 +143,9 @@ impl CaptureConfig {
                 1,
                 1_000_000_000,
             )?,
+            // Not configurable: the lease and shard counts are capacity decisions made once
+            // (docs/ARCHITECTURE.md, "The capture key budget"), not per deployment.
+            key_budget_leases: defaults.key_budget_leases,
             allowed_origins,
             trusted_proxy_hops: u8::try_from(number(TRUSTED_PROXY_HOPS_VAR, 0, 0, 5)?).unwrap_or(0),
             source_clicks_per_hour: number(

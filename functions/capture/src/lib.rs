@@ -71,7 +71,8 @@ pub fn routes(
     let guard = Arc::new(EdgeGuard {
         keys: keys.clone(),
         audit: AuditLog::new(data.clone()),
-        limiter: RateLimiter::new(data.clone(), "capture", config.rate_limit_per_minute),
+        limiter: RateLimiter::new(data.clone(), "capture", config.rate_limit_per_minute)
+            .with_leases(config.key_budget_leases),
         surface: Surface::Capture,
         credential_headers: CredentialHeaders::BearerOrApiKey,
         activity_retention_days: limits.activity_retention_days,

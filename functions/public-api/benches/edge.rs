@@ -66,7 +66,7 @@ fn edge_benches(c: &mut Criterion) {
         })
     });
 
-    // A page of 25 out of 200 clicks spread over the 16 shards, as the local demo seeds them. The
+    // A page of 25 out of 200 clicks spread over the 32 shards, as the local demo seeds them. The
     // same clicks go into a second memory store read through the trait's merge across the shards
     // (`FaultyBrandData` keeps it): the CPU a DynamoDB page spends merging, without the network.
     let merged = FaultyBrandData::new(MemoryBrandData::new());
@@ -117,7 +117,7 @@ fn edge_benches(c: &mut Criterion) {
     assert_eq!(store_only.items.len(), 25);
     let listings: [(&str, &dyn BrandDataStore); 2] = [
         ("memory: one range", data.as_ref()),
-        ("merged across 16 shards", &merged),
+        ("merged across 32 shards", &merged),
     ];
     for (how, store) in listings {
         c.bench_function(

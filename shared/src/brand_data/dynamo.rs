@@ -2,9 +2,10 @@
 //! [`super::layout`]; TTL attribute `expires_at`):
 //! - document: `pk = <brand_id>`, `sk = <KIND>#<id>`, `body` (JSON text), `version`
 //! - unique claim: `pk = <brand_id>`, `sk = <KIND>CLAIM#<field>#<value>`, `id`
-//! - activity: `pk = <brand_id>#ACTIVITY#<surface>`, `sk = <ms, 13 digits>#<request id>`
+//! - activity: `pk = <brand_id>#ACTIVITY#<surface>#<shard>` (shard from the request id, 16 for
+//!   capture, 4 for the API and MCP), `sk = <ms, 13 digits>#<request id>`
 //! - counter: `pk = <brand_id>#COUNTER#<name>`, `sk = <window start ms>`, `count`
-//! - click: `pk = <brand_id>#CLICK#<shard 00-15>`, `sk = ID#<click id>`, `record`; listed by time
+//! - click: `pk = <brand_id>#CLICK#<shard 00-31>`, `sk = ID#<click id>`, `record`; listed by time
 //!   through the `by_time` index (`gsi1pk` = the same partition, `gsi1sk = <ms, 13 digits>#<id>`)
 //! - rollup row: `pk = <brand_id>#ROLLUP#<T|O|P>#<shard 00-15>`, `sk = <YYYY-MM-DD>#<group>` (group
 //!   empty for the total), one number attribute `n:<counter>` per counter, `expires_at`; added to
@@ -539,6 +540,7 @@ impl ActivityStore for DynamoBrandData {
         &self,
         brand_id: &BrandId,
         surface: Surface,
+        shard: u32,
         lower: &str,
         upper: &str,
         limit: u32,
@@ -551,7 +553,10 @@ impl ActivityStore for DynamoBrandData {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
-            .expression_attribute_values(":pk", text(layout::activity_partition(brand_id, surface)))
+            .expression_attribute_values(
+                ":pk",
+                text(layout::activity_partition(brand_id, surface, shard)),
+            )
             .expression_attribute_values(":lower", text(lower))
             .expression_attribute_values(":upper", text(upper))
             .scan_index_forward(false);

@@ -284,6 +284,7 @@ impl<S: ActivityStore> ActivityStore for FaultyBrandData<S> {
         &self,
         brand_id: &BrandId,
         surface: Surface,
+        shard: u32,
         lower: &str,
         upper: &str,
         limit: u32,
@@ -293,7 +294,7 @@ impl<S: ActivityStore> ActivityStore for FaultyBrandData<S> {
             .run(
                 "query_activity",
                 self.inner
-                    .query_activity(brand_id, surface, lower, upper, limit),
+                    .query_activity(brand_id, surface, shard, lower, upper, limit),
             )
             .await
     }

@@ -89,15 +89,19 @@ pub fn rollup_row(
     )
 }
 
-/// One surface's activity partition.
-pub fn activity_partition(brand_id: &BrandId, surface: Surface) -> String {
-    format!("{brand_id}#ACTIVITY#{}", surface.as_str())
+/// One shard of one surface's activity log: `pk = <brand_id>#ACTIVITY#<surface>#<shard 00-15>`.
+pub fn activity_partition(brand_id: &BrandId, surface: Surface, shard: u32) -> String {
+    format!("{brand_id}#ACTIVITY#{}#{shard:02}", surface.as_str())
 }
 
-/// An activity record: `sk = <ms, 13 digits>#<request id>`.
+/// An activity record: in its request id's shard, `sk = <ms, 13 digits>#<request id>`.
 pub fn activity(record: &ActivityRecord) -> ItemKey {
     ItemKey::new(
-        activity_partition(&record.brand_id, record.surface),
+        activity_partition(
+            &record.brand_id,
+            record.surface,
+            record.surface.activity_shard(&record.request_id),
+        ),
         super::activity_sort_key(record),
     )
 }
@@ -183,7 +187,7 @@ mod tests {
             "ROLLUP"
         );
         assert_eq!(
-            partition_kind(&activity_partition(&brand, Surface::Capture)),
+            partition_kind(&activity_partition(&brand, Surface::Capture, 7)),
             "ACTIVITY"
         );
         assert_eq!(

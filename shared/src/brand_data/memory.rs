@@ -449,6 +449,7 @@ impl ActivityStore for MemoryBrandData {
         &self,
         brand_id: &BrandId,
         surface: Surface,
+        shard: u32,
         lower: &str,
         upper: &str,
         limit: u32,
@@ -463,6 +464,7 @@ impl ActivityStore for MemoryBrandData {
         Ok(records
             .range::<str, _>((Bound::Included(lower), Bound::Included(upper)))
             .rev()
+            .filter(|(_, record)| surface.activity_shard(&record.request_id) == shard)
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .map(|(_, record)| record.clone())
             .collect())

@@ -749,18 +749,19 @@ impl<S: ActivityStore> ActivityStore for DynamoModel<S> {
         &self,
         brand_id: &BrandId,
         surface: Surface,
+        shard: u32,
         lower: &str,
         upper: &str,
         limit: u32,
     ) -> Result<Vec<ActivityRecord>, StoreError> {
         self.read(
             "query_activity",
-            vec![layout::activity_partition(brand_id, surface)],
+            vec![layout::activity_partition(brand_id, surface, shard)],
             false,
             |records: &Vec<ActivityRecord>| activity_size(records),
             || {
                 self.inner
-                    .query_activity(brand_id, surface, lower, upper, limit)
+                    .query_activity(brand_id, surface, shard, lower, upper, limit)
             },
         )
         .await
@@ -773,13 +774,9 @@ impl<S: ActivityStore> ActivityStore for DynamoModel<S> {
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<ActivityRecord>, StoreError> {
-        let surfaces = match filter.surface {
-            Some(surface) => vec![surface],
-            None => Surface::ALL.to_vec(),
-        };
-        let partitions = surfaces
+        let partitions = super::activity_shards_of(filter.surface)
             .into_iter()
-            .map(|surface| layout::activity_partition(brand_id, surface))
+            .map(|(surface, shard)| layout::activity_partition(brand_id, surface, shard))
             .collect();
         self.read(
             "list_activity",

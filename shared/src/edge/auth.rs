@@ -157,16 +157,16 @@ pub async fn authenticate(
                     .source_budget(&principal.brand_id, &context.source_ip, limit);
             let (source, key) = tokio::join!(
                 guard.limiter.count(&source_budget, now),
-                guard.limiter.count(&key_budget, now)
+                guard.limiter.count_key(&key_budget, now)
             );
             (key, source.filter(|source| !source.allowed))
         }
-        None => (guard.limiter.count(&key_budget, now).await, None),
+        None => (guard.limiter.count_key(&key_budget, now).await, None),
     };
     if let Some(source) = source_refusal {
         let refund = async {
             if let Some(key) = &decision {
-                guard.limiter.refund(&key_budget, key).await;
+                guard.limiter.refund_key(&key_budget, key).await;
             }
         };
         let summary_id = format!(

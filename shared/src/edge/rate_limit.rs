@@ -1,5 +1,7 @@
 //! Fixed-window rate budgets on DynamoDB atomic counters, so each budget is shared by every
-//! container: a key's, a capture source's, and a revoked key's attempts. If a counter itself
+//! container: a key's, a capture source's, and a revoked key's attempts. Capture's key budget is
+//! leased ([`LeaseSettings`]): a container takes units in batches from one of several counter
+//! shards, so no counter item is hot and most captures make no counter call at all. If a counter itself
 //! fails, the request goes through (fail open) and the failure is logged: the limiter must never
 //! be the outage.
 
@@ -58,6 +60,85 @@ pub struct RateLimiter {
     /// Counter name prefix: separate budgets (API+MCP vs capture) use separate names.
     budget: &'static str,
     limit_per_minute: u32,
+    /// Set for a surface whose key budget is taken in leases (capture), not one count a request.
+    leases: Option<Arc<Leases>>,
+}
+
+/// How a key budget is leased: the window's budget is split evenly over `shards` counter items,
+/// and a container takes `lease` units at a time from one of them, then admits that many
+/// requests without a store call. No item takes more than one write per lease, and no container
+/// waits on the store more than once per lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    pub shards: u32,
+    pub lease: u32,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            shards: 16,
+            lease: 10,
+        }
+    }
+}
+
+/// A container's unspent leases, per key budget counter.
+#[derive(Debug, Default)]
+struct Leases {
+    settings: Option<LeaseSettings>,
+    held: std::sync::Mutex<std::collections::HashMap<String, Lease>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    window_start: UnixMillis,
+    remaining: u32,
+    /// The estimate of what the key has left in the window, for the rate-limit headers.
+    shared_remaining: u32,
+    /// Every shard was found spent: the window's budget is gone, refuse without asking again.
+    exhausted: bool,
+}
+
+impl Leases {
+    fn settings(&self) -> LeaseSettings {
+        self.settings.unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Lease>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the container's lease for `counter` in `window_start` says: a unit of it (`true`),
+    /// a refusal because the window's budget is spent (`false`), or nothing (`None`: go and
+    /// lease).
+    fn take(&self, counter: &str, window_start: UnixMillis) -> Option<(bool, Lease)> {
+        let mut held = self.lock();
+        let lease = held.get_mut(counter)?;
+        if lease.window_start != window_start {
+            return None;
+        }
+        if lease.remaining > 0 {
+            lease.remaining -= 1;
+            return Some((true, *lease));
+        }
+        lease.exhausted.then_some((false, *lease))
+    }
+
+    fn keep(&self, counter: &str, lease: Lease) {
+        let mut held = self.lock();
+        // Leases of past windows are worth nothing: drop them as the map is written.
+        held.retain(|_, kept| kept.window_start >= lease.window_start);
+        held.insert(counter.to_owned(), lease);
+    }
+
+    fn give_back(&self, counter: &str, window_start: UnixMillis) {
+        if let Some(lease) = self.lock().get_mut(counter)
+            && lease.window_start == window_start
+        {
+            lease.remaining += 1;
+        }
+    }
 }
 
 /// The counter and its limit for one budget of one brand: a key's, a source's, or a revoked
@@ -75,7 +156,139 @@ impl RateLimiter {
             store,
             budget,
             limit_per_minute,
+            leases: None,
         }
+    }
+
+    /// The same limiter with its key budgets taken in leases ([`LeaseSettings`]).
+    pub fn with_leases(mut self, settings: LeaseSettings) -> Self {
+        let settings = LeaseSettings {
+            shards: settings.shards.max(1),
+            lease: settings.lease.max(1),
+        };
+        self.leases = Some(Arc::new(Leases {
+            settings: Some(settings),
+            held: std::sync::Mutex::default(),
+        }));
+        self
+    }
+
+    /// Counts one request against the key's budget: one counter write, or, for a leased budget,
+    /// one unit of this container's lease (a counter write only when the lease is spent). `None`
+    /// if the counter could not be reached (limits fail open).
+    pub async fn count_key(&self, budget: &Budget<'_>, now: UnixMillis) -> Option<RateDecision> {
+        match &self.leases {
+            None => self.count(budget, now).await,
+            Some(leases) => self.count_leased(leases, budget, now).await,
+        }
+    }
+
+    /// Hands back what [`Self::count_key`] took, as [`Self::refund`] does for a plain budget.
+    pub async fn refund_key(&self, budget: &Budget<'_>, decision: &RateDecision) {
+        match &self.leases {
+            None => self.refund(budget, decision).await,
+            Some(leases) => leases.give_back(&budget.counter, decision.window_start),
+        }
+    }
+
+    /// A leased count. A lease is drawn from one of the budget's shards, each holding its part
+    /// of the window's limit ([`shard_share`], the parts adding up to the limit exactly): the
+    /// shard's counter goes up by the lease, and what fits under its part is granted. A spent
+    /// shard sends the container on to the next; when every shard is spent, the container
+    /// refuses the key for the rest of the window without asking again. Everything admitted was
+    /// granted by a shard first, so the containers together never admit more than the limit, and
+    /// what they leave unused is at most one lease less one unit each
+    /// (`docs/ARCHITECTURE.md`, "The capture key budget").
+    async fn count_leased(
+        &self,
+        leases: &Leases,
+        budget: &Budget<'_>,
+        now: UnixMillis,
+    ) -> Option<RateDecision> {
+        let window_start = window_start(now);
+        let window_end = window_start + WINDOW_MS;
+        let decision = |allowed: bool, shared_remaining: u32, local: u32| {
+            let reset_ms = u64::try_from(window_end - now).unwrap_or(0);
+            let remaining = shared_remaining
+                .saturating_add(local)
+                .min(budget.limit_per_minute);
+            RateDecision {
+                allowed,
+                count: u64::from(budget.limit_per_minute - remaining),
+                limit: budget.limit_per_minute,
+                remaining,
+                reset_seconds: reset_ms.div_ceil(1000).max(1),
+                reset_at: window_end / 1000,
+                window_start,
+            }
+        };
+        if let Some((allowed, lease)) = leases.take(&budget.counter, window_start) {
+            return Some(decision(allowed, lease.shared_remaining, lease.remaining));
+        }
+        let settings = leases.settings();
+        let first = crate::token::random_u64().unwrap_or(0) % u64::from(settings.shards);
+        let first = u32::try_from(first).unwrap_or(0);
+        for probe in 0..settings.shards {
+            let shard = (first + probe) % settings.shards;
+            let share = u64::from(shard_share(budget.limit_per_minute, settings.shards, shard));
+            if share == 0 {
+                continue;
+            }
+            let wanted = u64::from(settings.lease).min(share);
+            let counter = format!("{}#{shard:02}", budget.counter);
+            let count = match self
+                .store
+                .increment_counter(
+                    budget.brand_id,
+                    &counter,
+                    window_start,
+                    i64::try_from(wanted).unwrap_or(1),
+                    counter_expiry(window_start),
+                )
+                .await
+            {
+                Ok(count) => u64::try_from(count).unwrap_or(0),
+                Err(error) => {
+                    tracing::warn!(
+                        brand_id = %budget.brand_id,
+                        counter = %counter,
+                        error = %error,
+                        "rate limiter unavailable; failing open"
+                    );
+                    return None;
+                }
+            };
+            let before = count.saturating_sub(wanted);
+            let granted = share.saturating_sub(before).min(wanted);
+            if granted == 0 {
+                continue;
+            }
+            // The other shards are taken to be as far along as this one: the headers' estimate.
+            let shard_left = share.saturating_sub(count);
+            let shared_remaining =
+                u32::try_from(shard_left * u64::from(settings.shards)).unwrap_or(u32::MAX);
+            let granted = u32::try_from(granted).unwrap_or(1);
+            leases.keep(
+                &budget.counter,
+                Lease {
+                    window_start,
+                    remaining: granted - 1,
+                    shared_remaining,
+                    exhausted: false,
+                },
+            );
+            return Some(decision(true, shared_remaining, granted - 1));
+        }
+        leases.keep(
+            &budget.counter,
+            Lease {
+                window_start,
+                remaining: 0,
+                shared_remaining: 0,
+                exhausted: true,
+            },
+        );
+        Some(decision(false, 0, 0))
     }
 
     /// The key's own budget on this limiter's surface.
@@ -180,6 +393,12 @@ impl RateLimiter {
     }
 }
 
+/// Shard `shard`'s part of a leased budget of `limit` over `shards` shards: the limit split as
+/// evenly as whole units allow, the first `limit % shards` shards one unit more.
+pub fn shard_share(limit: u32, shards: u32, shard: u32) -> u32 {
+    limit / shards + u32::from(shard < limit % shards)
+}
+
 fn window_start(now: UnixMillis) -> UnixMillis {
     now - now.rem_euclid(WINDOW_MS)
 }
@@ -208,6 +427,93 @@ pub fn source_of(client_ip: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::brand_data::faulty::FaultyBrandData;
+    use crate::brand_data::memory::MemoryBrandData;
+
+    const NOW: UnixMillis = 1_795_000_000_000;
+
+    fn principal() -> Principal {
+        Principal {
+            brand_id: BrandId::parse("acme").unwrap(),
+            key_id: crate::ids::KeyId::parse("key_0123456789abcdef0123").unwrap(),
+            fingerprint: crate::hashing::Fingerprint::from_stored("fp_0123456789ab").unwrap(),
+        }
+    }
+
+    fn leased(store: Arc<FaultyBrandData<MemoryBrandData>>, limit: u32) -> RateLimiter {
+        RateLimiter::new(store, "capture", limit).with_leases(LeaseSettings::default())
+    }
+
+    #[test]
+    fn shard_shares_add_up_to_the_limit() {
+        for limit in [0, 1, 15, 16, 17, 600, 6_000, 600_001] {
+            let total: u32 = (0..16).map(|shard| shard_share(limit, 16, shard)).sum();
+            assert_eq!(total, limit);
+        }
+    }
+
+    #[tokio::test]
+    async fn containers_sharing_a_leased_budget_never_admit_more_than_the_limit() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let containers: Vec<RateLimiter> = (0..4).map(|_| leased(store.clone(), 600)).collect();
+        let principal = principal();
+        let budget = containers[0].key_budget(&principal);
+        let mut admitted = 0;
+        for request in 0..2_000 {
+            let container = &containers[request % containers.len()];
+            let decision = container.count_key(&budget, NOW).await.unwrap();
+            admitted += u32::from(decision.allowed);
+        }
+        let lease = LeaseSettings::default().lease;
+        assert!(admitted <= 600, "{admitted} admitted");
+        // What the containers may leave unused: under one lease each.
+        assert!(admitted >= 600 - 4 * (lease - 1), "{admitted} admitted");
+        // Past the limit, each container asked every shard once, then refused on its own.
+        store.take_calls();
+        for container in &containers {
+            assert!(!container.count_key(&budget, NOW).await.unwrap().allowed);
+        }
+        assert!(store.take_calls().is_empty());
+        // The next window is a new budget.
+        let next = containers[0]
+            .count_key(&budget, NOW + WINDOW_MS)
+            .await
+            .unwrap();
+        assert!(next.allowed);
+    }
+
+    #[tokio::test]
+    async fn a_container_writes_the_shared_counter_once_per_lease() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let limiter = leased(store.clone(), 6_000);
+        let principal = principal();
+        let budget = limiter.key_budget(&principal);
+        for _ in 0..100 {
+            assert!(limiter.count_key(&budget, NOW).await.unwrap().allowed);
+        }
+        let calls = store.take_calls();
+        assert_eq!(calls, vec!["increment_counter"; 10]);
+        // A refund goes back into the lease: the next request costs no call.
+        let decision = limiter.count_key(&budget, NOW).await.unwrap();
+        store.take_calls();
+        limiter.refund_key(&budget, &decision).await;
+        assert!(limiter.count_key(&budget, NOW).await.unwrap().allowed);
+        assert!(store.take_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_leased_budget_fails_open_when_its_counter_is_down() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        store.set_counters_down(true);
+        let limiter = leased(store.clone(), 10);
+        let principal = principal();
+        assert_eq!(
+            limiter
+                .count_key(&limiter.key_budget(&principal), NOW)
+                .await,
+            None
+        );
+    }
 
     #[test]
     fn sources_are_addresses_and_ipv6_prefixes() {

@@ -165,13 +165,8 @@ async fn the_source_budget_adds_no_round_trip() {
     );
     assert_eq!(
         data.take_calls(),
-        [
-            "increment_counter",
-            "increment_counter",
-            "increment_counter",
-            "record_activity_summary"
-        ],
-        "the refund and the summary go together"
+        ["increment_counter", "record_activity_summary"],
+        "the key's unit goes back into this container's lease, without a store call"
     );
 }
 

@@ -110,19 +110,15 @@ async fn store_calls_per_new_and_duplicate_capture() {
             "record_source_hit",
             "append_activity"
         ],
-        "new capture: the source's and the key's budgets together, one conditional write, the \
-         source counter, the audit record"
+        "new capture in a new minute: the source's budget and a lease of the key's together, one \
+         conditional write, the source counter, the audit record"
     );
     let response = capture.capture(body("warm")).bearer(&key).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(
         data.take_calls(),
-        vec![
-            "increment_counter",
-            "increment_counter",
-            "insert_click",
-            "append_activity"
-        ],
-        "duplicate: no read beyond the failed conditional write"
+        vec!["increment_counter", "insert_click", "append_activity"],
+        "duplicate: the source's budget (the key's comes from this container's lease), no read \
+         beyond the failed conditional write"
     );
 }
