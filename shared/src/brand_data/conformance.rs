@@ -9,7 +9,7 @@ use super::clicks::{ClickFilter, ClickRecord};
 use super::rollups::{
     CLICKS, CONVERSIONS, FLAGGED_CLICKS, MAX_TRANSACTION_ITEMS, PAYOUT_MICROS_PREFIX,
     REVENUE_MICROS_PREFIX, ROLLUP_SHARDS, RollupDimension, RollupIncrement, RollupRow,
-    SIGNALS_PREFIX, increments_for, rollup_shard, to_micros, utc_day,
+    SIGNALS_PREFIX, StreamSpan, increments_for, rollup_shard, to_micros, utc_day,
 };
 use super::{
     ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
@@ -38,6 +38,7 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     rollup_groups_are_separate_per_offer_and_partner(store).await;
     money_micros_sum_exactly(store).await;
     bad_rollup_input_is_rejected_and_writes_nothing(store).await;
+    stream_rollups_are_counted_once_per_stream_shard(store).await;
 }
 
 fn slug(value: &str) -> UniqueClaim {
@@ -1374,5 +1375,79 @@ pub async fn bad_rollup_input_is_rejected_and_writes_nothing(store: &dyn BrandDa
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub async fn stream_rollups_are_counted_once_per_stream_shard(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("stream-rollups");
+    let day = "2026-11-28";
+    let increment = |clicks: i64| RollupIncrement {
+        day: day.into(),
+        dimension: RollupDimension::Total,
+        group: String::new(),
+        shard: 3,
+        counters: vec![(CLICKS.to_owned(), clicks)],
+    };
+    let span = |shard: &str, first: &str, last: &str| StreamSpan {
+        stream_shard: shard.into(),
+        first_sequence: first.into(),
+        last_sequence: last.into(),
+    };
+    let clicks = |rows: Vec<RollupRow>| {
+        rows.iter()
+            .map(|row| row.counters.get(CLICKS).copied().unwrap_or(0))
+            .sum::<i64>()
+    };
+    let add = |clicks: i64, span: StreamSpan| {
+        let brand = brand.clone();
+        async move {
+            store
+                .add_rollup_once(&brand, &increment(clicks), &span)
+                .await
+        }
+    };
+    let shard_a = "shardId-00000001795000000000-aaaaaaaa";
+    assert_eq!(add(3, span(shard_a, "100", "120")).await, Ok(true));
+    assert_eq!(clicks(totals(store, &brand, day).await), 3);
+    // A replay of the batch, or of any part of it (a bisected or partly reported batch), counts
+    // nothing again.
+    assert_eq!(add(3, span(shard_a, "100", "120")).await, Ok(false));
+    assert_eq!(add(1, span(shard_a, "110", "120")).await, Ok(false));
+    // Sequence numbers compare as numbers, whatever their length.
+    assert_eq!(add(1, span(shard_a, "99", "99")).await, Ok(false));
+    assert_eq!(add(2, span(shard_a, "121", "1000")).await, Ok(true));
+    assert_eq!(add(1, span(shard_a, "999", "999")).await, Ok(false));
+    // Another stream shard has its own mark.
+    assert_eq!(add(5, span("shardId-b", "7", "9")).await, Ok(true));
+    assert_eq!(clicks(totals(store, &brand, day).await), 10);
+    // A bad span or increment is refused and changes nothing.
+    for bad in [
+        span(shard_a, "2000", "1999"),
+        span(shard_a, "12a", "130"),
+        span(shard_a, "", "130"),
+        span(shard_a, "1", &"9".repeat(41)),
+        span("", "1", "2"),
+    ] {
+        assert!(
+            matches!(add(1, bad.clone()).await, Err(StoreError::Rejected(_))),
+            "{bad:?}"
+        );
+    }
+    let bad_day = RollupIncrement {
+        day: "28.11.2026".into(),
+        ..increment(1)
+    };
+    assert!(matches!(
+        store
+            .add_rollup_once(&brand, &bad_day, &span(shard_a, "5000", "5001"))
+            .await,
+        Err(StoreError::Rejected(_))
+    ));
+    assert_eq!(clicks(totals(store, &brand, day).await), 10);
+    // The mark is not a counter: the row reads back with its counters only.
+    let rows = totals(store, &brand, day).await;
+    assert!(
+        rows.iter()
+            .all(|row| row.counters.keys().all(|name| name == CLICKS))
     );
 }

@@ -23,8 +23,8 @@ use aws_sdk_dynamodb::types::{
 use super::clicks::{ClickFilter, ClickRecord, click_shard, click_sort_key};
 use super::layout;
 use super::rollups::{
-    RollupDimension, RollupIncrement, RollupRow, check_rollup_range, check_transaction_size,
-    merge_increments, rollup_brand, rollup_expires_at,
+    RollupDimension, RollupIncrement, RollupRow, StreamSpan, check_rollup_range,
+    check_transaction_size, merge_increments, rollup_brand, rollup_expires_at,
 };
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
@@ -42,6 +42,8 @@ use crate::store::{Page, StoreError};
 
 /// Prefix of a rollup row's counter attributes: `n:clicks`, `n:revenue_micros:USD`.
 pub const ROLLUP_COUNTER_PREFIX: &str = "n:";
+/// The attribute of a rollup row that holds, per stream shard, the last sequence number it counted.
+pub const STREAM_MARK_PREFIX: &str = "w:";
 
 #[derive(Debug, Clone)]
 pub struct DynamoBrandData {
@@ -104,6 +106,19 @@ impl DynamoBrandData {
         brand_id: &BrandId,
         increment: &RollupIncrement,
     ) -> Result<TransactWriteItem, StoreError> {
+        let update = self.rollup_change(brand_id, increment, None)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The update of one rollup row: `ADD` of every counter of one (merged) increment and the
+    /// row's TTL; with a stream span, also the row's mark for that stream shard, on the condition
+    /// that the row has not counted the span's first event yet.
+    fn rollup_change(
+        &self,
+        brand_id: &BrandId,
+        increment: &RollupIncrement,
+        span: Option<(&str, &str, &str)>,
+    ) -> Result<Update, StoreError> {
         let expires_at = rollup_expires_at(&increment.day).ok_or_else(|| {
             StoreError::Rejected(format!("rollup day {:?} is not YYYY-MM-DD", increment.day))
         })?;
@@ -129,11 +144,19 @@ impl DynamoBrandData {
                 )
                 .expression_attribute_values(format!(":c{index}"), number(*amount));
         }
-        let update = update
-            .update_expression(format!("ADD {} SET #ttl = :expires", additions.join(", ")))
+        let mut sets = "#ttl = :expires".to_owned();
+        if let Some((stream_shard, first, last)) = span {
+            sets.push_str(", #mark = :last");
+            update = update
+                .expression_attribute_names("#mark", format!("{STREAM_MARK_PREFIX}{stream_shard}"))
+                .expression_attribute_values(":first", text(first))
+                .expression_attribute_values(":last", text(last))
+                .condition_expression("attribute_not_exists(#mark) OR #mark < :first");
+        }
+        update
+            .update_expression(format!("ADD {} SET {sets}", additions.join(", ")))
             .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .map_err(build_error)
     }
 
     /// Runs `items` (the event's writes, its own item first) and the rollup updates in one
@@ -785,6 +808,40 @@ impl RollupStore for DynamoBrandData {
         to_day: &str,
     ) -> Result<Vec<RollupRow>, StoreError> {
         read_rollups_across_shards(self, brand_id, dimension, from_day, to_day).await
+    }
+
+    async fn add_rollup_once(
+        &self,
+        brand_id: &BrandId,
+        increment: &RollupIncrement,
+        span: &StreamSpan,
+    ) -> Result<bool, StoreError> {
+        let merged = merge_increments(std::slice::from_ref(increment))?;
+        let (first, last) = span.normalized()?;
+        let Some(increment) = merged.first() else {
+            return Ok(false);
+        };
+        let change = self.rollup_change(
+            brand_id,
+            increment,
+            Some((&span.stream_shard, &first, &last)),
+        )?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(change.table_name())
+            .set_key(Some(change.key().clone()))
+            .update_expression(change.update_expression())
+            .set_condition_expression(change.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(change.expression_attribute_names().cloned())
+            .set_expression_attribute_values(change.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => Ok(false),
+            Err(error) => Err(classify(error)),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::clicks::{ClickFilter, ClickRecord};
-use super::rollups::{RollupDimension, RollupIncrement, RollupRow};
+use super::rollups::{RollupDimension, RollupIncrement, RollupRow, StreamSpan};
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
     DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim,
@@ -42,7 +42,7 @@ pub struct FaultyBrandData<S> {
 
 /// The operation names [`FaultyBrandData::take_calls`] reports and [`FaultyBrandData::inject`]
 /// takes.
-pub const OPERATIONS: [&str; 20] = [
+pub const OPERATIONS: [&str; 21] = [
     "create_documents",
     "claim_holder",
     "query_documents",
@@ -62,6 +62,7 @@ pub const OPERATIONS: [&str; 20] = [
     "record_source_hit",
     "query_rollups",
     "read_rollups",
+    "add_rollup_once",
     "increment_counter",
 ];
 
@@ -429,6 +430,21 @@ impl<S: RollupStore> RollupStore for FaultyBrandData<S> {
                 "read_rollups",
                 self.inner
                     .read_rollups(brand_id, dimension, from_day, to_day),
+            )
+            .await
+    }
+
+    async fn add_rollup_once(
+        &self,
+        brand_id: &BrandId,
+        increment: &RollupIncrement,
+        span: &StreamSpan,
+    ) -> Result<bool, StoreError> {
+        self.record("add_rollup_once");
+        self.faults
+            .run(
+                "add_rollup_once",
+                self.inner.add_rollup_once(brand_id, increment, span),
             )
             .await
     }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use super::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_shard, click_sort_key};
 use super::rollups::{
-    RollupDimension, RollupIncrement, RollupRow, check_rollup_range, check_transaction_size,
-    merge_increments, rollup_brand,
+    RollupDimension, RollupIncrement, RollupRow, StreamSpan, check_rollup_range,
+    check_transaction_size, merge_increments, rollup_brand,
 };
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
@@ -47,6 +47,8 @@ struct State {
     clicks: HashMap<BrandId, BrandClicks>,
     sources: HashMap<(BrandId, String), SourceState>,
     rollups: HashMap<RollupPartition, RollupRows>,
+    /// Per rollup row and stream shard, the last sequence number counted (zero-padded).
+    stream_watermarks: HashMap<(RollupPartition, String, String, String), String>,
 }
 
 impl State {
@@ -667,6 +669,33 @@ impl RollupStore for MemoryBrandData {
         to_day: &str,
     ) -> Result<Vec<RollupRow>, StoreError> {
         read_rollups_across_shards(self, brand_id, dimension, from_day, to_day).await
+    }
+
+    async fn add_rollup_once(
+        &self,
+        brand_id: &BrandId,
+        increment: &RollupIncrement,
+        span: &StreamSpan,
+    ) -> Result<bool, StoreError> {
+        let merged = merge_increments(std::slice::from_ref(increment))?;
+        let (first, last) = span.normalized()?;
+        let mut state = self.lock();
+        let row = (
+            (brand_id.clone(), increment.dimension, increment.shard),
+            increment.day.clone(),
+            increment.group.clone(),
+            span.stream_shard.clone(),
+        );
+        if state
+            .stream_watermarks
+            .get(&row)
+            .is_some_and(|counted| *counted >= first)
+        {
+            return Ok(false);
+        }
+        state.apply_rollups(brand_id, &merged, self.rollup_cap);
+        state.stream_watermarks.insert(row, last);
+        Ok(true)
     }
 }
 

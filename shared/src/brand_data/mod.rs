@@ -394,6 +394,17 @@ pub trait RollupStore: Send + Sync {
         from_day: &str,
         to_day: &str,
     ) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// Adds one row's counts from a stream batch, once: unless the row has already counted this
+    /// stream shard at or past `span.first_sequence`, the counters are added and the row notes
+    /// `span.last_sequence` for the shard, in one atomic write. `Ok(false)` for a replay (nothing
+    /// changes). `Rejected` for a bad increment or span.
+    async fn add_rollup_once(
+        &self,
+        brand_id: &BrandId,
+        increment: &RollupIncrement,
+        span: &rollups::StreamSpan,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Fixed-window counters: the edge's rate limits and capture's per-source click counts.

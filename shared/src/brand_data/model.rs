@@ -957,6 +957,20 @@ impl<S: RollupStore> RollupStore for DynamoModel<S> {
         )
         .await
     }
+
+    async fn add_rollup_once(
+        &self,
+        brand_id: &BrandId,
+        increment: &RollupIncrement,
+        span: &super::rollups::StreamSpan,
+    ) -> Result<bool, StoreError> {
+        // One conditional `UpdateItem` of the row (a failed condition pays its units too).
+        let writes = rollup_items(brand_id, std::slice::from_ref(increment));
+        self.write("add_rollup_once", writes, WriteKind::Single, || {
+            self.inner.add_rollup_once(brand_id, increment, span)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -260,6 +260,55 @@ pub fn to_micros(amount: f64) -> i64 {
     i64::try_from(signed).unwrap_or(if amount < 0.0 { i64::MIN } else { i64::MAX })
 }
 
+/// Where one row's share of a stream batch came from: the stream shard the batch was read from
+/// and the sequence numbers of the first and last events whose counts the update carries. A row
+/// remembers, per stream shard, the last sequence number it has counted, so a replayed batch, or
+/// any part of one, is counted once (docs/ARCHITECTURE.md, "Daily rollups").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpan {
+    pub stream_shard: String,
+    pub first_sequence: String,
+    pub last_sequence: String,
+}
+
+/// The longest stream sequence number DynamoDB Streams hands out (21 to 40 decimal digits).
+const MAX_SEQUENCE_DIGITS: usize = 40;
+
+impl StreamSpan {
+    /// The span's sequence numbers zero-padded to 40 digits, so they compare as text the way
+    /// they do as numbers. `Rejected` for a shard id that is empty or long, a sequence number
+    /// that is not 1 to 40 digits, or a first after the last.
+    pub fn normalized(&self) -> Result<(String, String), StoreError> {
+        let pad = |text: &str| {
+            (!text.is_empty()
+                && text.len() <= MAX_SEQUENCE_DIGITS
+                && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("{text:0>40}"))
+            .ok_or_else(|| {
+                rejected(format!(
+                    "stream sequence number {text:?} is not 1 to 40 digits"
+                ))
+            })
+        };
+        if self.stream_shard.is_empty()
+            || self.stream_shard.len() > 200
+            || self.stream_shard.chars().any(char::is_control)
+        {
+            return Err(rejected(format!(
+                "stream shard id {:?} is empty, long or has control characters",
+                self.stream_shard
+            )));
+        }
+        let (first, last) = (pad(&self.first_sequence)?, pad(&self.last_sequence)?);
+        if first > last {
+            return Err(rejected(
+                "a stream span's first sequence is after its last".into(),
+            ));
+        }
+        Ok((first, last))
+    }
+}
+
 /// The same counters for the brand total and, where present, the offer and the partner.
 pub fn increments_for(
     at: UnixMillis,
