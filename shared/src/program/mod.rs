@@ -15,6 +15,7 @@ use crate::store::StoreError;
 pub mod activity;
 pub mod clicks;
 pub mod conversions;
+pub mod derived;
 pub mod documents;
 pub mod fraud;
 pub mod offers;
