@@ -108,8 +108,9 @@ async fn world(capacity: usize, settings: ModelSettings) -> World {
         .to_owned();
     create_capture_references(data.as_ref(), &brand).await;
     let config = CaptureConfig {
-        // The budget's counter is still written on every capture; only its refusals are off,
-        // so the run shows what the store does, not what the budget allows.
+        // The budget's counters are still written (every lease, or every capture before leases);
+        // only its refusals are off, so the run shows what the store does, not what the budget
+        // allows.
         rate_limit_per_minute: u32::MAX,
         ..CaptureConfig::default()
     };

@@ -8,7 +8,9 @@
 //! It charges the items the DynamoDB backend writes, from the same [`layout`] functions, with the
 //! backend's own retry rules: the SDK's throttling retries ([`STORE_MAX_ATTEMPTS`], backoff from
 //! [`STORE_INITIAL_BACKOFF`]) and the backend's contention retries of counted transactions
-//! ([`retry_on_contention`]). Time is tokio's, so it runs under a paused clock, deterministically.
+//! ([`retry_on_contention`]). Time is tokio's, so it runs under a paused clock; runs repeat
+//! exactly except where the code under test draws random numbers (the backend's contention-retry
+//! jitter, the capture budget's lease shard).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -182,6 +184,26 @@ struct State {
     held: HashMap<ItemKey, u32>,
     buckets: HashMap<(bool, String), Bucket>,
     report: ModelReport,
+}
+
+/// A transaction's hold on its items, released when dropped.
+struct Held<'a> {
+    state: &'a Mutex<State>,
+    items: &'a [(ItemKey, usize)],
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, _) in self.items {
+            if let Some(count) = state.held.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    state.held.remove(key);
+                }
+            }
+        }
+    }
 }
 
 /// The model around `inner`.
@@ -364,20 +386,14 @@ impl<S> DynamoModel<S> {
                 } else {
                     self.settings.write_latency
                 };
+                // Released however the call ends: answered, failed, or dropped mid-flight (a
+                // caller's timeout), as DynamoDB ends a transaction whatever its client does.
+                let _release = transactional.then(|| Held {
+                    state: &self.state,
+                    items: &writes.items,
+                });
                 tokio::time::sleep(latency).await;
-                let result = run().await;
-                if transactional {
-                    let mut state = self.lock();
-                    for (key, _) in &writes.items {
-                        if let Some(count) = state.held.get_mut(key) {
-                            *count -= 1;
-                            if *count == 0 {
-                                state.held.remove(key);
-                            }
-                        }
-                    }
-                }
-                return result;
+                return run().await;
             }
             if attempt >= self.settings.sdk_max_attempts {
                 let mut state = self.lock();
@@ -608,7 +624,7 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
         self.read(
             "claim_holder",
             vec![partition],
-            false,
+            true,
             |_| 100,
             || self.inner.claim_holder(brand_id, kind, claim),
         )
@@ -645,7 +661,7 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
         self.read(
             "get_document",
             vec![brand_id.to_string()],
-            false,
+            true,
             |document: &Option<Document>| document.as_ref().map_or(0, document_size),
             || self.inner.get_document(brand_id, kind, id),
         )
@@ -1112,6 +1128,22 @@ mod tests {
         assert_eq!(report.operations["update_click"].conflicted_attempts, 1);
         assert_eq!(report.operations["update_click"].conflicted_calls, 1);
         // Once the transaction is over, the same write goes through.
+        model.update_click(&stored).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transaction_dropped_mid_flight_releases_its_items() {
+        let model = model(ModelSettings::default());
+        let stored = click("c1");
+        model.insert_click(&stored).await.unwrap();
+        let increments = counted(&stored);
+        // The caller gives up while the transaction is in flight.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(1),
+            model.update_click_counted(&stored, &increments),
+        )
+        .await;
+        assert!(abandoned.is_err());
         model.update_click(&stored).await.unwrap();
     }
 

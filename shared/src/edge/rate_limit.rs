@@ -66,8 +66,9 @@ pub struct RateLimiter {
 
 /// How a key budget is leased: the window's budget is split evenly over `shards` counter items,
 /// and a container takes `lease` units at a time from one of them, then admits that many
-/// requests without a store call. No item takes more than one write per lease, and no container
-/// waits on the store more than once per lease.
+/// requests without a store call: one counter write per lease while the budget lasts. When the
+/// shard drawn is spent, the next ones are asked in turn (sequential round trips, only as the
+/// window's budget runs out, at most `shards` once per container and window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseSettings {
     pub shards: u32,
@@ -125,11 +126,24 @@ impl Leases {
         lease.exhausted.then_some((false, *lease))
     }
 
+    /// Keeps a new lease. Requests of one container lease concurrently (a local gateway, or
+    /// several requests finding the lease spent at once): units leased for the same window add
+    /// up, so none is lost, and a lease never replaces one of a later window.
     fn keep(&self, counter: &str, lease: Lease) {
         let mut held = self.lock();
         // Leases of past windows are worth nothing: drop them as the map is written.
         held.retain(|_, kept| kept.window_start >= lease.window_start);
-        held.insert(counter.to_owned(), lease);
+        match held.get_mut(counter) {
+            Some(kept) if kept.window_start > lease.window_start => {}
+            Some(kept) if kept.window_start == lease.window_start => {
+                kept.remaining = kept.remaining.saturating_add(lease.remaining);
+                kept.shared_remaining = kept.shared_remaining.min(lease.shared_remaining);
+                kept.exhausted |= lease.exhausted;
+            }
+            _ => {
+                held.insert(counter.to_owned(), lease);
+            }
+        }
     }
 
     fn give_back(&self, counter: &str, window_start: UnixMillis) {
@@ -183,10 +197,12 @@ impl RateLimiter {
         }
     }
 
-    /// Hands back what [`Self::count_key`] took, as [`Self::refund`] does for a plain budget.
+    /// Hands back what [`Self::count_key`] took, as [`Self::refund`] does for a plain budget. A
+    /// leased budget takes nothing from a refused request, so nothing goes back for one.
     pub async fn refund_key(&self, budget: &Budget<'_>, decision: &RateDecision) {
         match &self.leases {
             None => self.refund(budget, decision).await,
+            Some(_) if !decision.allowed => {}
             Some(leases) => leases.give_back(&budget.counter, decision.window_start),
         }
     }
@@ -197,7 +213,7 @@ impl RateLimiter {
     /// shard sends the container on to the next; when every shard is spent, the container
     /// refuses the key for the rest of the window without asking again. Everything admitted was
     /// granted by a shard first, so the containers together never admit more than the limit, and
-    /// what they leave unused is at most one lease less one unit each
+    /// what they leave unused is at most one lease each
     /// (`docs/ARCHITECTURE.md`, "The capture key budget").
     async fn count_leased(
         &self,
@@ -214,7 +230,8 @@ impl RateLimiter {
                 .min(budget.limit_per_minute);
             RateDecision {
                 allowed,
-                count: u64::from(budget.limit_per_minute - remaining),
+                // A refused request is one over the limit, as a plain counter would count it.
+                count: u64::from(budget.limit_per_minute - remaining) + u64::from(!allowed),
                 limit: budget.limit_per_minute,
                 remaining,
                 reset_seconds: reset_ms.div_ceil(1000).max(1),
@@ -466,8 +483,8 @@ mod tests {
         }
         let lease = LeaseSettings::default().lease;
         assert!(admitted <= 600, "{admitted} admitted");
-        // What the containers may leave unused: under one lease each.
-        assert!(admitted >= 600 - 4 * (lease - 1), "{admitted} admitted");
+        // What the containers may leave unused: one lease each at most.
+        assert!(admitted >= 600 - 4 * lease, "{admitted} admitted");
         // Past the limit, each container asked every shard once, then refused on its own.
         store.take_calls();
         for container in &containers {
@@ -499,6 +516,30 @@ mod tests {
         limiter.refund_key(&budget, &decision).await;
         assert!(limiter.count_key(&budget, NOW).await.unwrap().allowed);
         assert!(store.take_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_gives_nothing_back_and_concurrent_leases_add_up() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let limiter = leased(store.clone(), 16 * 10);
+        let principal = principal();
+        let budget = limiter.key_budget(&principal);
+        // Eight requests of one container find no lease at once: each leases, none is lost.
+        let decisions =
+            futures_util::future::join_all((0..8).map(|_| limiter.count_key(&budget, NOW))).await;
+        assert!(decisions.iter().all(|d| d.is_some_and(|d| d.allowed)));
+        store.take_calls();
+        let mut admitted = 8;
+        while limiter.count_key(&budget, NOW).await.unwrap().allowed {
+            admitted += 1;
+        }
+        assert_eq!(admitted, 160, "every unit of every lease admitted once");
+        // Spent: a refund of a refused request must not let one more through.
+        let refused = limiter.count_key(&budget, NOW).await.unwrap();
+        assert!(!refused.allowed);
+        assert_eq!(refused.count, 161);
+        limiter.refund_key(&budget, &refused).await;
+        assert!(!limiter.count_key(&budget, NOW).await.unwrap().allowed);
     }
 
     #[tokio::test]
