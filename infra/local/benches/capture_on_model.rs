@@ -2,11 +2,13 @@
 //! tokio's paused clock: one brand sends new clicks at a steady rate for a simulated span through
 //! the capture router as the Lambda binary builds it, and the run reports what came back (201s,
 //! conflicts, throttles, other answers), whether every 201 is readable and counted once, and the
-//! write units per capture and per partition kind. Deterministic up to the store's contention
-//! jitter; nothing here waits on a wall clock.
+//! write units per capture and per partition kind. Repeatable up to the contention retries'
+//! jitter and the random lease shard; nothing here waits on a wall clock.
 //!
 //! `cargo bench -p trcker-local --bench capture_on_model -- [--rates 100,1000,10000]
 //! [--seconds 60] [--out FILE]` (`scripts/bench-capture-model` runs it and keeps the table).
+//! Under `cargo test --all-targets` it makes a two-second smoke run at 100/s and asserts that
+//! nothing was lost or counted twice.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -285,8 +287,16 @@ fn table(runs: &[Run]) -> String {
 }
 
 fn main() {
-    let mut rates = vec![100, 1_000, 10_000];
-    let mut seconds = 60;
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and
+    // then it makes a short smoke run (a debug build would take half an hour over the full one).
+    let benching = std::env::args().any(|arg| arg == "--bench");
+    let mut rates = if benching {
+        vec![100, 1_000, 10_000]
+    } else {
+        vec![100]
+    };
+    let mut seconds = if benching { 60 } else { 2 };
+    let depth_captures = if benching { 1_000 } else { 20 };
     let mut out_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -321,14 +331,22 @@ fn main() {
             run.statuses,
             wall.elapsed().as_secs_f64()
         );
+        if !benching {
+            // The smoke run is a test too: at 100/s nothing may be lost or counted twice.
+            let sent = run.rate * run.seconds;
+            assert_eq!(run.created.len() as u64, sent, "{:?}", run.statuses);
+            assert_eq!((run.unreadable, run.stored), (0, sent));
+            assert_eq!(run.counted, i64::try_from(sent).unwrap_or(i64::MAX));
+        }
         runs.push(run);
     }
     let latency = Duration::from_millis(10);
-    let depth = runtime.block_on(critical_path(1_000, latency));
+    let depth = runtime.block_on(critical_path(depth_captures, latency));
     let mut table = table(&runs);
     table.push_str(&format!(
         "\nCritical path of a new capture in a warm container, every store call {} ms: {depth:.2} \
-         store latencies (mean wall time of 1,000 sequential captures under the paused clock).\n",
+         store latencies (mean wall time of {depth_captures} sequential captures under the paused \
+         clock).\n",
         latency.as_millis()
     ));
     println!("{table}");
