@@ -546,6 +546,25 @@ fn click_writes(click: &ClickRecord) -> Writes {
     writes
 }
 
+/// A click write as the backend sends it: a single conditional write without rollups, else one
+/// transaction with the rollup rows, which the backend retries on a conflict.
+fn counted_click_writes(
+    click: &ClickRecord,
+    increments: &[RollupIncrement],
+) -> (Writes, WriteKind) {
+    if increments.is_empty() {
+        (click_writes(click), WriteKind::Single)
+    } else {
+        (
+            merged(
+                click_writes(click),
+                rollup_items(&click.brand_id, increments),
+            ),
+            WriteKind::RetriedTransaction,
+        )
+    }
+}
+
 fn merged(mut writes: Writes, more: Writes) -> Writes {
     writes.items.extend(more.items);
     writes.index_entries.extend(more.index_entries);
@@ -816,17 +835,7 @@ impl<S: ClickStore> ClickStore for DynamoModel<S> {
         click: &ClickRecord,
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
-        let (writes, kind) = if increments.is_empty() {
-            (click_writes(click), WriteKind::Single)
-        } else {
-            (
-                merged(
-                    click_writes(click),
-                    rollup_items(&click.brand_id, increments),
-                ),
-                WriteKind::RetriedTransaction,
-            )
-        };
+        let (writes, kind) = counted_click_writes(click, increments);
         self.write("insert_click", writes, kind, || {
             self.inner.insert_click_counted(click, increments)
         })
@@ -909,17 +918,7 @@ impl<S: ClickStore> ClickStore for DynamoModel<S> {
         click: &ClickRecord,
         increments: &[RollupIncrement],
     ) -> Result<(), StoreError> {
-        let (writes, kind) = if increments.is_empty() {
-            (click_writes(click), WriteKind::Single)
-        } else {
-            (
-                merged(
-                    click_writes(click),
-                    rollup_items(&click.brand_id, increments),
-                ),
-                WriteKind::RetriedTransaction,
-            )
-        };
+        let (writes, kind) = counted_click_writes(click, increments);
         self.write("update_click", writes, kind, || {
             self.inner.update_click_counted(click, increments)
         })
