@@ -209,6 +209,7 @@ async fn rollup_rows_have_the_documented_item_layout() {
         source_ip: "203.0.113.1".into(),
         user_agent: "layout".into(),
         fraud_score: 0,
+        audit: None,
     };
     let counters = [
         (CLICKS.to_owned(), 1),
@@ -252,4 +253,69 @@ async fn rollup_rows_have_the_documented_item_layout() {
         ]);
         assert_eq!(item, expected, "{dimension:?}");
     }
+}
+
+/// A source item as docs/ARCHITECTURE.md describes it: the window, its clicks, the last sighting
+/// and the TTL as numbers, and per stream shard that counted into it a `w:<stream shard>` mark,
+/// the last sequence number zero-padded to 40 digits (as a rollup row's).
+#[tokio::test]
+async fn source_items_have_the_documented_item_layout() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use trcker_shared::brand_data::rollups::StreamSpan;
+    use trcker_shared::brand_data::{CounterStore, SourceHits};
+
+    let store = trcker_shared::testing::fresh_dynamo_brand_data().await;
+    let client = aws_sdk_dynamodb::Client::new(&moto_aws_config().await);
+    let brand_id = conformance::fresh_brand_id("layout");
+    let hour = 3_600_000;
+    let hits = |count, latest_at| SourceHits {
+        window_start: hour,
+        count,
+        latest_at,
+        expires_at: 10_800,
+    };
+    let span = StreamSpan {
+        origin: "shardId-1".into(),
+        first_sequence: "41".into(),
+        last_sequence: "4200".into(),
+    };
+    store
+        .count_source_hits(&brand_id, "203.0.113.1", &hits(1, hour + 7), None)
+        .await
+        .unwrap();
+    store
+        .count_source_hits(&brand_id, "203.0.113.1", &hits(3, hour + 5), Some(&span))
+        .await
+        .unwrap();
+
+    let text = |value: String| AttributeValue::S(value);
+    let number = |value: i64| AttributeValue::N(value.to_string());
+    let pk = format!("{brand_id}#SOURCE#203.0.113.1");
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .set_key(Some(
+            [
+                ("pk".to_owned(), text(pk.clone())),
+                ("sk".to_owned(), text("HITS".into())),
+            ]
+            .into(),
+        ))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("no source item");
+    let expected = std::collections::HashMap::from([
+        ("pk".to_owned(), text(pk)),
+        ("sk".to_owned(), text("HITS".into())),
+        ("window_start".to_owned(), number(hour)),
+        ("clicks".to_owned(), number(4)),
+        ("last_at".to_owned(), number(hour + 7)),
+        ("expires_at".to_owned(), number(10_800)),
+        ("w:shardId-1".to_owned(), text(format!("{:0>40}", 4200))),
+    ]);
+    assert_eq!(item, expected);
 }

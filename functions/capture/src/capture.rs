@@ -1,39 +1,37 @@
-//! `POST /api/clicks/capture`: records a first-party click once per brand and click id, scores it
-//! for fraud at constant cost, and raises fraud signals the public API lists. Each write also adds
-//! to the brand's daily rollups, in the same transaction: the click (`clicks`, and
-//! `flagged_clicks` if its user agent flags it), the rescoring that flags it, and its signals.
+//! `POST /api/clicks/capture`: records a first-party click once per brand and click id, in one
+//! conditional write of the click item, which also holds the capture's activity record. Its user
+//! agent scores it at once; the stream function derives the rest from the table's stream (the
+//! activity record, the source counters and rescoring, fraud signals, rollups).
+
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use trcker_shared::brand_data::clicks::{ClickRecord, is_valid_click_id};
-use trcker_shared::brand_data::rollups::{
-    CLICKS, FLAGGED_CLICKS, RollupIncrement, SIGNALS_PREFIX, increments_for,
-};
-use trcker_shared::brand_data::{Document, DocumentKind};
+use trcker_shared::brand_data::clicks::{CaptureAudit, ClickRecord, is_valid_click_id};
+use trcker_shared::brand_data::{ClickStoreExt, DocumentKind};
 use trcker_shared::caller_text;
-use trcker_shared::clock::format_rfc3339;
-use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::auth::{ActivityInItem, Caller, RequestStarted};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
 use trcker_shared::program::documents::is_id;
-use trcker_shared::program::fraud::{FraudSignal, ReviewState};
+use trcker_shared::program::scoring::{score, user_agent_finding};
 use trcker_shared::program::{offers, partners, validate};
 use trcker_shared::store::StoreError;
 
-use crate::CaptureState;
-use crate::fraud::{Finding, Thresholds, score, source_findings, user_agent_finding};
+use crate::{CAPTURE_PATH, CaptureState};
 
 /// Bodies above this are refused with 413: a capture is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_SUB_ID_CHARS: usize = 255;
 const MAX_URL_CHARS: usize = 2_048;
-const HOUR_MS: i64 = 3_600_000;
+/// Seconds a caller waits before retrying a capture the store could not take.
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// What the snippet sends. Unknown fields are refused, like everywhere else on the edge.
 #[derive(Debug, Deserialize)]
@@ -73,6 +71,7 @@ pub struct CaptureResponse {
 pub async fn capture(
     State(state): State<CaptureState>,
     caller: Caller,
+    started: Option<Extension<RequestStarted>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| {
@@ -98,10 +97,14 @@ pub async fn capture(
     .await?;
 
     let now = state.keys.now_ms();
-    let source_ip = caller.context.source_ip.clone();
+    let started = started.map_or_else(Instant::now, |Extension(RequestStarted(at))| at);
     let user_agent = caller.context.user_agent.clone();
-    let mut findings: Vec<Finding> = user_agent_finding(&user_agent).into_iter().collect();
-    let mut click = ClickRecord {
+    let fraud_score = score(
+        &user_agent_finding(&user_agent)
+            .into_iter()
+            .collect::<Vec<_>>(),
+    );
+    let click = ClickRecord {
         brand_id: brand_id.clone(),
         click_id: request.click_id.clone(),
         at: now,
@@ -116,88 +119,46 @@ pub async fn capture(
         ],
         landing_url: stored_text(request.landing_url, MAX_URL_CHARS),
         referrer: stored_text(request.referrer, MAX_URL_CHARS),
-        source_ip,
+        source_ip: caller.context.source_ip.clone(),
         user_agent,
-        fraud_score: score(&findings),
+        fraud_score,
+        // The click item is the capture's activity record: its latency is the time to this
+        // write, the one store call a new capture waits on.
+        audit: Some(CaptureAudit {
+            request_id: caller.context.request_id.clone(),
+            method: "POST".to_owned(),
+            target: CAPTURE_PATH.to_owned(),
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            key_id: caller.principal.key_id.to_string(),
+            fingerprint: caller.principal.fingerprint.to_string(),
+            expires_at: now / 1000 + i64::from(state.activity_retention_days) * 86_400,
+        }),
     };
-    // A click is counted as flagged exactly once: here if its user agent alone flags it, or by the
-    // rescoring below if the source counter does (scores only grow, and a click is rescored once).
-    let flagged_at_insert = click.flagged();
-    let mut counters = vec![(CLICKS.to_owned(), 1)];
-    if flagged_at_insert {
-        counters.push((FLAGGED_CLICKS.to_owned(), 1));
-    }
-    match state
-        .data
-        .insert_click_counted(&click, &click_increments(&click, &counters))
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::AlreadyExists) => {
-            // The first capture won; this one changes nothing and reads nothing.
-            return Ok(answer(StatusCode::OK, "duplicate", request.click_id));
+    match state.data.insert_click(&click).await {
+        Ok(()) => {
+            let mut response = answer(StatusCode::CREATED, "recorded", request.click_id);
+            response.extensions_mut().insert(ActivityInItem);
+            Ok(response)
         }
-        Err(error) => return Err(error.into()),
+        // The first capture won; the guard records this one as a duplicate.
+        Err(StoreError::AlreadyExists) => Ok(answer(StatusCode::OK, "duplicate", request.click_id)),
+        Err(error) => Err(not_recorded(error)),
     }
-
-    // The click is recorded from here on: the source counter and the signals refine it, and their
-    // failure is logged rather than turned into an error the snippet would retry in vain.
-    let window_start = now - now.rem_euclid(HOUR_MS);
-    let expires_at = (window_start + 2 * HOUR_MS) / 1000;
-    match state
-        .data
-        .record_source_hit(brand_id, &click.source_ip, window_start, now, expires_at)
-        .await
-    {
-        Ok(hit) => findings.extend(source_findings(
-            &click.source_ip,
-            hit,
-            now,
-            Thresholds {
-                source_clicks_per_hour: state.config.source_clicks_per_hour,
-                repeat_window_ms: state.config.repeat_window_ms,
-            },
-        )),
-        Err(error) => tracing::error!(
-            brand_id = %brand_id,
-            click_id = %click.click_id,
-            error = %error,
-            "source counter unavailable: the click is recorded without its velocity checks"
-        ),
-    }
-    let final_score = score(&findings);
-    if final_score != click.fraud_score {
-        click.fraud_score = final_score;
-        let newly_flagged = click.flagged() && !flagged_at_insert;
-        let increments = if newly_flagged {
-            click_increments(&click, &[(FLAGGED_CLICKS.to_owned(), 1)])
-        } else {
-            Vec::new()
-        };
-        if let Err(error) = state.data.update_click_counted(&click, &increments).await {
-            tracing::error!(
-                brand_id = %brand_id,
-                click_id = %click.click_id,
-                score = final_score,
-                error = %error,
-                "click score not updated"
-            );
-        }
-    }
-    raise_signals(&state, &click, &findings, now).await;
-    Ok(answer(StatusCode::CREATED, "recorded", request.click_id))
 }
 
-/// Rollup increments for `counters` of a click: the brand total, its offer and its partner, on
-/// the click's day, in the click id's shard.
-fn click_increments(click: &ClickRecord, counters: &[(String, i64)]) -> Vec<RollupIncrement> {
-    increments_for(
-        click.at,
-        &click.click_id,
-        click.offer_id.as_deref(),
-        click.partner_id.as_deref(),
-        counters,
-    )
+/// A click the store did not take is never a silent loss, and never the caller's conflict to
+/// resolve: throttling or contention that outlived the SDK's retries is a 503 the snippet retries.
+fn not_recorded(error: StoreError) -> ApiError {
+    if matches!(error, StoreError::Contention) || error.is_transient() {
+        tracing::warn!(error = %error, "click not recorded: the store is busy");
+        ApiError::new(
+            ErrorCode::StoreUnavailable,
+            "the click was not recorded: storage is busy; retry shortly",
+        )
+        .with_retry_after(RETRY_AFTER_SECONDS)
+    } else {
+        error.into()
+    }
 }
 
 fn answer(status: StatusCode, outcome: &'static str, click_id: String) -> Response {
@@ -321,67 +282,5 @@ async fn resolve(
     {
         Some(id) => Ok(Some(id)),
         None => Err(unknown()),
-    }
-}
-
-/// Stores one fraud-signal item per new finding, together, and counts them (`signals:<kind>`) in
-/// the click's rollups in the same transaction.
-async fn raise_signals(state: &CaptureState, click: &ClickRecord, findings: &[Finding], now: i64) {
-    let mut documents = Vec::new();
-    let mut counters: Vec<(String, i64)> = Vec::new();
-    for finding in findings.iter().filter(|finding| finding.raises_signal) {
-        let Ok(id) = trcker_shared::program::documents::new_time_id(
-            trcker_shared::program::fraud::ID_PREFIX,
-            now,
-        ) else {
-            continue;
-        };
-        let signal = FraudSignal {
-            id: id.clone(),
-            kind: finding.kind.to_owned(),
-            click_id: click.click_id.clone(),
-            conversion_id: None,
-            partner_id: click.partner_id.clone(),
-            offer_id: click.offer_id.clone(),
-            score: finding.score,
-            detail: finding.detail.clone(),
-            review_state: ReviewState::Open,
-            created_at: format_rfc3339(now),
-            updated_at: format_rfc3339(now),
-        };
-        match serde_json::to_value(&signal) {
-            Ok(body) => {
-                documents.push(Document {
-                    brand_id: click.brand_id.clone(),
-                    kind: DocumentKind::FraudSignal,
-                    id,
-                    version: 1,
-                    body,
-                });
-                counters.push((format!("{SIGNALS_PREFIX}{}", finding.kind), 1));
-            }
-            Err(error) => tracing::error!(error = %error, "fraud signal does not encode"),
-        }
-    }
-    if documents.is_empty() {
-        return;
-    }
-    let batch: Vec<(&Document, &[_])> = documents
-        .iter()
-        .map(|document| (document, &[][..]))
-        .collect();
-    let increments = click_increments(click, &counters);
-    if let Err(error) = state
-        .data
-        .create_documents_counted(&batch, &increments)
-        .await
-    {
-        tracing::error!(
-            brand_id = %click.brand_id,
-            click_id = %click.click_id,
-            signals = documents.len(),
-            error = %error,
-            "fraud signals not stored"
-        );
     }
 }

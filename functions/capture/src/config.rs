@@ -1,5 +1,6 @@
-//! Configuration of the capture function: its per-key and per-source rate budgets, CORS origins, trusted proxy
-//! hops in front of it, and the fraud thresholds. Read once at start; errors name the variable.
+//! Configuration of the capture function: its per-key and per-source rate budgets, CORS origins,
+//! and the trusted proxy hops in front of it. Read once at start; errors name the variable. (The
+//! fraud thresholds are the stream function's: `trcker_shared::program::scoring`.)
 
 use trcker_shared::config::ConfigError;
 use trcker_shared::edge::rate_limit::LeaseSettings;
@@ -7,18 +8,14 @@ use trcker_shared::edge::rate_limit::LeaseSettings;
 pub const RATE_LIMIT_VAR: &str = "TRCKER_CAPTURE_RATE_LIMIT_PER_MINUTE";
 pub const ALLOWED_ORIGINS_VAR: &str = "TRCKER_CAPTURE_ALLOWED_ORIGINS";
 pub const TRUSTED_PROXY_HOPS_VAR: &str = "TRCKER_TRUSTED_PROXY_HOPS";
-pub const SOURCE_CLICKS_PER_HOUR_VAR: &str = "TRCKER_CAPTURE_IP_CLICKS_PER_HOUR";
-pub const REPEAT_WINDOW_VAR: &str = "TRCKER_CAPTURE_REPEAT_WINDOW_SECONDS";
 pub const SOURCE_RATE_LIMIT_VAR: &str = "TRCKER_CAPTURE_SOURCE_RATE_LIMIT_PER_MINUTE";
 
 /// Every variable this module reads, for the infrastructure contract test.
-pub const ALL_VARS: [&str; 6] = [
+pub const ALL_VARS: [&str; 4] = [
     RATE_LIMIT_VAR,
     SOURCE_RATE_LIMIT_VAR,
     ALLOWED_ORIGINS_VAR,
     TRUSTED_PROXY_HOPS_VAR,
-    SOURCE_CLICKS_PER_HOUR_VAR,
-    REPEAT_WINDOW_VAR,
 ];
 
 /// Which browser origins may call capture directly (CORS).
@@ -83,10 +80,6 @@ pub struct CaptureConfig {
     /// Proxies in front of API Gateway that append to `X-Forwarded-For` (a CDN is one). Zero
     /// trusts nothing but the connection's own source address.
     pub trusted_proxy_hops: u8,
-    /// More clicks than this from one IP in an hour are flagged.
-    pub source_clicks_per_hour: u32,
-    /// A click from an IP seen less than this long before raises a repeat signal.
-    pub repeat_window_ms: i64,
 }
 
 impl Default for CaptureConfig {
@@ -98,8 +91,6 @@ impl Default for CaptureConfig {
             source_rate_limit_per_minute: 120,
             allowed_origins: AllowedOrigins::None,
             trusted_proxy_hops: 0,
-            source_clicks_per_hour: 50,
-            repeat_window_ms: 60_000,
         }
     }
 }
@@ -148,13 +139,6 @@ impl CaptureConfig {
             key_budget_leases: defaults.key_budget_leases,
             allowed_origins,
             trusted_proxy_hops: u8::try_from(number(TRUSTED_PROXY_HOPS_VAR, 0, 0, 5)?).unwrap_or(0),
-            source_clicks_per_hour: number(
-                SOURCE_CLICKS_PER_HOUR_VAR,
-                defaults.source_clicks_per_hour,
-                1,
-                1_000_000,
-            )?,
-            repeat_window_ms: i64::from(number(REPEAT_WINDOW_VAR, 60, 1, 3_600)?) * 1000,
         })
     }
 }
@@ -172,7 +156,6 @@ mod tests {
         let config = CaptureConfig::from_lookup(|name| match name {
             ALLOWED_ORIGINS_VAR => Some("https://shop.example, http://127.0.0.1:8080".into()),
             TRUSTED_PROXY_HOPS_VAR => Some("1".into()),
-            REPEAT_WINDOW_VAR => Some("30".into()),
             _ => None,
         })
         .unwrap();
@@ -180,7 +163,6 @@ mod tests {
         assert!(config.allowed_origins.allows("http://127.0.0.1:8080"));
         assert!(!config.allowed_origins.allows("https://evil.example"));
         assert_eq!(config.trusted_proxy_hops, 1);
-        assert_eq!(config.repeat_window_ms, 30_000);
         assert!(
             AllowedOrigins::parse("*")
                 .unwrap()

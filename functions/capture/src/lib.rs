@@ -1,6 +1,7 @@
 //! The click-capture function (`/api/clicks/capture`): the JavaScript snippet's endpoint, usually
 //! reached through the brand's CDN. The key comes as `Authorization: Bearer` or `x-api-key`; every
-//! capture is audited (surface `capture`) and counted against its own per-key budget.
+//! capture is audited (surface `capture`: a new click's item is its record, the guard writes the
+//! others) and counted against its own per-key budget.
 
 use std::sync::Arc;
 
@@ -26,7 +27,6 @@ use trcker_shared::keys::KeyService;
 pub mod capture;
 pub mod client_ip;
 pub mod config;
-pub mod fraud;
 pub mod references;
 
 use config::CaptureConfig;
@@ -48,6 +48,8 @@ pub struct CaptureState {
     pub data: Arc<dyn BrandDataStore>,
     pub config: Arc<CaptureConfig>,
     pub references: Arc<ReferenceCache>,
+    /// How long the activity record a new click holds is kept.
+    pub activity_retention_days: u32,
 }
 
 /// Capture as the Lambda binary serves it: [`routes`] plus a JSON 404 for any other path.
@@ -84,6 +86,7 @@ pub fn routes(
         data,
         config: Arc::new(config),
         references: Arc::new(ReferenceCache::new()),
+        activity_retention_days: limits.activity_retention_days,
     };
     // The preflight carries no key (browsers never send credentials on it), so it is the one
     // method outside the guard. Every other method is authenticated and audited, then answered.

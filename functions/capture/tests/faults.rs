@@ -1,7 +1,7 @@
 //! Click capture under injected store faults: throttling, a 5xx and a timeout at the key lookup,
 //! the offer/partner slug lookup and the click write each answer 503 with `Retry-After` and a
 //! JSON error, write no click and no rollup, are audited, and the same capture succeeds once the
-//! store recovers.
+//! store recovers (its rollup follows through the memory store's change feed).
 
 use std::time::Duration;
 use trcker_shared::brand_data::ActivityStore;
@@ -14,6 +14,7 @@ use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 use trcker_capture::config::CaptureConfig;
 use trcker_shared::brand_data::clicks::ClickFilter;
+use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{CLICKS, RollupDimension, utc_day};
 use trcker_shared::brand_data::{ActivityFilter, Surface};
@@ -21,6 +22,8 @@ use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::faulty_edge::{FaultyEdge, JsonResponse, send};
 use trcker_shared::ids::BrandId;
+use trcker_shared::program::derived::MemoryFeed;
+use trcker_shared::program::scoring::Thresholds;
 use trcker_shared::store::counting::StoreOperation;
 use trcker_shared::store::fault::{Fault, Trigger};
 use trcker_shared::testing::create_capture_references;
@@ -32,6 +35,7 @@ const TIMEOUT: Duration = Duration::from_millis(20);
 struct Capture {
     router: Router,
     edge: FaultyEdge<MemoryBrandData>,
+    feed: MemoryFeed<FaultyBrandData<MemoryBrandData>>,
 }
 
 impl std::ops::Deref for Capture {
@@ -45,7 +49,13 @@ impl std::ops::Deref for Capture {
 impl Capture {
     fn new() -> Self {
         let edge = FaultyEdge::memory();
+        let feed = MemoryFeed::new(
+            edge.data.clone(),
+            FaultyBrandData::inner,
+            Thresholds::default(),
+        );
         Self {
+            feed,
             router: trcker_capture::router(
                 edge.keys.clone(),
                 edge.data.clone(),
@@ -167,6 +177,7 @@ async fn every_transient_fault_is_503_with_retry_after_and_nothing_written() {
             }
             let again = capture.capture(&key, "click-1").await;
             assert_eq!(again.status, StatusCode::CREATED, "{what}: {}", again.body);
+            capture.feed.drain().await.unwrap();
             assert_eq!(capture.clicks_and_rollup("acme").await, (1, 1), "{what}");
         }
     }

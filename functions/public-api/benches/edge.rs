@@ -87,6 +87,7 @@ fn edge_benches(c: &mut Criterion) {
                              Chrome/131.0 Safari/537.36"
                         .into(),
                 fraud_score: 0,
+                audit: None,
             };
             data.insert_click(&click).await.unwrap();
             merged.insert_click(&click).await.unwrap();

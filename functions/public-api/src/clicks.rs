@@ -198,6 +198,7 @@ mod tests {
             source_ip: format!("2001:db8::1 {text}"),
             user_agent: format!("Mozilla/5.0 {text}"),
             fraud_score: u8::try_from(number * 13 % 101).unwrap(),
+            audit: None,
         }
     }
 
@@ -264,6 +265,7 @@ mod tests {
             source_ip: "unknown".to_owned(),
             user_agent: "unknown".to_owned(),
             fraud_score: 90,
+            audit: None,
         };
         let mut written = Vec::new();
         write_page_json(&mut written, &[Arc::new(bare.clone())], None);

@@ -76,6 +76,7 @@ fn click(brand: &str, click_id: &str, offer: &str, partner: &str) -> ClickRecord
         source_ip: "198.51.100.7".into(),
         user_agent: "Mozilla/5.0".into(),
         fraud_score: 0,
+        audit: None,
     }
 }
 

@@ -177,6 +177,7 @@ async fn each_request_type_costs_its_minimum_of_store_calls() {
         source_ip: "198.51.100.7".into(),
         user_agent: "Mozilla/5.0".into(),
         fraud_score: 0,
+        audit: None,
     };
     api.data.insert_click(&click).await.unwrap();
 

@@ -23,6 +23,8 @@ use trcker_shared::bootstrap::{edge_from_config, load_aws_config};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
+use trcker_shared::program::derived::MemoryFeed;
+use trcker_shared::program::scoring::Thresholds;
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::config::{
     ConfigError, EdgeConfig, INSECURE_DEV_PEPPER_VAR, KEYS_TABLE_VAR, PEPPER_SECRET_VAR,
@@ -51,6 +53,9 @@ pub struct Backends {
     pub data: Arc<dyn BrandDataStore>,
     /// The same store as `data` in memory mode, for the soak's counters.
     pub memory_data: Option<Arc<MemoryBrandData>>,
+    /// In memory mode, the stream function's derivation over the store's change feed: run it
+    /// with [`MemoryFeed::spawn`], or drain it in a test.
+    pub derivation: Option<Arc<MemoryFeed<MemoryBrandData>>>,
 }
 
 /// The in-memory store, with the insecure development pepper, seeded with the demo brand
@@ -69,10 +74,14 @@ pub async fn memory_backends() -> Result<(Backends, PlaintextKey), String> {
     let demo_key = seed::demo(&keys, &data)
         .await
         .map_err(|error| format!("seeding the demo brand failed: {error}"))?;
+    // After the seed, which writes its rollups with its clicks.
+    let thresholds = Thresholds::from_env().map_err(|error| error.to_string())?;
+    let derivation = MemoryFeed::new(memory_data.clone(), |memory| memory, thresholds);
     let backends = Backends {
         keys,
         data,
         memory_data: Some(memory_data),
+        derivation: Some(Arc::new(derivation)),
     };
     Ok((backends, demo_key))
 }
@@ -175,6 +184,7 @@ pub async fn dynamodb_backends_with(
         keys: edge.keys,
         data: Arc::new(DynamoBrandData::new(edge.dynamodb, settings.data_table)),
         memory_data: None,
+        derivation: None,
     })
 }
 

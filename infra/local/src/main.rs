@@ -100,6 +100,11 @@ async fn run(options: Options) -> Result<(), String> {
         println!("demo key: {}", demo_key.expose_secret());
         backends
     };
+    // What the stream function does on AWS: derived data, from the memory store's change feed
+    // (drained every 100 ms, so what a capture implies shows within a second).
+    if let Some(derivation) = &backends.derivation {
+        derivation.clone().spawn(std::time::Duration::from_millis(100));
+    }
     let app = trcker_local::app_from_env(backends)?;
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
     let listener = tokio::net::TcpListener::bind(address)

@@ -165,6 +165,7 @@ async fn seed_clicks(
             source_ip: format!("198.51.100.{}", index % 250),
             user_agent: "Mozilla/5.0 (demo seed)".into(),
             fraud_score: if index % 50 == 0 { 95 } else { 5 },
+            audit: None,
         };
         let mut counters = vec![(rollups::CLICKS.to_owned(), 1)];
         if click.flagged() {

@@ -4,9 +4,10 @@
 //! environment variable a function reads is set for it, and nothing else; every table's key
 //! schema, indexes and TTL attribute are the ones the store code (and `--create-tables`) uses;
 //! each function's policy has the least-privilege shape docs/ARCHITECTURE.md describes; the API's
-//! access log carries no text a caller chose; and the keys function is invoked through one
+//! access log carries no text a caller chose; the keys function is invoked through one
 //! operator policy that allows nothing else, every invocation recorded by a CloudTrail trail that
-//! is on by default.
+//! is on by default; and the stream function reads the data table's stream one batch per shard at
+//! a time, reporting the first failed record, with what it gives up on kept in a queue.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -79,6 +80,12 @@ fn functions() -> BTreeMap<&'static str, FunctionFacts> {
                 trcker_mcp::ROUTES,
                 vars(&trcker_mcp::config::ALL_VARS, &edge),
             ),
+        ),
+        // No route (its event source mapping invokes it), no key service: the store's bounds
+        // and the data table, and the fraud thresholds it scores with.
+        (
+            STREAM_BINARY,
+            facts(&[], vars(&trcker_stream::config::ALL_VARS, &[LOG_VAR])),
         ),
     ])
 }
@@ -389,7 +396,7 @@ fn every_variable_a_function_reads_is_set_for_it_and_nothing_else() {
     assert_eq!(
         deployed.keys().map(String::as_str).collect::<BTreeSet<_>>(),
         expected.keys().copied().collect::<BTreeSet<_>>(),
-        "the template deploys exactly the four functions"
+        "the template deploys exactly these functions"
     );
     for (binary, FunctionFacts { reads, .. }) in expected {
         let function = &deployed[binary];
@@ -405,16 +412,12 @@ fn every_variable_a_function_reads_is_set_for_it_and_nothing_else() {
             assert!(!names.contains(local_only), "{binary} sets {local_only}");
         }
         // The tables and the pepper are the stack's own.
-        assert_eq!(
-            reference(&set["TRCKER_KEYS_TABLE"]),
-            Some("KeysTable"),
-            "{binary}"
-        );
-        assert_eq!(
-            reference(&set["TRCKER_PEPPER_SECRET_ID"]),
-            Some("PepperSecret"),
-            "{binary}"
-        );
+        if let Some(table) = set.get(trcker_shared::config::KEYS_TABLE_VAR) {
+            assert_eq!(reference(table), Some("KeysTable"), "{binary}");
+        }
+        if let Some(secret) = set.get(trcker_shared::config::PEPPER_SECRET_VAR) {
+            assert_eq!(reference(secret), Some("PepperSecret"), "{binary}");
+        }
         if let Some(table) = set.get("TRCKER_DATA_TABLE") {
             assert_eq!(reference(table), Some("DataTable"), "{binary}");
         }
@@ -599,20 +602,34 @@ const WRITE_ACTIONS: [&str; 3] = [
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
 ];
+/// What reading a DynamoDB stream takes (the event source mapping reads with the function's
+/// role): only the stream function's, only on the data table's stream.
+const STREAM_READ_ACTIONS: [&str; 4] = [
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
+/// The binary of the function that reads the data table's stream.
+const STREAM_BINARY: &str = "stream";
 
 /// Least privilege as far as the template shows it (IAM itself is not evaluated by moto): each
 /// function has exactly one inline policy of `Allow` statements; no wildcard action, no Scan, no
 /// `Resource: "*"`; DynamoDB actions only on the stack's two tables, the pepper only by its own
 /// `GetSecretValue`; key records written only by `keys` (the other functions' one write to the
 /// keys table is the last-used update, held to the key-use items and the attributes it names:
-/// docs/ARCHITECTURE.md, "IAM per function"); verification reads only the hash lookups; and every
+/// docs/ARCHITECTURE.md, "IAM per function"); verification reads only the hash lookups; every
 /// write to the data table is confined by `dynamodb:LeadingKeys` to the item kinds the function
-/// writes. Only the functions' own policies are held here: the operators' managed policy is no
+/// writes; the pepper is read exactly by the functions that verify keys; and only the stream
+/// function reads a stream (the data table's) and sends to a queue (its mapping's failure queue).
+/// Only the functions' own policies are held here: the operators' managed policy is no
 /// function's (a function's `Policies` entry naming it would fail "an inline policy"), and
 /// `the_operator_policy_allows_only_invoking_the_keys_function` holds it.
 #[test]
 fn each_function_has_one_least_privilege_policy() {
     let template = template();
+    let failure_queue = stream_failure_queue(&template);
+    let facts = functions();
     for (binary, function) in template_functions(&template) {
         let policies = function["Properties"]["Policies"]
             .as_sequence()
@@ -639,13 +656,29 @@ fn each_function_has_one_least_privilege_policy() {
                     reads_pepper = true;
                     continue;
                 }
+                if STREAM_READ_ACTIONS.contains(&action.as_str()) {
+                    assert_eq!(binary, STREAM_BINARY, "{what}: {action}");
+                    assert_eq!(resources, ["DataTable.StreamArn"], "{what}: {action}");
+                    continue;
+                }
+                if action == "sqs:SendMessage" {
+                    assert_eq!(binary, STREAM_BINARY, "{what}: {action}");
+                    assert_eq!(
+                        resources,
+                        std::slice::from_ref(&failure_queue),
+                        "{what}: only the mapping's failure queue"
+                    );
+                    continue;
+                }
                 assert!(
                     STORE_ACTIONS.contains(&action.as_str()),
                     "{what}: {action} is not an action the store code calls"
                 );
                 for resource in &resources {
                     assert!(
-                        resource == "KeysTable" || resource.starts_with("DataTable"),
+                        resource == "KeysTable"
+                            || resource == "DataTable"
+                            || resource.starts_with("DataTable/index/"),
                         "{what}: {action} on {resource}"
                     );
                 }
@@ -695,7 +728,13 @@ fn each_function_has_one_least_privilege_policy() {
                 );
             }
         }
-        assert!(reads_pepper, "{binary}: reads the pepper");
+        let verifies_keys = facts[binary.as_str()]
+            .reads
+            .contains(trcker_shared::config::PEPPER_SECRET_VAR);
+        assert_eq!(
+            reads_pepper, verifies_keys,
+            "{binary}: reads the pepper exactly if it verifies keys"
+        );
     }
 }
 
@@ -1029,5 +1068,211 @@ fn a_trail_records_every_invocation_of_the_keys_function_by_default() {
             template["Outputs"][output]["Condition"], CONDITION,
             "{output}"
         );
+    }
+}
+
+/// The logical id of the queue the data table's event source mapping sends what it gives up on.
+fn stream_failure_queue(template: &Value) -> String {
+    let (_, mapping) = stream_mapping(template);
+    tagged(
+        &mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"],
+        "!GetAtt",
+    )
+    .and_then(Value::as_str)
+    .and_then(|arn| arn.strip_suffix(".Arn"))
+    .expect("the mapping's on-failure destination: !GetAtt <Queue>.Arn")
+    .to_owned()
+}
+
+/// The template's one event source mapping, by logical id.
+fn stream_mapping(template: &Value) -> (String, Value) {
+    let mappings: Vec<(String, Value)> = resources(template)
+        .into_iter()
+        .filter(|(_, resource)| resource["Type"] == "AWS::Lambda::EventSourceMapping")
+        .collect();
+    assert_eq!(
+        mappings.len(),
+        1,
+        "one event source mapping: the data table's stream"
+    );
+    mappings.into_iter().next().unwrap()
+}
+
+/// The data table streams both images of every change (the stream function decodes a new click's
+/// and a rescoring's before and after) into the stream function, through one event source
+/// mapping: from the oldest record, one batch per shard at a time (the derivation's per-partition
+/// marks rely on each partition's changes applying in order), the first failed record reported
+/// (`ReportBatchItemFailures`, which needs no tumbling window: a windowed invocation's answer
+/// must carry a `state` the function does not write), bounded retries, and what it gives up on
+/// sent to an encrypted queue that keeps it 14 days. The function has no route, no key-service
+/// variable and no grant on the keys table or the pepper.
+#[test]
+fn the_stream_function_reads_the_data_tables_stream_in_order() {
+    let template = template();
+    let resources = resources(&template);
+    let data_table = table(&resources, &DATA_TABLE);
+    assert_eq!(
+        data_table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES",
+        "the data table's stream carries both images"
+    );
+    let keys_table = table(&resources, &KEYS_TABLE);
+    assert!(
+        keys_table["StreamSpecification"].is_null(),
+        "the keys table has no stream"
+    );
+
+    let function = function_logical_id(&template, STREAM_BINARY);
+    let (name, mapping) = stream_mapping(&template);
+    let properties = &mapping["Properties"];
+    assert_eq!(
+        reference(&properties["FunctionName"]),
+        Some(function.as_str()),
+        "{name}"
+    );
+    assert_eq!(
+        tagged(&properties["EventSourceArn"], "!GetAtt").and_then(Value::as_str),
+        Some("DataTable.StreamArn"),
+        "{name}: the data table's stream"
+    );
+    for (property, expected) in [
+        ("StartingPosition", Value::from("TRIM_HORIZON")),
+        ("BatchSize", Value::from(1000)),
+        ("MaximumBatchingWindowInSeconds", Value::from(1)),
+        ("ParallelizationFactor", Value::from(1)),
+        ("BisectBatchOnFunctionError", Value::from(true)),
+    ] {
+        assert_eq!(properties[property], expected, "{name}: {property}");
+    }
+    assert_eq!(
+        properties["FunctionResponseTypes"],
+        serde_yaml::from_str::<Value>("[ReportBatchItemFailures]").unwrap(),
+        "{name}: the function reports the first failed record"
+    );
+    assert!(
+        properties["TumblingWindowInSeconds"].is_null(),
+        "{name}: no tumbling window (its answers would need a state)"
+    );
+    assert!(
+        properties["FilterCriteria"].is_null(),
+        "{name}: every record reaches the function (a filtered-out one would never be derived)"
+    );
+    let retries = properties["MaximumRetryAttempts"]
+        .as_i64()
+        .expect("bounded retries");
+    assert!((1..=10_000).contains(&retries), "{name}: {retries} retries");
+    let age = properties["MaximumRecordAgeInSeconds"]
+        .as_i64()
+        .expect("bounded record age");
+    assert!(
+        (60..=86_400).contains(&age),
+        "{name}: a record age within the stream's 24 hours, not {age}"
+    );
+
+    let queue_name = stream_failure_queue(&template);
+    let queue = &resources[&queue_name];
+    assert_eq!(queue["Type"], "AWS::SQS::Queue", "{queue_name}");
+    assert_eq!(
+        queue["Properties"]["MessageRetentionPeriod"], 1_209_600,
+        "{queue_name}: kept 14 days"
+    );
+    assert!(
+        queue["Properties"]["SqsManagedSseEnabled"] == true
+            || !queue["Properties"]["KmsMasterKeyId"].is_null(),
+        "{queue_name}: encrypted"
+    );
+    assert_eq!(queue["DeletionPolicy"], "Retain", "{queue_name}");
+
+    // No route, no key service; the pepper's resource policy does not name its role.
+    let deployed = template_functions(&template);
+    let stream = &deployed[STREAM_BINARY];
+    assert!(
+        stream["Properties"]["Events"].is_null(),
+        "the stream function has no route: its mapping invokes it"
+    );
+    let readers = &resources["PepperSecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"][0]
+        ["Condition"]["ArnNotEquals"]["aws:PrincipalArn"];
+    let readers: Vec<String> = readers
+        .as_sequence()
+        .expect("the pepper's readers")
+        .iter()
+        .flat_map(resource_names)
+        .collect();
+    let expected_readers: BTreeSet<String> = functions()
+        .into_iter()
+        .filter(|(_, facts)| {
+            facts
+                .reads
+                .contains(trcker_shared::config::PEPPER_SECRET_VAR)
+        })
+        .map(|(binary, _)| format!("{}Role", function_logical_id(&template, binary)))
+        .collect();
+    assert_eq!(
+        readers.into_iter().collect::<BTreeSet<_>>(),
+        expected_readers,
+        "the pepper's readers are the functions that verify keys"
+    );
+}
+
+/// The stream function's grants on the data table are the calls `derive_batch` makes, on the
+/// item kinds it derives, and nothing else: `GetItem` of a click (rescoring after a redelivery)
+/// and of a signal's claim; `PutItem` of fraud-signal documents and their claims (`<brand>`) and
+/// of capture's activity records; `UpdateItem` of source counters, clicks (rescoring) and rollup
+/// rows. No `Query`, no `DeleteItem`, nothing on the keys table.
+#[test]
+fn the_stream_function_writes_only_what_it_derives() {
+    let template = template();
+    let stream = &template_functions(&template)[STREAM_BINARY];
+    let statements = stream["Properties"]["Policies"][0]["Statement"]
+        .as_sequence()
+        .expect("the stream function's statements");
+    let mut grants: BTreeSet<(String, String, Vec<String>)> = BTreeSet::new();
+    for statement in statements {
+        let resources = resource_names(&statement["Resource"]);
+        if resources != ["DataTable"] {
+            continue;
+        }
+        for action in actions(statement) {
+            for operator in ["ForAllValues:StringLike", "ForAllValues:StringNotLike"] {
+                if let Some(patterns) = leading_keys(statement, operator) {
+                    grants.insert((action.clone(), operator.to_owned(), patterns));
+                }
+            }
+        }
+    }
+    let like = "ForAllValues:StringLike";
+    let not_like = "ForAllValues:StringNotLike";
+    let grant = |action: &str, operator: &str, patterns: &[&str]| {
+        (
+            format!("dynamodb:{action}"),
+            operator.to_owned(),
+            patterns.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    let expected: BTreeSet<_> = [
+        grant("GetItem", like, &["*#CLICK#*"]),
+        grant("GetItem", not_like, &["*#*"]),
+        grant("PutItem", not_like, &["*#*"]),
+        grant("PutItem", like, &["*#ACTIVITY#capture#*"]),
+        grant(
+            "UpdateItem",
+            like,
+            &["*#SOURCE#*", "*#CLICK#*", "*#ROLLUP#*"],
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(grants, expected, "the stream function's data-table grants");
+    for statement in statements {
+        let resources = resource_names(&statement["Resource"]);
+        assert!(
+            !resources.iter().any(|resource| resource == "KeysTable"),
+            "the stream function touches no key"
+        );
+        if resources == ["DataTable"] {
+            assert!(
+                !statement["Condition"].is_null(),
+                "every data-table grant is confined by dynamodb:LeadingKeys"
+            );
+        }
     }
 }

@@ -30,6 +30,26 @@ pub struct ClickRecord {
     pub user_agent: String,
     /// 0-100; at or above [`FLAGGED_SCORE`] the click is flagged.
     pub fraud_score: u8,
+    /// Set on a click that capture recorded: the request's audit fields, so the click item is
+    /// also the activity record of its capture (the stream function copies it to the activity
+    /// log; capture's one write holds both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<CaptureAudit>,
+}
+
+/// What a new capture's activity record holds beyond the click: the fields the edge guard would
+/// have written (the click gives the time, source address and user agent; status and outcome are
+/// those of a new capture, 201 and `ok`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureAudit {
+    pub request_id: String,
+    pub method: String,
+    pub target: String,
+    pub latency_ms: u64,
+    pub key_id: String,
+    pub fingerprint: String,
+    /// When the activity record expires (Unix seconds): the edge's activity retention.
+    pub expires_at: i64,
 }
 
 impl ClickRecord {

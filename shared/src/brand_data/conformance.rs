@@ -12,7 +12,8 @@ use super::rollups::{
     SIGNALS_PREFIX, StreamSpan, increments_for, rollup_shard, to_micros, utc_day,
 };
 use super::{
-    ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, Surface, UniqueClaim,
+    ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHits, Surface,
+    UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -30,6 +31,8 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     documents_are_created_together_and_queried_by_id_range(store).await;
     clicks_are_rescored_in_place(store).await;
     source_hits_count_per_window_and_remember_the_last_sighting(store).await;
+    source_hits_from_the_stream_are_counted_once(store).await;
+    concurrent_source_hits_are_each_counted_once(store).await;
     rollups_count_with_the_click_and_sum_across_shards(store).await;
     a_duplicate_click_adds_nothing_to_rollups(store).await;
     documents_with_a_taken_claim_add_nothing_to_rollups(store).await;
@@ -38,7 +41,7 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     rollup_groups_are_separate_per_offer_and_partner(store).await;
     money_micros_sum_exactly(store).await;
     bad_rollup_input_is_rejected_and_writes_nothing(store).await;
-    stream_rollups_are_counted_once_per_stream_shard(store).await;
+    stream_rollups_are_counted_once_per_origin(store).await;
 }
 
 fn slug(value: &str) -> UniqueClaim {
@@ -507,6 +510,7 @@ fn click(brand_id: &BrandId, click_id: &str, at: i64, offer: &str, partner: &str
         source_ip: "203.0.113.5".into(),
         user_agent: "conformance".into(),
         fraud_score: 0,
+        audit: None,
     }
 }
 
@@ -720,66 +724,280 @@ pub async fn clicks_are_rescored_in_place(store: &dyn BrandDataStore) {
     );
 }
 
+/// `count` hits from `source` in the window at `window_start`, the latest at `latest_at`; the
+/// item expires long after the test.
+async fn count_hits(
+    store: &dyn BrandDataStore,
+    brand: &BrandId,
+    source: &str,
+    (window_start, count, latest_at): (UnixMillis, u64, UnixMillis),
+    span: Option<&StreamSpan>,
+) -> Result<(bool, u64, Option<UnixMillis>), StoreError> {
+    let hits = SourceHits {
+        window_start,
+        count,
+        latest_at,
+        expires_at: 1_900_000_000,
+    };
+    store
+        .count_source_hits(brand, source, &hits, span)
+        .await
+        .map(|tally| (tally.applied, tally.clicks_in_window, tally.last_at))
+}
+
 pub async fn source_hits_count_per_window_and_remember_the_last_sighting(
     store: &dyn BrandDataStore,
 ) {
     let brand = fresh_brand_id("sources");
     let other = fresh_brand_id("sources");
     let hour = 3_600_000;
-    let first = store
-        .record_source_hit(&brand, "203.0.113.9", hour, hour + 10, 99)
-        .await
-        .unwrap();
-    assert_eq!(first.clicks_in_window, 1);
-    assert_eq!(first.previous_at, None);
-    let second = store
-        .record_source_hit(&brand, "203.0.113.9", hour, hour + 500, 99)
-        .await
-        .unwrap();
-    assert_eq!(second.clicks_in_window, 2);
-    assert_eq!(second.previous_at, Some(hour + 10));
-    // Another source and another brand count apart.
-    let elsewhere = store
-        .record_source_hit(&brand, "203.0.113.10", hour, hour + 600, 99)
-        .await
-        .unwrap();
+    // One capture's click: `(window start, 1, now)`. The answer is the item before it.
+    let click = |brand: &BrandId, source: &'static str, window_start, now| {
+        let brand = brand.clone();
+        async move {
+            count_hits(store, &brand, source, (window_start, 1, now), None)
+                .await
+                .unwrap()
+        }
+    };
+    let source = "203.0.113.9";
     assert_eq!(
-        (elsewhere.clicks_in_window, elsewhere.previous_at),
-        (1, None)
+        click(&brand, source, hour, hour + 10).await,
+        (true, 0, None)
     );
-    let foreign = store
-        .record_source_hit(&other, "203.0.113.9", hour, hour + 700, 99)
-        .await
-        .unwrap();
-    assert_eq!((foreign.clicks_in_window, foreign.previous_at), (1, None));
-    // A new window starts the count again but still knows the last sighting.
-    let next_window = store
-        .record_source_hit(&brand, "203.0.113.9", 2 * hour, 2 * hour + 1, 99)
-        .await
-        .unwrap();
-    assert_eq!(next_window.clicks_in_window, 1);
-    assert_eq!(next_window.previous_at, Some(hour + 500));
-    let again = store
-        .record_source_hit(&brand, "203.0.113.9", 2 * hour, 2 * hour + 2, 99)
-        .await
-        .unwrap();
     assert_eq!(
-        (again.clicks_in_window, again.previous_at),
-        (2, Some(2 * hour + 1))
+        click(&brand, source, hour, hour + 500).await,
+        (true, 1, Some(hour + 10))
+    );
+    // Another source and another brand count apart.
+    assert_eq!(
+        click(&brand, "203.0.113.10", hour, hour + 600).await,
+        (true, 0, None)
+    );
+    assert_eq!(
+        click(&other, source, hour, hour + 700).await,
+        (true, 0, None)
+    );
+    // A new window starts the count again but still knows the last sighting.
+    assert_eq!(
+        click(&brand, source, 2 * hour, 2 * hour + 1).await,
+        (true, 0, Some(hour + 500))
+    );
+    assert_eq!(
+        click(&brand, source, 2 * hour, 2 * hour + 2).await,
+        (true, 1, Some(2 * hour + 1))
     );
     // A late request stamped with the previous window counts into the current one.
-    let late = store
-        .record_source_hit(&brand, "203.0.113.9", hour, 2 * hour + 3, 99)
-        .await
-        .unwrap();
-    assert_eq!(late.clicks_in_window, 3);
-    let after = store
-        .record_source_hit(&brand, "203.0.113.9", 2 * hour, 2 * hour + 4, 99)
-        .await
-        .unwrap();
     assert_eq!(
-        after.clicks_in_window, 4,
+        click(&brand, source, hour, 2 * hour + 3).await,
+        (true, 2, Some(2 * hour + 2))
+    );
+    assert_eq!(
+        click(&brand, source, 2 * hour, 2 * hour + 4).await,
+        (true, 3, Some(2 * hour + 3)),
         "the current window was not reset"
+    );
+
+    // Several hits at once; the last sighting is the latest ever seen, whatever order the hits
+    // arrive in.
+    let batch = "203.0.113.11";
+    let count = |window_start, count, latest_at| {
+        let brand = brand.clone();
+        async move {
+            count_hits(store, &brand, batch, (window_start, count, latest_at), None)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count(2 * hour, 3, 2 * hour + 100).await, (true, 0, None));
+    assert_eq!(
+        count(2 * hour, 2, 2 * hour + 50).await,
+        (true, 3, Some(2 * hour + 100))
+    );
+    assert_eq!(
+        count(2 * hour, 1, 2 * hour + 60).await,
+        (true, 5, Some(2 * hour + 100)),
+        "an older sighting does not replace the latest"
+    );
+    // A new window whose hits are older than the last sighting: the count starts again, the
+    // sighting stays.
+    assert_eq!(
+        count(3 * hour, 4, 2 * hour + 90).await,
+        (true, 0, Some(2 * hour + 100))
+    );
+    assert_eq!(
+        count(3 * hour, 1, 3 * hour + 1).await,
+        (true, 4, Some(2 * hour + 100))
+    );
+    assert_eq!(
+        count(3 * hour, 1, 3 * hour + 2).await,
+        (true, 5, Some(3 * hour + 1))
+    );
+}
+
+/// Concurrent hits from one source, the first of a new window, in no order of their sightings:
+/// each is counted once, each sees a different count before it, and the sighting ends at the
+/// latest. (The backends' answer to the races: a lock in memory, conditional writes chosen from
+/// the item the last one failed on in DynamoDB.)
+pub async fn concurrent_source_hits_are_each_counted_once(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("sources");
+    let source = "203.0.113.12";
+    let hour = 3_600_000;
+    assert_eq!(
+        count_hits(store, &brand, source, (hour, 1, hour + 1), None).await,
+        Ok((true, 0, None))
+    );
+    let sightings = [7, 3, 8, 1, 6, 2, 5, 4];
+    let racing = sightings.map(|offset| {
+        let brand = brand.clone();
+        async move {
+            count_hits(
+                store,
+                &brand,
+                source,
+                (2 * hour, 1, 2 * hour + offset),
+                None,
+            )
+            .await
+        }
+    });
+    let mut before: Vec<u64> = futures_util::future::join_all(racing)
+        .await
+        .into_iter()
+        .map(|answer| {
+            let (applied, clicks, last_at) = answer.unwrap();
+            assert!(applied);
+            assert!(last_at.is_some());
+            clicks
+        })
+        .collect();
+    before.sort_unstable();
+    assert_eq!(before, (0..8).collect::<Vec<u64>>());
+    assert_eq!(
+        count_hits(store, &brand, source, (2 * hour, 1, 2 * hour + 9), None).await,
+        Ok((true, 8, Some(2 * hour + 8)))
+    );
+}
+
+/// A stream batch's clicks are counted into the source once per stream shard: the item notes the
+/// last sequence number each shard counted, as a rollup row does.
+pub async fn source_hits_from_the_stream_are_counted_once(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("stream-sources");
+    let source = "198.51.100.20";
+    let hour = 3_600_000;
+    let span = |shard: &str, first: &str, last: &str| StreamSpan {
+        origin: shard.into(),
+        first_sequence: first.into(),
+        last_sequence: last.into(),
+    };
+    let count = |hits: (UnixMillis, u64, UnixMillis), span: Option<StreamSpan>| {
+        let brand = brand.clone();
+        async move { count_hits(store, &brand, source, hits, span.as_ref()).await }
+    };
+    let shard_a = "shardId-00000001795000000000-aaaaaaaa";
+    let shard_b = "shardId-b";
+    assert_eq!(
+        count((hour, 3, hour + 30), Some(span(shard_a, "100", "120"))).await,
+        Ok((true, 0, None))
+    );
+    // A replay of the batch, or of any part of it, changes nothing and answers the standing count.
+    assert_eq!(
+        count((hour, 3, hour + 30), Some(span(shard_a, "100", "120"))).await,
+        Ok((false, 3, Some(hour + 30)))
+    );
+    assert_eq!(
+        count((hour, 2, hour + 45), Some(span(shard_a, "110", "130"))).await,
+        Ok((false, 3, Some(hour + 30))),
+        "an overlapping span"
+    );
+    // Sequence numbers compare as numbers, whatever their length.
+    assert_eq!(
+        count((hour, 1, hour + 45), Some(span(shard_a, "99", "99"))).await,
+        Ok((false, 3, Some(hour + 30)))
+    );
+    assert_eq!(
+        count((hour, 2, hour + 40), Some(span(shard_a, "121", "1000"))).await,
+        Ok((true, 3, Some(hour + 30)))
+    );
+    // Another stream shard has its own mark, whatever its sequence numbers.
+    assert_eq!(
+        count((hour, 4, hour + 35), Some(span(shard_b, "7", "9"))).await,
+        Ok((true, 5, Some(hour + 40)))
+    );
+    assert_eq!(
+        count((hour, 4, hour + 35), Some(span(shard_b, "7", "9"))).await,
+        Ok((false, 9, Some(hour + 40)))
+    );
+    assert_eq!(
+        count((hour, 1, hour + 36), Some(span(shard_a, "999", "1000"))).await,
+        Ok((false, 9, Some(hour + 40)))
+    );
+    // Without a span, hits always count.
+    assert_eq!(
+        count((hour, 1, hour + 50), None).await,
+        Ok((true, 9, Some(hour + 40)))
+    );
+    // A new window with a span resets the count and moves the mark.
+    assert_eq!(
+        count(
+            (2 * hour, 2, 2 * hour + 5),
+            Some(span(shard_a, "1001", "1005"))
+        )
+        .await,
+        Ok((true, 0, Some(hour + 50)))
+    );
+    assert_eq!(
+        count(
+            (2 * hour, 2, 2 * hour + 5),
+            Some(span(shard_a, "1001", "1005"))
+        )
+        .await,
+        Ok((false, 2, Some(2 * hour + 5)))
+    );
+    // A replay stamped with a later window than the item's reads the item's window as empty,
+    // and changes nothing: the next hits of the item's window count on from 2.
+    assert_eq!(
+        count((3 * hour, 1, 3 * hour + 1), Some(span(shard_b, "8", "9"))).await,
+        Ok((false, 0, Some(2 * hour + 5)))
+    );
+    // No hits, or a bad span, is refused and changes nothing.
+    let refused = [
+        ((2 * hour, 0, 2 * hour + 9), None),
+        (
+            (2 * hour, 0, 2 * hour + 9),
+            Some(span(shard_a, "2000", "2001")),
+        ),
+        (
+            (2 * hour, 1, 2 * hour + 9),
+            Some(span(shard_a, "2001", "2000")),
+        ),
+        (
+            (2 * hour, 1, 2 * hour + 9),
+            Some(span(shard_a, "20a0", "2001")),
+        ),
+        (
+            (2 * hour, 1, 2 * hour + 9),
+            Some(span(shard_a, "1", &"9".repeat(41))),
+        ),
+        ((2 * hour, 1, 2 * hour + 9), Some(span("", "2000", "2001"))),
+    ];
+    for (hits, bad) in refused {
+        assert!(
+            matches!(count(hits, bad.clone()).await, Err(StoreError::Rejected(_))),
+            "{hits:?} {bad:?}"
+        );
+    }
+    assert_eq!(
+        count(
+            (2 * hour, 1, 2 * hour + 6),
+            Some(span(shard_a, "1006", "1006"))
+        )
+        .await,
+        Ok((true, 2, Some(2 * hour + 5)))
+    );
+    assert_eq!(
+        count((2 * hour, 1, 2 * hour + 7), None).await,
+        Ok((true, 3, Some(2 * hour + 6)))
     );
 }
 
@@ -1378,7 +1596,7 @@ pub async fn bad_rollup_input_is_rejected_and_writes_nothing(store: &dyn BrandDa
     );
 }
 
-pub async fn stream_rollups_are_counted_once_per_stream_shard(store: &dyn BrandDataStore) {
+pub async fn stream_rollups_are_counted_once_per_origin(store: &dyn BrandDataStore) {
     let brand = fresh_brand_id("stream-rollups");
     let day = "2026-11-28";
     let increment = |clicks: i64| RollupIncrement {
@@ -1389,7 +1607,7 @@ pub async fn stream_rollups_are_counted_once_per_stream_shard(store: &dyn BrandD
         counters: vec![(CLICKS.to_owned(), clicks)],
     };
     let span = |shard: &str, first: &str, last: &str| StreamSpan {
-        stream_shard: shard.into(),
+        origin: shard.into(),
         first_sequence: first.into(),
         last_sequence: last.into(),
     };
@@ -1407,18 +1625,22 @@ pub async fn stream_rollups_are_counted_once_per_stream_shard(store: &dyn BrandD
         }
     };
     let shard_a = "shardId-00000001795000000000-aaaaaaaa";
-    assert_eq!(add(3, span(shard_a, "100", "120")).await, Ok(true));
+    assert_eq!(add(3, span(shard_a, "100", "120")).await, Ok(None));
     assert_eq!(clicks(totals(store, &brand, day).await), 3);
     // A replay of the batch, or of any part of it (a bisected or partly reported batch), counts
     // nothing again.
-    assert_eq!(add(3, span(shard_a, "100", "120")).await, Ok(false));
-    assert_eq!(add(1, span(shard_a, "110", "120")).await, Ok(false));
+    let through_120 = Ok(Some("0000000000000000000000000000000000000120".to_owned()));
+    assert_eq!(add(3, span(shard_a, "100", "120")).await, through_120);
+    assert_eq!(add(1, span(shard_a, "110", "120")).await, through_120);
     // Sequence numbers compare as numbers, whatever their length.
-    assert_eq!(add(1, span(shard_a, "99", "99")).await, Ok(false));
-    assert_eq!(add(2, span(shard_a, "121", "1000")).await, Ok(true));
-    assert_eq!(add(1, span(shard_a, "999", "999")).await, Ok(false));
+    assert_eq!(add(1, span(shard_a, "99", "99")).await, through_120);
+    assert_eq!(add(2, span(shard_a, "121", "1000")).await, Ok(None));
+    assert_eq!(
+        add(1, span(shard_a, "999", "999")).await,
+        Ok(Some("0000000000000000000000000000000000001000".to_owned()))
+    );
     // Another stream shard has its own mark.
-    assert_eq!(add(5, span("shardId-b", "7", "9")).await, Ok(true));
+    assert_eq!(add(5, span("shardId-b", "7", "9")).await, Ok(None));
     assert_eq!(clicks(totals(store, &brand, day).await), 10);
     // A bad span or increment is refused and changes nothing.
     for bad in [

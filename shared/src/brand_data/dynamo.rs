@@ -10,14 +10,18 @@
 //! - rollup row: `pk = <brand_id>#ROLLUP#<T|O|P>#<shard 00-15>`, `sk = <YYYY-MM-DD>#<group>` (group
 //!   empty for the total), one number attribute `n:<counter>` per counter, `expires_at`; added to
 //!   with `ADD` in the transaction that writes the counted event
+//! - source: `pk = <brand_id>#SOURCE#<client ip>`, `sk = HITS`, `window_start`, `clicks` (in that
+//!   window), `last_at`, `expires_at`; for counts from the stream, `w:<stream shard>` per shard
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
 use super::clicks::{ClickFilter, ClickRecord, click_shard, click_sort_key};
@@ -28,7 +32,7 @@ use super::rollups::{
 };
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim,
+    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
     list_activity_across_surfaces, list_clicks_across_shards, read_rollups_across_shards,
 };
 use crate::clock::UnixMillis;
@@ -42,7 +46,8 @@ use crate::store::{Page, StoreError};
 
 /// Prefix of a rollup row's counter attributes: `n:clicks`, `n:revenue_micros:USD`.
 pub const ROLLUP_COUNTER_PREFIX: &str = "n:";
-/// The attribute of a rollup row that holds, per stream shard, the last sequence number it counted.
+/// Prefix of the attribute of a rollup row or source item that holds, per stream shard, the last
+/// sequence number it counted (zero-padded to 40 digits): `w:<stream shard>`.
 pub const STREAM_MARK_PREFIX: &str = "w:";
 
 #[derive(Debug, Clone)]
@@ -145,10 +150,10 @@ impl DynamoBrandData {
                 .expression_attribute_values(format!(":c{index}"), number(*amount));
         }
         let mut sets = "#ttl = :expires".to_owned();
-        if let Some((stream_shard, first, last)) = span {
+        if let Some((origin, first, last)) = span {
             sets.push_str(", #mark = :last");
             update = update
-                .expression_attribute_names("#mark", format!("{STREAM_MARK_PREFIX}{stream_shard}"))
+                .expression_attribute_names("#mark", format!("{STREAM_MARK_PREFIX}{origin}"))
                 .expression_attribute_values(":first", text(first))
                 .expression_attribute_values(":last", text(last))
                 .condition_expression("attribute_not_exists(#mark) OR #mark < :first");
@@ -815,17 +820,15 @@ impl RollupStore for DynamoBrandData {
         brand_id: &BrandId,
         increment: &RollupIncrement,
         span: &StreamSpan,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let merged = merge_increments(std::slice::from_ref(increment))?;
         let (first, last) = span.normalized()?;
         let Some(increment) = merged.first() else {
-            return Ok(false);
+            // Nothing to count.
+            return Ok(None);
         };
-        let change = self.rollup_change(
-            brand_id,
-            increment,
-            Some((&span.stream_shard, &first, &last)),
-        )?;
+        let change =
+            self.rollup_change(brand_id, increment, Some((&span.origin, &first, &last)))?;
         let result = self
             .client
             .update_item()
@@ -835,11 +838,21 @@ impl RollupStore for DynamoBrandData {
             .set_condition_expression(change.condition_expression().map(str::to_owned))
             .set_expression_attribute_names(change.expression_attribute_names().cloned())
             .set_expression_attribute_values(change.expression_attribute_values().cloned())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
+            Ok(_) => Ok(None),
+            Err(error) if is_condition_failure(&error) => {
+                // The row as it stands came back with the failure: its mark for this origin.
+                let mark = format!("{STREAM_MARK_PREFIX}{}", span.origin);
+                let counted = condition_failure_item(&error)
+                    .and_then(|item| item.get(&mark).and_then(|value| value.as_s().ok()).cloned())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a replayed rollup row without its mark".into())
+                    })?;
+                Ok(Some(counted))
+            }
             Err(error) => Err(classify(error)),
         }
     }
@@ -847,71 +860,119 @@ impl RollupStore for DynamoBrandData {
 
 #[async_trait]
 impl CounterStore for DynamoBrandData {
-    async fn record_source_hit(
+    async fn count_source_hits(
         &self,
         brand_id: &BrandId,
         source: &str,
-        window_start: UnixMillis,
-        now: UnixMillis,
-        expires_at: i64,
-    ) -> Result<SourceHit, StoreError> {
+        hits: &SourceHits,
+        span: Option<&StreamSpan>,
+    ) -> Result<SourceTally, StoreError> {
+        let span = hits.checked(span)?;
+        let mark = span
+            .as_ref()
+            .map(|(origin, _, _)| format!("{STREAM_MARK_PREFIX}{origin}"));
         let key = Self::item_key(layout::source(brand_id, source));
-        // Both writes set the same values and return the item as it was before.
-        let update = |expression: &str, condition: &str| {
-            self.client
+        // Every write returns the item as it was before, and a failed condition returns it too:
+        // what the item holds picks the next write (a replay is known from the first one's
+        // failure, so it costs no read), and that write's condition holds the item to it.
+        let update = |write: SourceWrite| {
+            let mut sets = vec!["#ttl = :expires"];
+            let mut conditions = vec![if write.reset {
+                "window_start < :window"
+            } else {
+                "(attribute_not_exists(pk) OR window_start >= :window)"
+            }];
+            if write.keep_last {
+                conditions.push("last_at > :latest");
+            } else {
+                conditions.push("(attribute_not_exists(last_at) OR last_at <= :latest)");
+                sets.push("last_at = :latest");
+            }
+            let mut request = self
+                .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key.clone()))
-                .update_expression(expression)
-                .condition_expression(condition)
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":one", number(1))
-                .expression_attribute_values(":now", number(now))
-                .expression_attribute_values(":expires", number(expires_at))
-                .expression_attribute_values(":window", number(window_start))
+                .expression_attribute_values(":count", number(hits_count(hits)))
+                .expression_attribute_values(":latest", number(hits.latest_at))
+                .expression_attribute_values(":expires", number(hits.expires_at))
+                .expression_attribute_values(":window", number(hits.window_start))
                 .return_values(ReturnValue::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            if let (Some(mark), Some((_, first, last))) = (&mark, &span) {
+                conditions.push("(attribute_not_exists(#mark) OR #mark < :first)");
+                sets.push("#mark = :last");
+                request = request
+                    .expression_attribute_names("#mark", mark)
+                    .expression_attribute_values(":first", text(first))
+                    .expression_attribute_values(":last", text(last));
+            }
+            let expression = if write.reset {
+                format!(
+                    "SET window_start = :window, clicks = :count, {}",
+                    sets.join(", ")
+                )
+            } else {
+                // A late request from an earlier window counts into the current one.
+                format!(
+                    "ADD clicks :count SET window_start = if_not_exists(window_start, :window), {}",
+                    sets.join(", ")
+                )
+            };
+            request
+                .update_expression(expression)
+                .condition_expression(conditions.join(" AND "))
                 .send()
         };
-        // One write for a new source or within the current window (a late request from an earlier
-        // window counts into the current one). Only the first click of a new window for a known
-        // source takes a second write, to reset the count; if another request reset it first,
-        // counting is tried again.
-        for _ in 0..3 {
-            let counted = update(
-                "ADD clicks :one SET window_start = if_not_exists(window_start, :window), \
-                 last_at = :now, #ttl = :expires",
-                "attribute_not_exists(pk) OR window_start >= :window",
-            )
-            .await;
-            match counted {
+        // The first write counts into the stored window (or a new item), this sighting the latest:
+        // a capture's one click almost always is. The first hits of a new window for a known
+        // source, or hits older than the last sighting, take a second write; if another request
+        // changed the item in between, the item it left picks the next.
+        let mut write = SourceWrite::default();
+        for _ in 0..SOURCE_WRITE_ROUNDS {
+            let error = match update(write).await {
                 Ok(output) => {
                     let old = output.attributes.unwrap_or_default();
-                    let clicks = u64::try_from(read_optional_number(&old, "clicks")?.unwrap_or(0))
-                        .map_err(|_| StoreError::Corrupt("negative click count".into()))?;
-                    return Ok(SourceHit {
-                        clicks_in_window: clicks + 1,
-                        previous_at: read_optional_number(&old, "last_at")?,
+                    let stored = StoredSource::from_item(&old, mark.as_deref())?;
+                    return Ok(SourceTally {
+                        applied: true,
+                        clicks_in_window: if write.reset { 0 } else { stored.clicks },
+                        last_at: stored.last_at,
+                        counted_through: None,
                     });
                 }
-                Err(error) if is_condition_failure(&error) => {}
+                Err(error) if is_condition_failure(&error) => error,
                 Err(error) => return Err(classify(error)),
+            };
+            let Some(item) = condition_failure_item(&error) else {
+                // The item is gone (expired) since: count it as new.
+                write = SourceWrite::default();
+                continue;
+            };
+            let stored = StoredSource::from_item(&item, mark.as_deref())?;
+            let Some(window_start) = stored.window_start else {
+                return Err(StoreError::Corrupt(
+                    "source item without window_start".into(),
+                ));
+            };
+            if let (Some(counted), Some((_, first, _))) = (&stored.mark, &span)
+                && counted >= first
+            {
+                return Ok(SourceTally::standing(
+                    window_start,
+                    stored.clicks,
+                    stored.last_at,
+                    hits.window_start,
+                    counted.clone(),
+                ));
             }
-            let reset = update(
-                "SET window_start = :window, clicks = :one, last_at = :now, #ttl = :expires",
-                "window_start < :window",
-            )
-            .await;
-            match reset {
-                Ok(output) => {
-                    let old = output.attributes.unwrap_or_default();
-                    return Ok(SourceHit {
-                        clicks_in_window: 1,
-                        previous_at: read_optional_number(&old, "last_at")?,
-                    });
-                }
-                Err(error) if is_condition_failure(&error) => {}
-                Err(error) => return Err(classify(error)),
-            }
+            write = SourceWrite {
+                reset: window_start < hits.window_start,
+                keep_last: stored.last_at.is_some_and(|last| last > hits.latest_at),
+            };
         }
         Err(StoreError::Contention)
     }
@@ -947,6 +1008,74 @@ impl CounterStore for DynamoBrandData {
             .ok_or_else(|| StoreError::Corrupt("counter update returned nothing".into()))?;
         read_number(&attributes, "count")
     }
+}
+
+/// Conditional writes [`CounterStore::count_source_hits`] tries before giving up with
+/// `Contention`: each after the first is chosen from the item the one before failed on. A stored
+/// window and sighting only move forward, so each of the two conditions can turn against a
+/// write once: the first write (guessing), a reset another request beat, a sighting another
+/// request passed, and the fourth holds, unless the item expires under it meanwhile.
+const SOURCE_WRITE_ROUNDS: usize = 4;
+
+/// Which write counts a source's hits, from what its item is known to hold (the default: what it
+/// most often holds, the current window and an older sighting, or no item at all).
+#[derive(Debug, Clone, Copy, Default)]
+struct SourceWrite {
+    /// The stored window is older than the hits': the count starts again from them.
+    reset: bool,
+    /// The stored sighting is later than the hits' latest: it stays.
+    keep_last: bool,
+}
+
+/// What a source item holds, as a write returned it (before the write, or the item a condition
+/// failed on); every attribute may be missing (no item).
+struct StoredSource {
+    window_start: Option<UnixMillis>,
+    clicks: u64,
+    last_at: Option<UnixMillis>,
+    /// The zero-padded last sequence counted from the call's stream shard.
+    mark: Option<String>,
+}
+
+impl StoredSource {
+    fn from_item(item: &Item, mark: Option<&str>) -> Result<Self, StoreError> {
+        let clicks = u64::try_from(read_optional_number(item, "clicks")?.unwrap_or(0))
+            .map_err(|_| StoreError::Corrupt("negative click count".into()))?;
+        let mark = match mark.and_then(|name| item.get(name)) {
+            None => None,
+            Some(AttributeValue::S(counted)) => Some(counted.clone()),
+            Some(_) => {
+                return Err(StoreError::Corrupt(
+                    "a source item's stream mark is not text".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            window_start: read_optional_number(item, "window_start")?,
+            clicks,
+            last_at: read_optional_number(item, "last_at")?,
+            mark,
+        })
+    }
+}
+
+/// The item an `UpdateItem` condition failed on (asked for with
+/// `ReturnValuesOnConditionCheckFailure`), if there was one.
+fn condition_failure_item(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> Option<Item> {
+    match error.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(failed)) => failed.item().cloned(),
+        _ => None,
+    }
+}
+
+/// The hits' count as a DynamoDB number ([`SourceHits::checked`] has refused larger ones).
+fn hits_count(hits: &SourceHits) -> i64 {
+    i64::try_from(hits.count).unwrap_or(i64::MAX)
 }
 
 /// A rollup row from its item: day and group from the sort key, every `n:` attribute a counter.

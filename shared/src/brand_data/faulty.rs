@@ -24,7 +24,7 @@ use super::clicks::{ClickFilter, ClickRecord};
 use super::rollups::{RollupDimension, RollupIncrement, RollupRow, StreamSpan};
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim,
+    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -59,7 +59,7 @@ pub const OPERATIONS: [&str; 21] = [
     "query_clicks",
     "list_clicks",
     "update_click",
-    "record_source_hit",
+    "count_source_hits",
     "query_rollups",
     "read_rollups",
     "add_rollup_once",
@@ -439,7 +439,7 @@ impl<S: RollupStore> RollupStore for FaultyBrandData<S> {
         brand_id: &BrandId,
         increment: &RollupIncrement,
         span: &StreamSpan,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         self.record("add_rollup_once");
         self.faults
             .run(
@@ -453,20 +453,18 @@ impl<S: RollupStore> RollupStore for FaultyBrandData<S> {
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<S: CounterStore> CounterStore for FaultyBrandData<S> {
-    async fn record_source_hit(
+    async fn count_source_hits(
         &self,
         brand_id: &BrandId,
         source: &str,
-        window_start: UnixMillis,
-        now: UnixMillis,
-        expires_at: i64,
-    ) -> Result<SourceHit, StoreError> {
-        self.record("record_source_hit");
+        hits: &SourceHits,
+        span: Option<&StreamSpan>,
+    ) -> Result<SourceTally, StoreError> {
+        self.record("count_source_hits");
         self.faults
             .run(
-                "record_source_hit",
-                self.inner
-                    .record_source_hit(brand_id, source, window_start, now, expires_at),
+                "count_source_hits",
+                self.inner.count_source_hits(brand_id, source, hits, span),
             )
             .await
     }
@@ -513,6 +511,7 @@ mod tests {
             source_ip: "198.51.100.7".into(),
             user_agent: "wrapper".into(),
             fraud_score: 0,
+            audit: None,
         }
     }
 
@@ -543,6 +542,44 @@ mod tests {
         assert!(store.list_clicks(&brand, &filter, 25, None).await.is_err());
         assert_eq!(store.faults_fired(), 1);
         assert!(store.list_clicks(&brand, &filter, 25, None).await.is_ok());
+    }
+
+    /// The source counter is logged and faulted as `count_source_hits`, one of the 21 distinct
+    /// operation names.
+    #[tokio::test]
+    async fn the_source_counter_is_one_named_operation() {
+        let mut names = OPERATIONS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPERATIONS.len(), "no name twice");
+        let store = FaultyBrandData::new(MemoryBrandData::new());
+        let brand = fresh_brand_id("wrapped");
+        let hits = crate::brand_data::SourceHits {
+            window_start: 0,
+            count: 1,
+            latest_at: 5,
+            expires_at: 1_900_000_000,
+        };
+        store.inject(
+            Some("count_source_hits"),
+            Fault::ServerError,
+            Trigger::Next(1),
+        );
+        assert!(
+            store
+                .count_source_hits(&brand, "198.51.100.7", &hits, None)
+                .await
+                .is_err()
+        );
+        let tally = store
+            .count_source_hits(&brand, "198.51.100.7", &hits, None)
+            .await
+            .unwrap();
+        assert!(
+            tally.applied && tally.clicks_in_window == 0,
+            "the fault wrote nothing"
+        );
+        assert_eq!(store.take_calls(), ["count_source_hits"; 2]);
     }
 
     /// The test wrapper forwards every method (its own `list_clicks` included), so a wrapped

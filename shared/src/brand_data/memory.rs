@@ -1,21 +1,24 @@
 //! In-memory [`BrandDataStore`] for unit tests and local mode; one mutex makes each operation
 //! atomic, as the DynamoDB transactions are.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use super::changes::{Change, ChangeEvent, sequence_order};
 use super::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_shard, click_sort_key};
+use super::layout;
 use super::rollups::{
     RollupDimension, RollupIncrement, RollupRow, StreamSpan, check_rollup_range,
     check_transaction_size, merge_increments, rollup_brand,
 };
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim, activity_sort_key,
-    click_list_bounds, list_activity_across_surfaces, read_rollups_across_shards,
+    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
+    activity_sort_key, click_list_bounds, list_activity_across_surfaces,
+    read_rollups_across_shards,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -49,9 +52,36 @@ struct State {
     rollups: HashMap<RollupPartition, RollupRows>,
     /// Per rollup row and stream shard, the last sequence number counted (zero-padded).
     stream_watermarks: HashMap<(RollupPartition, String, String, String), String>,
+    /// The change feed, once enabled ([`MemoryBrandData::enable_change_feed`]).
+    feed: Option<ChangeFeed>,
+}
+
+/// The memory store's stand-in for the data table's stream: the changes the derivation reads,
+/// in write order, until acknowledged.
+#[derive(Debug, Default)]
+struct ChangeFeed {
+    /// The last sequence number handed out (the first event is 1).
+    last_sequence: u64,
+    /// Events not yet acknowledged, oldest first.
+    pending: VecDeque<ChangeEvent>,
 }
 
 impl State {
+    /// Appends `change` of an item under `partition` (its DynamoDB partition key, from
+    /// [`layout`]) to the feed if it is enabled. Called under the store's one lock once a write
+    /// has succeeded, so the feed's order is the order the writes took effect in, and sequence
+    /// numbers increase for every partition key's changes, as a stream's do.
+    fn publish(&mut self, partition: impl FnOnce() -> String, change: impl FnOnce() -> Change) {
+        if let Some(feed) = &mut self.feed {
+            feed.last_sequence += 1;
+            feed.pending.push_back(ChangeEvent {
+                partition: partition(),
+                sequence: feed.last_sequence.to_string(),
+                change: change(),
+            });
+        }
+    }
+
     /// Adds merged increments to `brand_id`'s rows; each partition keeps its newest `cap` rows.
     fn apply_rollups(&mut self, brand_id: &BrandId, increments: &[RollupIncrement], cap: usize) {
         for increment in increments {
@@ -113,13 +143,15 @@ impl BrandClicks {
     }
 }
 
-/// One client IP's clicks for a brand: the current window and the latest sighting.
-#[derive(Debug, Clone, Copy)]
+/// One client IP's clicks for a brand: the current window, the latest sighting, and per stream
+/// shard the last sequence number counted (zero-padded), as the DynamoDB item's `w:` marks.
+#[derive(Debug, Clone)]
 struct SourceState {
     window_start: UnixMillis,
     clicks: u64,
-    last_at: UnixMillis,
+    last_at: Option<UnixMillis>,
     expires_at: i64,
+    marks: HashMap<String, String>,
 }
 
 /// Source (client IP) records kept in memory (local mode): at the cap, expired ones are dropped,
@@ -184,11 +216,57 @@ impl MemoryBrandData {
         self
     }
 
+    /// Starts the change feed: from now on every new click, rescored click and new document is
+    /// appended to it (with sequence numbers "1", "2", ...), until acknowledged. Off by default,
+    /// so a store that nobody reads the feed of does not hold every write twice. Writes that
+    /// derive nothing (activity, counters, rollups, document updates) are left out; a DynamoDB
+    /// stream carries them as [`Change::Other`]. Enabling it again changes nothing.
+    pub fn enable_change_feed(&self) {
+        self.lock().feed.get_or_insert_with(ChangeFeed::default);
+    }
+
+    /// The oldest `max` changes not yet acknowledged, in write order (none if the feed is off).
+    pub fn pending_changes(&self, max: usize) -> Vec<ChangeEvent> {
+        self.lock()
+            .feed
+            .as_ref()
+            .map(|feed| feed.pending.iter().take(max).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops every pending change up to and including `through_sequence` (compared as numbers):
+    /// what the stream's consumer has processed.
+    pub fn acknowledge_changes(&self, through_sequence: &str) {
+        let through = sequence_order(through_sequence);
+        if let Some(feed) = &mut self.lock().feed {
+            while feed
+                .pending
+                .front()
+                .is_some_and(|event| sequence_order(&event.sequence) <= through)
+            {
+                feed.pending.pop_front();
+            }
+        }
+    }
+
+    /// How many changes wait to be acknowledged.
+    pub fn pending_change_count(&self) -> usize {
+        self.lock()
+            .feed
+            .as_ref()
+            .map_or(0, |feed| feed.pending.len())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The partition key of a click's item in DynamoDB: what the feed names its changes by.
+fn click_partition(click: &ClickRecord) -> String {
+    layout::click_partition(&click.brand_id, click_shard(&click.click_id))
 }
 
 fn claim_key(brand_id: &BrandId, kind: DocumentKind, claim: &UniqueClaim) -> ClaimKey {
@@ -235,6 +313,10 @@ impl DocumentStore for MemoryBrandData {
                 .entry((document.brand_id.clone(), document.kind))
                 .or_default()
                 .insert(document.id.clone(), (*document).clone());
+            state.publish(
+                || layout::document(&document.brand_id, document.kind, &document.id).partition,
+                || Change::NewDocument(Box::new((*document).clone())),
+            );
         }
         if let Some(brand_id) = brand_id {
             state.apply_rollups(brand_id, &increments, self.rollup_cap);
@@ -514,6 +596,10 @@ impl ClickStore for MemoryBrandData {
             clicks.drop_oldest();
         }
         state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
+        state.publish(
+            || click_partition(click),
+            || Change::NewClick(Box::new(click.clone())),
+        );
         Ok(())
     }
 
@@ -622,10 +708,22 @@ impl ClickStore for MemoryBrandData {
         let Some(stored) = clicks.by_id.get_mut(&click.click_id) else {
             return Err(StoreError::NotFound);
         };
-        let previous_sort_key = std::mem::replace(stored, sort_key.clone());
-        clicks.by_time.remove(&previous_sort_key);
+        // The two indexes hold the same clicks; the record they drop is the feed's before image.
+        let Some(before) = clicks.by_time.remove(stored.as_str()) else {
+            return Err(StoreError::Corrupt(
+                "click missing from the time index".into(),
+            ));
+        };
+        stored.clone_from(&sort_key);
         clicks.by_time.insert(sort_key, Arc::new(click.clone()));
         state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
+        state.publish(
+            || click_partition(click),
+            || Change::ClickChanged {
+                before: Box::new(ClickRecord::clone(&before)),
+                after: Box::new(click.clone()),
+            },
+        );
         Ok(())
     }
 }
@@ -676,7 +774,7 @@ impl RollupStore for MemoryBrandData {
         brand_id: &BrandId,
         increment: &RollupIncrement,
         span: &StreamSpan,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let merged = merge_increments(std::slice::from_ref(increment))?;
         let (first, last) = span.normalized()?;
         let mut state = self.lock();
@@ -684,36 +782,37 @@ impl RollupStore for MemoryBrandData {
             (brand_id.clone(), increment.dimension, increment.shard),
             increment.day.clone(),
             increment.group.clone(),
-            span.stream_shard.clone(),
+            span.origin.clone(),
         );
-        if state
+        if let Some(counted) = state
             .stream_watermarks
             .get(&row)
-            .is_some_and(|counted| *counted >= first)
+            .filter(|counted| **counted >= first)
         {
-            return Ok(false);
+            return Ok(Some(counted.clone()));
         }
         state.apply_rollups(brand_id, &merged, self.rollup_cap);
         state.stream_watermarks.insert(row, last);
-        Ok(true)
+        Ok(None)
     }
 }
 
 #[async_trait]
 impl CounterStore for MemoryBrandData {
-    async fn record_source_hit(
+    async fn count_source_hits(
         &self,
         brand_id: &BrandId,
         source: &str,
-        window_start: UnixMillis,
-        now: UnixMillis,
-        expires_at: i64,
-    ) -> Result<SourceHit, StoreError> {
+        hits: &SourceHits,
+        span: Option<&StreamSpan>,
+    ) -> Result<SourceTally, StoreError> {
+        let span = hits.checked(span)?;
         let mut state = self.lock();
         if state.sources.len() >= SOURCE_CAP {
             // Expired records go first; if the live ones alone fill the cap (a flood of distinct
             // addresses), local mode starts counting afresh rather than sweeping on every click.
-            let now_seconds = now / 1000;
+            // A source's stream marks go with it, as DynamoDB's TTL drops the whole item.
+            let now_seconds = hits.latest_at / 1000;
             state
                 .sources
                 .retain(|_, source| source.expires_at > now_seconds);
@@ -721,32 +820,61 @@ impl CounterStore for MemoryBrandData {
                 state.sources.clear();
             }
         }
-        let entry = state.sources.entry((brand_id.clone(), source.to_owned()));
-        let mut previous_at = None;
-        let record = entry
-            .and_modify(|record| {
-                previous_at = Some(record.last_at);
-                // A late request from an earlier window counts into the current one rather than
-                // turning it back.
-                if record.window_start >= window_start {
-                    record.clicks += 1;
-                } else {
-                    record.window_start = window_start;
-                    record.clicks = 1;
-                }
-                record.last_at = now;
-                record.expires_at = expires_at;
-            })
-            .or_insert(SourceState {
-                window_start,
-                clicks: 1,
-                last_at: now,
-                expires_at,
+        let record = state
+            .sources
+            .entry((brand_id.clone(), source.to_owned()))
+            .or_insert_with(|| SourceState {
+                // An empty window older than any: the hits below start it.
+                window_start: UnixMillis::MIN,
+                clicks: 0,
+                last_at: None,
+                expires_at: hits.expires_at,
+                marks: HashMap::new(),
             });
-        Ok(SourceHit {
-            clicks_in_window: record.clicks,
-            previous_at,
-        })
+        if let Some((origin, first, _)) = &span
+            && record
+                .marks
+                .get(*origin)
+                .is_some_and(|counted| counted >= first)
+        {
+            return Ok(SourceTally::standing(
+                record.window_start,
+                record.clicks,
+                record.last_at,
+                hits.window_start,
+                record.marks.get(*origin).cloned().unwrap_or_default(),
+            ));
+        }
+        let before = SourceTally {
+            applied: true,
+            clicks_in_window: 0,
+            last_at: record.last_at,
+            counted_through: None,
+        };
+        // A late request from an earlier window counts into the current one rather than turning
+        // it back.
+        let before = if record.window_start >= hits.window_start {
+            let clicks_in_window = record.clicks;
+            record.clicks = record.clicks.saturating_add(hits.count);
+            SourceTally {
+                clicks_in_window,
+                ..before
+            }
+        } else {
+            record.window_start = hits.window_start;
+            record.clicks = hits.count;
+            before
+        };
+        record.last_at = Some(
+            record
+                .last_at
+                .map_or(hits.latest_at, |last| last.max(hits.latest_at)),
+        );
+        record.expires_at = hits.expires_at;
+        if let Some((origin, _, last)) = span {
+            record.marks.insert(origin.to_owned(), last);
+        }
+        Ok(before)
     }
 
     async fn increment_counter(
@@ -775,7 +903,7 @@ impl CounterStore for MemoryBrandData {
 mod tests {
     use super::super::conformance::sample_activity;
     use super::*;
-    use crate::brand_data::ClickStoreExt;
+    use crate::brand_data::{ClickStoreExt, DocumentStoreExt};
 
     /// A click with no offer, partner or sub ids.
     fn click_at(brand_id: &BrandId, click_id: &str, at: UnixMillis) -> ClickRecord {
@@ -791,6 +919,7 @@ mod tests {
             source_ip: "ip".into(),
             user_agent: "ua".into(),
             fraud_score: 0,
+            audit: None,
         }
     }
 
@@ -1039,6 +1168,214 @@ mod tests {
         assert!(store.append_activity(&duplicate).await.is_err());
         assert_eq!(store.activity_appended(Surface::Api), 10);
         assert_eq!(store.activity_appended(Surface::Mcp), 0);
+    }
+
+    fn document(brand_id: &BrandId, id: &str) -> Document {
+        Document {
+            brand_id: brand_id.clone(),
+            kind: DocumentKind::Partner,
+            id: id.to_owned(),
+            version: 1,
+            body: serde_json::json!({ "name": id }),
+        }
+    }
+
+    /// Every write the derivation reads, in write order, with sequence numbers 1, 2, ... and the
+    /// partition key its item has in DynamoDB; a rescoring carries the stored record and the new.
+    #[tokio::test]
+    async fn the_change_feed_carries_new_clicks_rescorings_and_new_documents_in_order() {
+        let store = MemoryBrandData::new();
+        store.enable_change_feed();
+        let brand_id = BrandId::parse("feed").unwrap();
+        let first = click_at(&brand_id, "c1", 1_000);
+        store.insert_click(&first).await.unwrap();
+        let rescored = ClickRecord {
+            fraud_score: 95,
+            at: 1_001,
+            ..first.clone()
+        };
+        store.update_click(&rescored).await.unwrap();
+        let (p1, p2) = (document(&brand_id, "ptr_1"), document(&brand_id, "ptr_2"));
+        store
+            .create_documents(&[(&p1, &[]), (&p2, &[])])
+            .await
+            .unwrap();
+        // Writes that derive nothing, and writes that fail, add nothing.
+        let activity = sample_activity(&brand_id, 5, Surface::Api, "r1");
+        store.append_activity(&activity).await.unwrap();
+        store
+            .increment_counter(&brand_id, "rate", 0, 1, 99)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.insert_click(&first).await,
+            Err(StoreError::AlreadyExists)
+        );
+        assert_eq!(
+            store.update_click(&click_at(&brand_id, "nope", 1)).await,
+            Err(StoreError::NotFound)
+        );
+        assert_eq!(
+            store.create_document(&p1, &[]).await,
+            Err(StoreError::AlreadyExists)
+        );
+
+        let click_partition = layout::click_partition(&brand_id, click_shard("c1"));
+        let documents = layout::document(&brand_id, DocumentKind::Partner, "ptr_1").partition;
+        let expected = vec![
+            ChangeEvent {
+                partition: click_partition.clone(),
+                sequence: "1".into(),
+                change: Change::NewClick(Box::new(first.clone())),
+            },
+            ChangeEvent {
+                partition: click_partition,
+                sequence: "2".into(),
+                change: Change::ClickChanged {
+                    before: Box::new(first),
+                    after: Box::new(rescored),
+                },
+            },
+            ChangeEvent {
+                partition: documents.clone(),
+                sequence: "3".into(),
+                change: Change::NewDocument(Box::new(p1)),
+            },
+            ChangeEvent {
+                partition: documents,
+                sequence: "4".into(),
+                change: Change::NewDocument(Box::new(p2)),
+            },
+        ];
+        assert_eq!(store.pending_change_count(), 4);
+        assert_eq!(store.pending_changes(10), expected);
+        assert_eq!(store.pending_changes(2), expected[..2], "the oldest first");
+        assert_eq!(
+            store.pending_changes(10),
+            expected,
+            "reading acknowledges nothing"
+        );
+    }
+
+    /// Acknowledging drops the changes up to and including a sequence number (compared as
+    /// numbers), and sequence numbers go on increasing after it.
+    #[tokio::test]
+    async fn acknowledged_changes_leave_the_feed() {
+        let store = MemoryBrandData::new();
+        store.enable_change_feed();
+        let brand_id = BrandId::parse("feed").unwrap();
+        for index in 0..12 {
+            store
+                .insert_click(&click_at(&brand_id, &format!("c{index:02}"), index))
+                .await
+                .unwrap();
+        }
+        let sequences = |events: Vec<ChangeEvent>| -> Vec<String> {
+            events.into_iter().map(|event| event.sequence).collect()
+        };
+        store.acknowledge_changes("0");
+        assert_eq!(store.pending_change_count(), 12);
+        // "9" is before "10" as a number, though not as text.
+        store.acknowledge_changes("9");
+        assert_eq!(sequences(store.pending_changes(10)), ["10", "11", "12"]);
+        store.acknowledge_changes("9");
+        assert_eq!(
+            store.pending_change_count(),
+            3,
+            "acknowledging again is harmless"
+        );
+        store.enable_change_feed();
+        assert_eq!(
+            store.pending_change_count(),
+            3,
+            "enabling again keeps the feed"
+        );
+        store.acknowledge_changes("12");
+        assert_eq!(store.pending_change_count(), 0);
+        assert!(store.pending_changes(10).is_empty());
+        store
+            .insert_click(&click_at(&brand_id, "c12", 12))
+            .await
+            .unwrap();
+        assert_eq!(sequences(store.pending_changes(10)), ["13"]);
+        store.acknowledge_changes("1000");
+        assert_eq!(store.pending_change_count(), 0);
+    }
+
+    /// A store nobody reads the feed of keeps none: ordinary tests and local runs do not hold
+    /// every write twice.
+    #[tokio::test]
+    async fn the_change_feed_is_off_by_default() {
+        let store = MemoryBrandData::new();
+        let brand_id = BrandId::parse("feed").unwrap();
+        let click = click_at(&brand_id, "c1", 1);
+        store.insert_click(&click).await.unwrap();
+        store.update_click(&click).await.unwrap();
+        store
+            .create_document(&document(&brand_id, "ptr_1"), &[])
+            .await
+            .unwrap();
+        assert_eq!(store.pending_change_count(), 0);
+        assert!(store.pending_changes(10).is_empty());
+        store.acknowledge_changes("1");
+        // Enabled later, it starts with the writes after.
+        store.enable_change_feed();
+        store.update_click(&click).await.unwrap();
+        let pending = store.pending_changes(10);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].sequence, "1");
+        assert!(matches!(pending[0].change, Change::ClickChanged { .. }));
+    }
+
+    /// The source cap drops a source's stream marks with its counts, as DynamoDB's TTL drops the
+    /// whole item: past the cap, local mode counts afresh.
+    #[tokio::test]
+    async fn the_source_cap_drops_marks_with_the_counts() {
+        let store = MemoryBrandData::new();
+        let brand_id = BrandId::parse("sources").unwrap();
+        let hits = SourceHits {
+            window_start: 0,
+            count: 1,
+            latest_at: 10,
+            expires_at: 1_900_000_000,
+        };
+        let span = StreamSpan {
+            origin: "shard".into(),
+            first_sequence: "1".into(),
+            last_sequence: "1".into(),
+        };
+        let first = store
+            .count_source_hits(&brand_id, "ip-marked", &hits, Some(&span))
+            .await
+            .unwrap();
+        assert!(first.applied);
+        let replay = store
+            .count_source_hits(&brand_id, "ip-marked", &hits, Some(&span))
+            .await
+            .unwrap();
+        assert!(!replay.applied);
+        for index in 1..SOURCE_CAP {
+            store
+                .count_source_hits(&brand_id, &format!("ip-{index}"), &hits, None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.lock().sources.len(), SOURCE_CAP);
+        // Every source is live, so the cap clears them all, marks included.
+        let after = store
+            .count_source_hits(&brand_id, "ip-marked", &hits, Some(&span))
+            .await
+            .unwrap();
+        assert_eq!(
+            after,
+            SourceTally {
+                applied: true,
+                clicks_in_window: 0,
+                last_at: None,
+                counted_through: None,
+            }
+        );
+        assert_eq!(store.lock().sources.len(), 1);
     }
 
     #[tokio::test]

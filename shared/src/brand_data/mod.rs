@@ -14,6 +14,7 @@ use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::store::{Page, StoreError};
 
+pub mod changes;
 pub mod clicks;
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
@@ -396,32 +397,50 @@ pub trait RollupStore: Send + Sync {
     ) -> Result<Vec<RollupRow>, StoreError>;
 
     /// Adds one row's counts from a stream batch, once: unless the row has already counted this
-    /// stream shard at or past `span.first_sequence`, the counters are added and the row notes
-    /// `span.last_sequence` for the shard, in one atomic write. `Ok(false)` for a replay (nothing
-    /// changes). `Rejected` for a bad increment or span.
+    /// origin at or past `span.first_sequence`, the counters are added and the row notes
+    /// `span.last_sequence` for the origin, in one atomic write: `Ok(None)`. A replay changes
+    /// nothing and answers the sequence the row has counted the origin through (40 digits), so
+    /// a redelivery that reaches past it can send the rest. `Rejected` for a bad increment or span.
     async fn add_rollup_once(
         &self,
         brand_id: &BrandId,
         increment: &RollupIncrement,
         span: &rollups::StreamSpan,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// Fixed-window counters: the edge's rate limits and capture's per-source click counts.
 #[async_trait]
 pub trait CounterStore: Send + Sync {
-    /// Counts one click from `source` (a client IP) for the brand in the window that starts at
-    /// `window_start` and notes `now` as its latest sighting, in one atomic step. Returns the
-    /// window's count including this click and the previous sighting, whatever window it fell in.
-    /// The record expires at `expires_at` (Unix seconds).
-    async fn record_source_hit(
+    /// Counts `hits.count` clicks from `source` (a client IP) for the brand, in one atomic step
+    /// on the source's item ([`layout::source`]), and answers what the item held before.
+    ///
+    /// The clicks go into the window that starts at `hits.window_start`: a stored window older
+    /// than that is reset to `hits.count`; a late hit stamped with an older window than the stored
+    /// one counts into the stored (current) one rather than turning it back. The latest sighting
+    /// becomes the later of the stored one and `hits.latest_at`, and the item expires at
+    /// `hits.expires_at` (Unix seconds). The answer is `applied: true`, with the window's clicks
+    /// before these (0 for a new item or a reset window) and the sighting before (`None` for a
+    /// new item).
+    ///
+    /// With a stream `span` (the stream function counting a batch's clicks), the item also notes,
+    /// per stream shard, the last sequence number it has counted, exactly as
+    /// [`RollupStore::add_rollup_once`] does for rollup rows: if it has already counted
+    /// `span.origin` at or past `span.first_sequence`, the call is a replay (of the batch or
+    /// of any part of it) and changes nothing; the answer is `applied: false` with the item's
+    /// counts as they stand (its clicks, or 0 if its window is older than `hits.window_start`, and
+    /// its last sighting). Otherwise the clicks are counted and the shard's mark moves to
+    /// `span.last_sequence`, in the same step.
+    ///
+    /// `Rejected` for no hits (`hits.count == 0`) or a bad span ([`rollups::StreamSpan::normalized`]);
+    /// `Contention` if the item kept changing under the call.
+    async fn count_source_hits(
         &self,
         brand_id: &BrandId,
         source: &str,
-        window_start: UnixMillis,
-        now: UnixMillis,
-        expires_at: i64,
-    ) -> Result<SourceHit, StoreError>;
+        hits: &SourceHits,
+        span: Option<&rollups::StreamSpan>,
+    ) -> Result<SourceTally, StoreError>;
 
     /// Adds `amount` (negative to hand back what a refused request took) to the counter `name` of
     /// `brand_id` for the window starting at `window_start` and returns the new count. The counter
@@ -522,12 +541,84 @@ pub async fn read_rollups_across_shards<S: RollupStore + ?Sized>(
     Ok(rollups::sum_shards(shards.into_iter().flatten()))
 }
 
-/// What [`CounterStore::record_source_hit`] saw: this window's clicks from the source, this one
-/// included, and when the source was seen before (if ever, within the record's lifetime).
+/// What capture's fraud checks read from a source's counter: this window's clicks from the
+/// source, this one included, and when the source was seen before (if ever, within the item's
+/// lifetime). Capture derives it from the [`SourceTally`] of counting its one click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceHit {
     pub clicks_in_window: u64,
     pub previous_at: Option<UnixMillis>,
+}
+
+/// Clicks from one source to count with [`CounterStore::count_source_hits`]: `count` clicks
+/// (1 to `i64::MAX`) in the window that starts at `window_start`, the latest of them at
+/// `latest_at`; the item expires at `expires_at` (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceHits {
+    pub window_start: UnixMillis,
+    pub count: u64,
+    pub latest_at: UnixMillis,
+    pub expires_at: i64,
+}
+
+impl SourceHits {
+    /// `Rejected` for no clicks or a bad span; else the span's stream shard with its sequence
+    /// numbers zero-padded ([`rollups::StreamSpan::normalized`]), checked before any write so
+    /// that every backend refuses the same calls.
+    pub(crate) fn checked<'a>(
+        &self,
+        span: Option<&'a rollups::StreamSpan>,
+    ) -> Result<Option<(&'a str, String, String)>, StoreError> {
+        // DynamoDB numbers are written from an i64: more hits than that are refused everywhere.
+        if self.count == 0 || i64::try_from(self.count).is_err() {
+            return Err(StoreError::Rejected(format!(
+                "{} source hits: a count is 1 to {}",
+                self.count,
+                i64::MAX
+            )));
+        }
+        span.map(|span| {
+            let (first, last) = span.normalized()?;
+            Ok((span.origin.as_str(), first, last))
+        })
+        .transpose()
+    }
+}
+
+/// What [`CounterStore::count_source_hits`] did and saw. `applied` is false only for a replayed
+/// stream span (nothing changed); `clicks_in_window` and `last_at` are the item's before the
+/// call's clicks (a replay: as it stands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTally {
+    pub applied: bool,
+    pub clicks_in_window: u64,
+    pub last_at: Option<UnixMillis>,
+    /// A replay's: the sequence the item has counted the span's origin through (40 digits), so
+    /// a redelivery that reaches past it can send the rest.
+    pub counted_through: Option<String>,
+}
+
+impl SourceTally {
+    /// The answer to a replay: the stored counts as they stand, a stored window older than
+    /// `window_start` counting as none.
+    pub(crate) fn standing(
+        stored_window: UnixMillis,
+        stored_clicks: u64,
+        last_at: Option<UnixMillis>,
+        window_start: UnixMillis,
+        counted_through: String,
+    ) -> Self {
+        Self {
+            applied: false,
+            counted_through: Some(counted_through),
+            clicks_in_window: if stored_window < window_start {
+                0
+            } else {
+                stored_clicks
+            },
+            last_at,
+        }
+    }
 }
 
 /// Sort key of an activity record: time first (zero-padded, so it sorts), then the request id.

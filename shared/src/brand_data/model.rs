@@ -12,7 +12,7 @@
 //! exactly except where the code under test draws random numbers (the backend's contention-retry
 //! jitter, the capture budget's lease shard).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,11 +20,12 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_shard};
+use super::dynamo::STREAM_MARK_PREFIX;
 use super::layout::{self, ItemKey};
-use super::rollups::{ROLLUP_SHARDS, RollupDimension, RollupIncrement, RollupRow};
+use super::rollups::{ROLLUP_SHARDS, RollupDimension, RollupIncrement, RollupRow, StreamSpan};
 use super::{
     ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHit, Surface, UniqueClaim,
+    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -184,6 +185,8 @@ struct State {
     held: HashMap<ItemKey, u32>,
     buckets: HashMap<(bool, String), Bucket>,
     report: ModelReport,
+    /// Per source item, the stream shards it holds a mark for: the item's size grows by them.
+    source_marks: HashMap<ItemKey, BTreeSet<String>>,
 }
 
 /// A transaction's hold on its items, released when dropped.
@@ -978,7 +981,7 @@ impl<S: RollupStore> RollupStore for DynamoModel<S> {
         brand_id: &BrandId,
         increment: &RollupIncrement,
         span: &super::rollups::StreamSpan,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         // One conditional `UpdateItem` of the row (a failed condition pays its units too).
         let writes = rollup_items(brand_id, std::slice::from_ref(increment));
         self.write("add_rollup_once", writes, WriteKind::Single, || {
@@ -991,38 +994,65 @@ impl<S: RollupStore> RollupStore for DynamoModel<S> {
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<S: CounterStore> CounterStore for DynamoModel<S> {
-    async fn record_source_hit(
+    async fn count_source_hits(
         &self,
         brand_id: &BrandId,
         source: &str,
-        window_start: UnixMillis,
-        now: UnixMillis,
-        expires_at: i64,
-    ) -> Result<SourceHit, StoreError> {
+        hits: &SourceHits,
+        span: Option<&StreamSpan>,
+    ) -> Result<SourceTally, StoreError> {
+        // Refused before anything is sent, as the backend does.
+        hits.checked(span)?;
         let key = layout::source(brand_id, source);
+        // The item carries a `w:<stream shard>` mark (40 digits) per stream shard that has counted
+        // into it, the one this call writes included: DynamoDB charges the larger image.
+        let marks: usize = {
+            let state = self.lock();
+            let held = state.source_marks.get(&key);
+            let written = span
+                .map(|span| span.origin.as_str())
+                .filter(|shard| !held.is_some_and(|held| held.contains(*shard)));
+            held.into_iter()
+                .flatten()
+                .map(String::as_str)
+                .chain(written)
+                .map(|shard| STREAM_MARK_PREFIX.len() + shard.len() + 40)
+                .sum()
+        };
         let bytes = layout::item_size(
             &key,
             &[("clicks", 6), ("window_start", 13), ("last_at", 13)],
-        );
-        let writes = Writes::default().item(key, bytes);
-        let hit = self
+        ) + marks;
+        let writes = Writes::default().item(key.clone(), bytes);
+        let tally = self
             .write(
-                "record_source_hit",
+                "count_source_hits",
                 writes.clone(),
                 WriteKind::Single,
-                || {
-                    self.inner
-                        .record_source_hit(brand_id, source, window_start, now, expires_at)
-                },
+                || self.inner.count_source_hits(brand_id, source, hits, span),
             )
             .await?;
-        // The backend's second write: the first click of a new window of a known source resets
-        // the count.
-        if hit.clicks_in_window == 1 && hit.previous_at.is_some() {
-            self.attempt_write("record_source_hit", &writes, false, || async { Ok(()) })
+        if let Some(span) = span.filter(|_| tally.applied) {
+            self.lock()
+                .source_marks
+                .entry(key)
+                .or_default()
+                .insert(span.origin.clone());
+        }
+        // The backend's second write: its first assumes the stored window is current and the
+        // stored sighting older (or no item). The first hits of a new window for a known source
+        // (a reset, seen as nothing counted before but a sighting), or hits older than the last
+        // sighting, fail that condition and are written again. A replay is told from the first
+        // write's failure.
+        let second_write = tally.applied
+            && tally
+                .last_at
+                .is_some_and(|last| tally.clicks_in_window == 0 || last > hits.latest_at);
+        if second_write {
+            self.attempt_write("count_source_hits", &writes, false, || async { Ok(()) })
                 .await?;
         }
-        Ok(hit)
+        Ok(tally)
     }
 
     async fn increment_counter(
@@ -1070,6 +1100,7 @@ mod tests {
             source_ip: "192.0.2.1".into(),
             user_agent: "Mozilla/5.0".into(),
             fraud_score: 0,
+            audit: None,
         }
     }
 
@@ -1270,6 +1301,74 @@ mod tests {
         // One query per shard, half a unit each at least.
         assert_eq!(cost.requests, u64::from(CLICK_SHARDS));
         assert_eq!(cost.read_half_units, u64::from(CLICK_SHARDS));
+    }
+
+    /// Counting source hits costs what the backend sends: one conditional write of the source
+    /// item, a second for the first hits of a new window of a known source (or hits older than
+    /// its last sighting), none more for a replayed span (told from the first write's failure);
+    /// the item's stream marks count in its size.
+    #[tokio::test(start_paused = true)]
+    async fn source_hits_cost_one_write_of_the_source_item_and_a_second_for_a_new_window() {
+        let model = model(ModelSettings::default());
+        let hour = 3_600_000;
+        let hits = |window_start, latest_at| SourceHits {
+            window_start,
+            count: 1,
+            latest_at,
+            expires_at: 1_900_000_000,
+        };
+        let span = |shard: String| StreamSpan {
+            origin: shard,
+            first_sequence: "1".into(),
+            last_sequence: "1".into(),
+        };
+        let count = async |hits: SourceHits, span: Option<&StreamSpan>| {
+            model.reset_report();
+            let tally = model
+                .count_source_hits(&brand(), "192.0.2.1", &hits, span)
+                .await
+                .unwrap();
+            let cost = model.report().operations["count_source_hits"].clone();
+            (tally.applied, cost.requests, cost.write_units)
+        };
+        assert_eq!(count(hits(hour, hour + 1), None).await, (true, 1, 1));
+        assert_eq!(count(hits(hour, hour + 2), None).await, (true, 1, 1));
+        assert_eq!(count(hits(2 * hour, 2 * hour), None).await, (true, 2, 2));
+        assert_eq!(
+            count(hits(2 * hour, 2 * hour - 5), None).await,
+            (true, 2, 2),
+            "an older sighting"
+        );
+        // Marks of 200-character stream shard ids: three fit in 1 KB with the counts, a fourth
+        // does not, and the item stays that large for every write after.
+        let shards: Vec<String> = (0..4).map(|n| format!("{n}{}", "s".repeat(199))).collect();
+        for shard in &shards[..3] {
+            let counted = count(hits(2 * hour, 2 * hour + 1), Some(&span(shard.clone()))).await;
+            assert_eq!(counted, (true, 1, 1));
+        }
+        let fourth = span(shards[3].clone());
+        assert_eq!(
+            count(hits(2 * hour, 2 * hour + 1), Some(&fourth)).await,
+            (true, 1, 2)
+        );
+        assert_eq!(
+            count(hits(2 * hour, 2 * hour + 1), Some(&span(shards[0].clone()))).await,
+            (false, 1, 2),
+            "a replay: the one write that failed its condition"
+        );
+        // Refused hits cost nothing.
+        model.reset_report();
+        let none = SourceHits {
+            count: 0,
+            ..hits(2 * hour, 2 * hour)
+        };
+        assert!(matches!(
+            model
+                .count_source_hits(&brand(), "192.0.2.1", &none, None)
+                .await,
+            Err(StoreError::Rejected(_))
+        ));
+        assert_eq!(model.report().total_write_units(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -266,7 +266,7 @@ pub fn to_micros(amount: f64) -> i64 {
 /// any part of one, is counted once (docs/ARCHITECTURE.md, "Daily rollups").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpan {
-    pub stream_shard: String,
+    pub origin: String,
     pub first_sequence: String,
     pub last_sequence: String,
 }
@@ -290,13 +290,13 @@ impl StreamSpan {
                 ))
             })
         };
-        if self.stream_shard.is_empty()
-            || self.stream_shard.len() > 200
-            || self.stream_shard.chars().any(char::is_control)
+        if self.origin.is_empty()
+            || self.origin.len() > 200
+            || self.origin.chars().any(char::is_control)
         {
             return Err(rejected(format!(
                 "stream shard id {:?} is empty, long or has control characters",
-                self.stream_shard
+                self.origin
             )));
         }
         let (first, last) = (pad(&self.first_sequence)?, pad(&self.last_sequence)?);

@@ -87,6 +87,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditTarget(pub String);
 
+/// On a response: the handler's own write holds this request's activity record (a new capture's
+/// click item), so the guard writes none; the stream function copies it to the activity log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityInItem;
+
+/// In a request's extensions behind the guard: when the guard took the request, for a handler
+/// that writes the request's activity record itself ([`ActivityInItem`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStarted(pub Instant);
+
 /// The axum middleware: `middleware::from_fn_with_state(guard, authenticate)`.
 pub async fn authenticate(
     State(guard): State<Arc<EdgeGuard>>,
@@ -147,42 +157,33 @@ pub async fn authenticate(
 
     let now = guard.keys.now_ms();
     let key_budget = guard.limiter.key_budget(&principal);
-    // The source's budget is counted beside the key's, not before it, so it adds no round trip;
-    // a request its source may not make hands the key's unit back, beside its audit write.
-    let (decision, source_refusal) = match guard.source_limit_per_minute {
-        Some(limit) => {
-            let source_budget =
-                guard
-                    .limiter
-                    .source_budget(&principal.brand_id, &context.source_ip, limit);
-            let (source, key) = tokio::join!(
-                guard.limiter.count(&source_budget, now),
-                guard.limiter.count_key(&key_budget, now)
-            );
-            (key, source.filter(|source| !source.allowed))
-        }
-        None => (guard.limiter.count_key(&key_budget, now).await, None),
-    };
+    // The source's budget is counted in this container alone, so it costs no store call: a
+    // source gets at most its limit from each container that serves it (docs/ARCHITECTURE.md,
+    // "The capture key budget"). It is asked first, so a request its source may not make takes
+    // nothing from the key's budget.
+    let source_refusal = guard.source_limit_per_minute.and_then(|limit| {
+        let source_budget =
+            guard
+                .limiter
+                .source_budget(&principal.brand_id, &context.source_ip, limit);
+        Some(guard.limiter.count_local(&source_budget, now)).filter(|source| !source.allowed)
+    });
     if let Some(source) = source_refusal {
-        let refund = async {
-            if let Some(key) = &decision {
-                guard.limiter.refund_key(&key_budget, key).await;
-            }
-        };
         let summary_id = format!(
             "summary-source-{}",
             super::rate_limit::source_of(&context.source_ip)
         );
-        let record = guard.record_summary(
-            &principal,
-            &context,
-            &parts,
-            started,
-            &summary_id,
-            &source,
-            "rate_limited",
-        );
-        tokio::join!(refund, record);
+        guard
+            .record_summary(
+                &principal,
+                &context,
+                &parts,
+                started,
+                &summary_id,
+                &source,
+                "rate_limited",
+            )
+            .await;
         return rate_limited(
             &source,
             format!(
@@ -192,6 +193,7 @@ pub async fn authenticate(
             ),
         );
     }
+    let decision = guard.limiter.count_key(&key_budget, now).await;
     if let Some(decision) = decision.filter(|decision| !decision.allowed) {
         let response = rate_limited(
             &decision,
@@ -211,10 +213,14 @@ pub async fn authenticate(
         principal: principal.clone(),
         context: context.clone(),
     });
+    parts.extensions.insert(RequestStarted(started));
     let audit_parts = AuditedRequest::of(&parts);
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if let Some(decision) = decision {
         RateDecision::write_headers(&decision, response.headers_mut());
+    }
+    if response.extensions().get::<ActivityInItem>().is_some() {
+        return response;
     }
     let target = response
         .extensions()

@@ -13,6 +13,7 @@ use crate::brand_data::CounterStore;
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
 use crate::keys::Principal;
+pub use crate::program::scoring::source_of;
 
 const WINDOW_MS: i64 = 60_000;
 
@@ -62,6 +63,19 @@ pub struct RateLimiter {
     limit_per_minute: u32,
     /// Set for a surface whose key budget is taken in leases (capture), not one count a request.
     leases: Option<Arc<Leases>>,
+    /// Budgets counted in this container alone ([`Self::count_local`]).
+    local: Arc<std::sync::Mutex<LocalWindows>>,
+}
+
+/// Most budgets one container counts locally in a window; past it, the window starts afresh for
+/// every source (a flood of distinct addresses must not grow the map without bound).
+const LOCAL_BUDGETS_CAP: usize = 100_000;
+
+/// This container's counts of the current window.
+#[derive(Debug, Default)]
+struct LocalWindows {
+    window_start: UnixMillis,
+    counts: std::collections::HashMap<String, u64>,
 }
 
 /// How a key budget is leased: the window's budget is split evenly over `shards` counter items,
@@ -145,14 +159,6 @@ impl Leases {
             }
         }
     }
-
-    fn give_back(&self, counter: &str, window_start: UnixMillis) {
-        if let Some(lease) = self.lock().get_mut(counter)
-            && lease.window_start == window_start
-        {
-            lease.remaining += 1;
-        }
-    }
 }
 
 /// The counter and its limit for one budget of one brand: a key's, a source's, or a revoked
@@ -171,6 +177,7 @@ impl RateLimiter {
             budget,
             limit_per_minute,
             leases: None,
+            local: Arc::default(),
         }
     }
 
@@ -194,16 +201,6 @@ impl RateLimiter {
         match &self.leases {
             None => self.count(budget, now).await,
             Some(leases) => self.count_leased(leases, budget, now).await,
-        }
-    }
-
-    /// Hands back what [`Self::count_key`] took, as [`Self::refund`] does for a plain budget. A
-    /// leased budget takes nothing from a refused request, so nothing goes back for one.
-    pub async fn refund_key(&self, budget: &Budget<'_>, decision: &RateDecision) {
-        match &self.leases {
-            None => self.refund(budget, decision).await,
-            Some(_) if !decision.allowed => {}
-            Some(leases) => leases.give_back(&budget.counter, decision.window_start),
         }
     }
 
@@ -344,6 +341,34 @@ impl RateLimiter {
         }
     }
 
+    /// Counts one request against `budget` in the current window in this container only: no
+    /// store call, so a budget counted this way admits up to its limit from each container.
+    pub fn count_local(&self, budget: &Budget<'_>, now: UnixMillis) -> RateDecision {
+        let window_start = window_start(now);
+        let window_end = window_start + WINDOW_MS;
+        let count = {
+            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            if local.window_start != window_start || local.counts.len() >= LOCAL_BUDGETS_CAP {
+                local.window_start = window_start;
+                local.counts.clear();
+            }
+            let count = local.counts.entry(budget.counter.clone()).or_insert(0);
+            *count += 1;
+            *count
+        };
+        let limit = u64::from(budget.limit_per_minute);
+        let reset_ms = u64::try_from(window_end - now).unwrap_or(0);
+        RateDecision {
+            allowed: count <= limit,
+            count,
+            limit: budget.limit_per_minute,
+            remaining: u32::try_from(limit.saturating_sub(count)).unwrap_or(0),
+            reset_seconds: reset_ms.div_ceil(1000).max(1),
+            reset_at: window_end / 1000,
+            window_start,
+        }
+    }
+
     /// Counts one request against `budget` in the current window. `None` if the counter could
     /// not be reached: limits fail open, the limiter must never be the outage.
     pub async fn count(&self, budget: &Budget<'_>, now: UnixMillis) -> Option<RateDecision> {
@@ -385,29 +410,6 @@ impl RateLimiter {
             }
         }
     }
-
-    /// Hands back the unit a request took from `budget` in the window `decision` counted it in,
-    /// when another budget refused the request after all.
-    pub async fn refund(&self, budget: &Budget<'_>, decision: &RateDecision) {
-        if let Err(error) = self
-            .store
-            .increment_counter(
-                budget.brand_id,
-                &budget.counter,
-                decision.window_start,
-                -1,
-                counter_expiry(decision.window_start),
-            )
-            .await
-        {
-            tracing::warn!(
-                brand_id = %budget.brand_id,
-                counter = %budget.counter,
-                error = %error,
-                "rate budget not refunded; the key keeps one request fewer this minute"
-            );
-        }
-    }
 }
 
 /// Shard `shard`'s part of a leased budget of `limit` over `shards` shards: the limit split as
@@ -423,22 +425,6 @@ fn window_start(now: UnixMillis) -> UnixMillis {
 /// A minute after its window ends, a counter is no longer read.
 fn counter_expiry(window_start: UnixMillis) -> i64 {
     (window_start + WINDOW_MS) / 1000 + 60
-}
-
-/// What one source of capture traffic is counted as: its IPv4 address, or its IPv6 /64 (one
-/// subscriber's usual allocation, so a visitor cannot step around the budget within it).
-pub fn source_of(client_ip: &str) -> String {
-    match client_ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(address)) if address.to_ipv4_mapped().is_none() => {
-            let prefix = u128::from(address) & !((1u128 << 64) - 1);
-            format!("{}/64", std::net::Ipv6Addr::from(prefix))
-        }
-        Ok(std::net::IpAddr::V6(address)) => address
-            .to_ipv4_mapped()
-            .map_or_else(|| address.to_string(), |v4| v4.to_string()),
-        Ok(std::net::IpAddr::V4(address)) => address.to_string(),
-        Err(_) => client_ip.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -510,16 +496,10 @@ mod tests {
         }
         let calls = store.take_calls();
         assert_eq!(calls, vec!["increment_counter"; 10]);
-        // A refund goes back into the lease: the next request costs no call.
-        let decision = limiter.count_key(&budget, NOW).await.unwrap();
-        store.take_calls();
-        limiter.refund_key(&budget, &decision).await;
-        assert!(limiter.count_key(&budget, NOW).await.unwrap().allowed);
-        assert!(store.take_calls().is_empty());
     }
 
     #[tokio::test]
-    async fn a_refused_request_gives_nothing_back_and_concurrent_leases_add_up() {
+    async fn concurrent_leases_add_up_and_a_spent_budget_stays_spent() {
         let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
         let limiter = leased(store.clone(), 16 * 10);
         let principal = principal();
@@ -534,11 +514,10 @@ mod tests {
             admitted += 1;
         }
         assert_eq!(admitted, 160, "every unit of every lease admitted once");
-        // Spent: a refund of a refused request must not let one more through.
+        // Spent: refused from here on, without another lease.
         let refused = limiter.count_key(&budget, NOW).await.unwrap();
         assert!(!refused.allowed);
         assert_eq!(refused.count, 161);
-        limiter.refund_key(&budget, &refused).await;
         assert!(!limiter.count_key(&budget, NOW).await.unwrap().allowed);
     }
 
@@ -554,6 +533,23 @@ mod tests {
                 .await,
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_local_count_makes_no_store_call_and_restarts_each_window() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let limiter = RateLimiter::new(store.clone(), "capture", 6_000);
+        let brand = principal().brand_id;
+        let budget = limiter.source_budget(&brand, "203.0.113.7", 3);
+        let allowed: Vec<bool> = (0..5)
+            .map(|_| limiter.count_local(&budget, NOW).allowed)
+            .collect();
+        assert_eq!(allowed, [true, true, true, false, false]);
+        // Another source has its own count; the next window starts afresh.
+        let other = limiter.source_budget(&brand, "203.0.113.8", 3);
+        assert!(limiter.count_local(&other, NOW).allowed);
+        assert!(limiter.count_local(&budget, NOW + WINDOW_MS).allowed);
+        assert!(store.take_calls().is_empty());
     }
 
     #[test]

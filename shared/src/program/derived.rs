@@ -1,168 +1,838 @@
-//! What the data table's stream derives, counted exactly once under at-least-once delivery: a
-//! batch of change events from one stream shard becomes one rollup update per row (not one per
-//! event), each applied with [`RollupStore::add_rollup_once`], and a failure reports the first
-//! sequence number to redeliver from, as Lambda's `ReportBatchItemFailures` expects.
+//! What the data table's stream derives, so that capture writes one item: a new click's activity
+//! record, the per-source counters with the rescoring and fraud signals they lead to, and the
+//! daily rollups of clicks, flags and signals, each counted exactly once under at-least-once
+//! delivery.
 //!
-//! Only new clicks are derived here so far; capture still counts its clicks in the click's own
-//! transaction, so nothing calls this outside its tests yet (issue 21).
+//! Every write here is safe to repeat: an activity record and a signal are created once (a replay
+//! finds them there); a source counter and a rollup row note, per origin partition, the last
+//! sequence number they counted, and skip what they have; a rescoring only raises a score, and
+//! the flag it adds is counted from the click's own change, once. A failure names the earliest
+//! event whose effects are not all written: the feed redelivers from there
+//! (`ReportBatchItemFailures` on Lambda), and what was written is skipped.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::brand_data::RollupStore;
-use crate::brand_data::clicks::ClickRecord;
+use futures_util::StreamExt;
+use futures_util::future::{BoxFuture, FutureExt};
+
+use crate::brand_data::changes::{Change, ChangeEvent, sequence_order};
+use crate::brand_data::clicks::{CaptureAudit, ClickRecord};
+use crate::brand_data::memory::MemoryBrandData;
 use crate::brand_data::rollups::{
-    CLICKS, FLAGGED_CLICKS, RollupIncrement, StreamSpan, increments_for,
+    CLICKS, FLAGGED_CLICKS, RollupIncrement, SIGNALS_PREFIX, StreamSpan, increments_for,
 };
+use crate::brand_data::{
+    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, SourceHits, Surface,
+    UniqueClaim,
+};
+use crate::clock::{UnixMillis, format_rfc3339};
 use crate::ids::BrandId;
+use crate::program::fraud::{self, FraudSignal, ReviewState};
+use crate::program::scoring::{
+    CLICK_SIGNAL_KINDS, Finding, Thresholds, score, source_findings, source_of, user_agent_finding,
+};
 use crate::store::StoreError;
 
-/// One change from the stream, as the adapter decodes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChangeEvent {
-    /// The stream's sequence number (decimal digits).
-    pub sequence: String,
-    pub change: Change,
-}
+const HOUR_MS: i64 = 3_600_000;
+/// Writes in flight at once for one batch: enough to hide the store's latency, few enough that a
+/// batch of 1,000 does not open 1,000 connections.
+const WRITE_CONCURRENCY: usize = 64;
+/// How many times one (row, origin) or source update is re-sent for the events its replay answer
+/// shows it has not counted yet.
+const MAX_PARTIAL_REPLAYS: usize = 3;
+/// The unique claim that keeps click signals to one per kind, source and hour.
+const SIGNAL_CLAIM_FIELD: &str = "source_hour";
 
-/// What a change means to the derived data.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    /// A click item was created (boxed: most changes are not clicks).
-    NewClick(Box<ClickRecord>),
-    /// Anything that derives nothing: other items, updates, removals, and an insert without a
-    /// full image (moto can emit a key-only `INSERT` before the real one).
-    Other,
-}
-
-/// A batch that was not wholly applied: redeliver from `first_failed_sequence` (every event
-/// from there on; what was applied is skipped on redelivery).
+/// A batch that was not wholly derived: redeliver from `first_failed_sequence`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchFailure {
     pub first_failed_sequence: String,
     pub error: StoreError,
 }
 
-/// One rollup row's share of a batch: its summed counters and the span of events they came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowUpdate {
-    pub brand_id: BrandId,
-    pub increment: RollupIncrement,
-    pub first_sequence: String,
-    pub last_sequence: String,
+/// What one batch wrote, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeriveReport {
+    pub activity_records: usize,
+    pub source_updates: usize,
+    pub rescored_clicks: usize,
+    pub signals: usize,
+    pub rollup_updates: usize,
 }
 
-/// Sequence numbers as numbers: zero-padded to the stream's 40 digits for comparing.
-fn sequence_order(sequence: &str) -> String {
-    format!("{sequence:0>40}")
-}
+/// The failure at the earliest sequence number seen so far.
+#[derive(Default)]
+struct Failures(Option<BatchFailure>);
 
-/// The counters one new click adds: the click, and the flag if its score flags it.
-fn click_counters(click: &ClickRecord) -> Vec<(String, i64)> {
-    let mut counters = vec![(CLICKS.to_owned(), 1)];
-    if click.flagged() {
-        counters.push((FLAGGED_CLICKS.to_owned(), 1));
+impl Failures {
+    fn note(&mut self, sequence: &str, error: StoreError) {
+        let earlier = self.0.as_ref().is_none_or(|failed| {
+            sequence_order(sequence) < sequence_order(&failed.first_failed_sequence)
+        });
+        if earlier {
+            self.0 = Some(BatchFailure {
+                first_failed_sequence: sequence.to_owned(),
+                error,
+            });
+        }
     }
-    counters
 }
 
-/// The batch's rollup updates, one per row, in a fixed order. A click that appears twice in the
-/// batch (the same brand and id) counts once.
-pub fn row_updates(events: &[ChangeEvent]) -> Vec<RowUpdate> {
-    type RowKey = (BrandId, String, &'static str, u32, String);
-    let mut rows: BTreeMap<RowKey, RowUpdate> = BTreeMap::new();
+/// Runs `futures`, [`WRITE_CONCURRENCY`] at a time. They come boxed and collected: a lazy
+/// iterator of closures held across the await would not be `Send` for every lifetime, which the
+/// feed's spawned task needs.
+async fn run_all<T>(futures: Vec<BoxFuture<'_, T>>) -> Vec<T> {
+    futures_util::stream::iter(futures)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// Derives what `events` (one stream shard's batch, in order) imply. The activity records, the
+/// source counters and the rollups are written concurrently; the rescoring and signals follow
+/// their source counter.
+pub async fn derive_batch(
+    store: &dyn BrandDataStore,
+    thresholds: &Thresholds,
+    events: &[ChangeEvent],
+) -> Result<DeriveReport, BatchFailure> {
+    let new_clicks = new_clicks(events);
+    let (activity, sources, rollups) = tokio::join!(
+        write_activity(store, &new_clicks),
+        score_sources(store, thresholds, &new_clicks),
+        write_rollups(store, events),
+    );
+    let mut failures = Failures::default();
+    let mut report = DeriveReport::default();
+    for (part, failure) in [activity, sources, rollups] {
+        report.activity_records += part.activity_records;
+        report.source_updates += part.source_updates;
+        report.rescored_clicks += part.rescored_clicks;
+        report.signals += part.signals;
+        report.rollup_updates += part.rollup_updates;
+        if let Some(failure) = failure.0 {
+            failures.note(&failure.first_failed_sequence, failure.error);
+        }
+    }
+    failures.0.map_or(Ok(report), Err)
+}
+
+/// One new click of the batch, with where it came from.
+struct NewClick<'a> {
+    partition: &'a str,
+    sequence: &'a str,
+    click: &'a ClickRecord,
+}
+
+/// The batch's new clicks, each once (moto can hand the same image twice).
+fn new_clicks(events: &[ChangeEvent]) -> Vec<NewClick<'_>> {
+    let mut seen = HashSet::new();
+    events
+        .iter()
+        .filter_map(|event| match &event.change {
+            Change::NewClick(click)
+                if seen.insert((click.brand_id.clone(), click.click_id.clone())) =>
+            {
+                Some(NewClick {
+                    partition: &event.partition,
+                    sequence: &event.sequence,
+                    click,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The activity record of a capture that the click item holds, as the edge guard would have
+/// written it: a new click, answered 201.
+pub fn capture_activity(click: &ClickRecord) -> Option<ActivityRecord> {
+    let CaptureAudit {
+        request_id,
+        method,
+        target,
+        latency_ms,
+        key_id,
+        fingerprint,
+        expires_at,
+    } = click.audit.clone()?;
+    Some(ActivityRecord {
+        brand_id: click.brand_id.clone(),
+        at: click.at,
+        request_id,
+        surface: Surface::Capture,
+        method,
+        target,
+        status: 201,
+        latency_ms,
+        key_id,
+        fingerprint,
+        source_ip: click.source_ip.clone(),
+        user_agent: click.user_agent.clone(),
+        outcome: "ok".to_owned(),
+        attempts: None,
+        expires_at,
+    })
+}
+
+async fn write_activity(
+    store: &dyn BrandDataStore,
+    clicks: &[NewClick<'_>],
+) -> (DeriveReport, Failures) {
+    let writes = clicks.iter().filter_map(|new| {
+        let record = capture_activity(new.click)?;
+        Some(
+            async move {
+                match store.append_activity(&record).await {
+                    // A replay: the record is there already.
+                    Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
+                    Err(error) => Err((new.sequence, error)),
+                }
+            }
+            .boxed(),
+        )
+    });
+    let writes: Vec<_> = writes.collect();
+    let mut report = DeriveReport::default();
+    let mut failures = Failures::default();
+    for result in run_all(writes).await {
+        match result {
+            Ok(()) => report.activity_records += 1,
+            Err((sequence, error)) => failures.note(sequence, error),
+        }
+    }
+    (report, failures)
+}
+
+/// The batch's clicks from one source in one hour, in time order, by origin partition.
+struct SourceBatch<'a> {
+    brand_id: &'a BrandId,
+    source_ip: &'a str,
+    window_start: UnixMillis,
+    clicks: Vec<&'a NewClick<'a>>,
+}
+
+/// How a click stood in its source's counter.
+struct Sighting {
+    hit: SourceHit,
+    /// Whether `hit` is what the counter held as this click was counted. A redelivered click's
+    /// sighting is reconstructed from the counter as it now stands, and its rescoring reads the
+    /// click first, so that a score is only ever raised.
+    exact: bool,
+}
+
+fn source_batches<'a>(clicks: &'a [NewClick<'a>]) -> Vec<SourceBatch<'a>> {
+    let mut batches: BTreeMap<(&BrandId, &str, UnixMillis), Vec<&NewClick<'a>>> = BTreeMap::new();
+    for new in clicks {
+        let click = new.click;
+        let window_start = click.at - click.at.rem_euclid(HOUR_MS);
+        batches
+            .entry((&click.brand_id, &click.source_ip, window_start))
+            .or_default()
+            .push(new);
+    }
+    batches
+        .into_iter()
+        .map(|((brand_id, source_ip, window_start), mut clicks)| {
+            clicks.sort_by_key(|new| (new.click.at, sequence_order(new.sequence)));
+            SourceBatch {
+                brand_id,
+                source_ip,
+                window_start,
+                clicks,
+            }
+        })
+        .collect()
+}
+
+fn span_of(partition: &str, sequences: &[&str]) -> StreamSpan {
+    let first = sequences
+        .iter()
+        .min_by_key(|sequence| sequence_order(sequence))
+        .copied()
+        .unwrap_or_default();
+    let last = sequences
+        .iter()
+        .max_by_key(|sequence| sequence_order(sequence))
+        .copied()
+        .unwrap_or_default();
+    StreamSpan {
+        origin: partition.to_owned(),
+        first_sequence: first.to_owned(),
+        last_sequence: last.to_owned(),
+    }
+}
+
+/// Counts a source's clicks of the batch, one counter write per origin partition (the counter
+/// notes what it counted per origin), and tells where each click stood: the count before the
+/// batch plus its rank in time order, the click before it as its previous sighting. A write that
+/// finds some of its clicks counted already (a redelivery) is sent the rest, and the batch's
+/// sightings are then reconstructed from the counter as it stands.
+async fn count_source(
+    store: &dyn BrandDataStore,
+    batch: &SourceBatch<'_>,
+) -> Result<(Vec<Sighting>, usize), StoreError> {
+    let mut origins: BTreeMap<&str, Vec<&NewClick>> = BTreeMap::new();
+    for new in &batch.clicks {
+        origins.entry(new.partition).or_default().push(new);
+    }
+    let mut origins: Vec<(&str, Vec<&NewClick>)> = origins.into_iter().collect();
+    // The origin with the earliest click first, so a batch's first write sees the count before it.
+    origins.sort_by_key(|(_, clicks)| clicks.first().map(|new| new.click.at));
+    let mut writes = 0;
+    let mut before: Option<(u64, Option<UnixMillis>)> = None;
+    let mut standing = 0;
+    let mut exact = true;
+    for (partition, clicks) in origins {
+        let mut pending = clicks;
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            if rounds > MAX_PARTIAL_REPLAYS + 1 {
+                return Err(StoreError::Contention);
+            }
+            let sequences: Vec<&str> = pending.iter().map(|new| new.sequence).collect();
+            let hits = SourceHits {
+                window_start: batch.window_start,
+                count: pending.len() as u64,
+                latest_at: pending.iter().map(|new| new.click.at).max().unwrap_or(0),
+                expires_at: (batch.window_start + 2 * HOUR_MS) / 1000,
+            };
+            let tally = store
+                .count_source_hits(
+                    batch.brand_id,
+                    batch.source_ip,
+                    &hits,
+                    Some(&span_of(partition, &sequences)),
+                )
+                .await?;
+            writes += 1;
+            if tally.applied {
+                before.get_or_insert((tally.clicks_in_window, tally.last_at));
+                standing = tally.clicks_in_window + hits.count;
+                break;
+            }
+            exact = false;
+            standing = tally.clicks_in_window;
+            let through = tally.counted_through.as_deref().map(sequence_order);
+            pending.retain(|new| {
+                through
+                    .as_ref()
+                    .is_some_and(|through| sequence_order(new.sequence) > *through)
+            });
+        }
+    }
+    let count = batch.clicks.len() as u64;
+    let (base, base_last_at) = match (exact, before) {
+        (true, Some(before)) => before,
+        // Redelivered: the batch's clicks are taken as the latest the counter holds.
+        _ => (standing.saturating_sub(count), None),
+    };
+    let sightings = batch
+        .clicks
+        .iter()
+        .enumerate()
+        .map(|(rank, _)| Sighting {
+            hit: SourceHit {
+                clicks_in_window: base + rank as u64 + 1,
+                previous_at: match rank.checked_sub(1) {
+                    Some(earlier) => Some(batch.clicks[earlier].click.at),
+                    None => base_last_at,
+                },
+            },
+            exact,
+        })
+        .collect();
+    Ok((sightings, writes))
+}
+
+async fn score_sources(
+    store: &dyn BrandDataStore,
+    thresholds: &Thresholds,
+    clicks: &[NewClick<'_>],
+) -> (DeriveReport, Failures) {
+    let batches = source_batches(clicks);
+    let work = batches.iter().map(|batch| {
+        async move {
+            let first = batch
+                .clicks
+                .iter()
+                .map(|new| new.sequence)
+                .min_by_key(|sequence| sequence_order(sequence))
+                .unwrap_or_default();
+            let (sightings, writes) = match count_source(store, batch).await {
+                Ok(counted) => counted,
+                Err(error) => {
+                    let report = DeriveReport::default();
+                    return (report, Some((first.to_owned(), error)));
+                }
+            };
+            let mut report = DeriveReport {
+                source_updates: writes,
+                ..DeriveReport::default()
+            };
+            let mut failure: Option<(String, StoreError)> = None;
+            for (new, sighting) in batch.clicks.iter().zip(sightings) {
+                let findings = findings_of(new.click, &sighting.hit, thresholds);
+                let outcome = rescore(store, new.click, &findings, sighting.exact).await;
+                let outcome = match outcome {
+                    Ok(rescored) => {
+                        report.rescored_clicks += usize::from(rescored);
+                        raise_signals(store, new.click, batch.window_start, &findings).await
+                    }
+                    Err(error) => Err(error),
+                };
+                match outcome {
+                    Ok(raised) => report.signals += raised,
+                    Err(error) => {
+                        if failure.is_none() {
+                            failure = Some((new.sequence.to_owned(), error));
+                        }
+                    }
+                }
+            }
+            (report, failure)
+        }
+        .boxed()
+    });
+    let work: Vec<_> = work.collect();
+    let mut report = DeriveReport::default();
+    let mut failures = Failures::default();
+    for (part, failure) in run_all(work).await {
+        report.source_updates += part.source_updates;
+        report.rescored_clicks += part.rescored_clicks;
+        report.signals += part.signals;
+        if let Some((sequence, error)) = failure {
+            failures.note(&sequence, error);
+        }
+    }
+    (report, failures)
+}
+
+/// Everything that looked wrong about a click: its user agent, and its source's counter.
+fn findings_of(click: &ClickRecord, hit: &SourceHit, thresholds: &Thresholds) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = user_agent_finding(&click.user_agent).into_iter().collect();
+    findings.extend(source_findings(
+        &click.source_ip,
+        *hit,
+        click.at,
+        *thresholds,
+    ));
+    findings
+}
+
+/// Raises the click's score to what its findings add up to, if that is higher. Returns whether
+/// the click was written.
+async fn rescore(
+    store: &dyn BrandDataStore,
+    click: &ClickRecord,
+    findings: &[Finding],
+    exact: bool,
+) -> Result<bool, StoreError> {
+    let final_score = score(findings);
+    if final_score <= click.fraud_score {
+        return Ok(false);
+    }
+    let mut current = if exact {
+        click.clone()
+    } else {
+        match store.get_click(&click.brand_id, &click.click_id).await? {
+            Some(stored) if stored.fraud_score < final_score => stored,
+            _ => return Ok(false),
+        }
+    };
+    current.fraud_score = final_score;
+    match store.update_click_counted(&current, &[]).await {
+        Ok(()) => Ok(true),
+        // Gone (the brand deleted it, or its table was reset): nothing to raise.
+        Err(StoreError::NotFound) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Stores a fraud signal per finding that raises one, at most one per kind, source and hour
+/// (a unique claim keeps it so, redeliveries included). Returns how many were stored.
+async fn raise_signals(
+    store: &dyn BrandDataStore,
+    click: &ClickRecord,
+    window_start: UnixMillis,
+    findings: &[Finding],
+) -> Result<usize, StoreError> {
+    let mut raised = 0;
+    for finding in findings.iter().filter(|finding| finding.raises_signal) {
+        let claim = UniqueClaim {
+            field: SIGNAL_CLAIM_FIELD,
+            value: format!(
+                "{}#{}#{window_start}",
+                finding.kind,
+                source_of(&click.source_ip)
+            ),
+        };
+        if raise_signal(store, click, finding, &claim).await? {
+            raised += 1;
+        }
+    }
+    Ok(raised)
+}
+
+async fn raise_signal(
+    store: &dyn BrandDataStore,
+    click: &ClickRecord,
+    finding: &Finding,
+    claim: &UniqueClaim,
+) -> Result<bool, StoreError> {
+    // Two tries: a fresh id is drawn if the first one was taken by another signal.
+    for _ in 0..2 {
+        let id = crate::program::documents::new_time_id(fraud::ID_PREFIX, click.at)
+            .map_err(|_| StoreError::Unavailable("no randomness for a signal id".into()))?;
+        let at = format_rfc3339(click.at);
+        let signal = FraudSignal {
+            id: id.clone(),
+            kind: finding.kind.to_owned(),
+            click_id: click.click_id.clone(),
+            conversion_id: None,
+            partner_id: click.partner_id.clone(),
+            offer_id: click.offer_id.clone(),
+            score: finding.score,
+            detail: finding.detail.clone(),
+            review_state: ReviewState::Open,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        let body = serde_json::to_value(&signal).map_err(|error| {
+            StoreError::Corrupt(format!("fraud signal does not encode: {error}"))
+        })?;
+        let document = Document {
+            brand_id: click.brand_id.clone(),
+            kind: DocumentKind::FraudSignal,
+            id,
+            version: 1,
+            body,
+        };
+        let claims = std::slice::from_ref(claim);
+        match store
+            .create_documents_counted(&[(&document, claims)], &[])
+            .await
+        {
+            Ok(()) => return Ok(true),
+            Err(StoreError::AlreadyExists) => {
+                let holder = store
+                    .claim_holder(&click.brand_id, DocumentKind::FraudSignal, claim)
+                    .await?;
+                if holder.is_some() {
+                    // Raised already: by a redelivery of this click or an earlier click.
+                    return Ok(false);
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(StoreError::Contention)
+}
+
+/// One event's share of one rollup row.
+struct Contribution {
+    sequence: String,
+    counters: Vec<(String, i64)>,
+}
+
+/// One rollup row's events from one origin partition.
+struct RowShare {
+    brand_id: BrandId,
+    increment: RollupIncrement,
+    partition: String,
+    contributions: Vec<Contribution>,
+}
+
+type RowKey = (BrandId, String, &'static str, u32, String, String);
+
+/// What each event adds to the rollups: a new click its click (and its flag if it was captured
+/// flagged), a click's change the flag it gained, a click signal its kind.
+fn event_counters(event: &ChangeEvent) -> Option<(EventPlace, Vec<(String, i64)>)> {
+    match &event.change {
+        Change::NewClick(click) => {
+            let mut counters = vec![(CLICKS.to_owned(), 1)];
+            if click.flagged() {
+                counters.push((FLAGGED_CLICKS.to_owned(), 1));
+            }
+            Some((EventPlace::of_click(click), counters))
+        }
+        Change::ClickChanged { before, after } if !before.flagged() && after.flagged() => Some((
+            EventPlace::of_click(after),
+            vec![(FLAGGED_CLICKS.to_owned(), 1)],
+        )),
+        Change::NewDocument(document) if document.kind == DocumentKind::FraudSignal => {
+            let signal: FraudSignal = serde_json::from_value(document.body.clone()).ok()?;
+            if !CLICK_SIGNAL_KINDS.contains(&signal.kind.as_str()) {
+                return None;
+            }
+            let at = crate::program::paging::parse_time("created_at", &signal.created_at).ok()?;
+            Some((
+                EventPlace {
+                    brand_id: document.brand_id.clone(),
+                    at,
+                    click_id: signal.click_id.clone(),
+                    offer_id: signal.offer_id.clone(),
+                    partner_id: signal.partner_id.clone(),
+                    identity: format!("signal#{}", document.id),
+                },
+                vec![(format!("{SIGNALS_PREFIX}{}", signal.kind), 1)],
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Where an event's counters land, and what makes two images of it the same event.
+struct EventPlace {
+    brand_id: BrandId,
+    at: UnixMillis,
+    click_id: String,
+    offer_id: Option<String>,
+    partner_id: Option<String>,
+    identity: String,
+}
+
+impl EventPlace {
+    fn of_click(click: &ClickRecord) -> Self {
+        Self {
+            brand_id: click.brand_id.clone(),
+            at: click.at,
+            click_id: click.click_id.clone(),
+            offer_id: click.offer_id.clone(),
+            partner_id: click.partner_id.clone(),
+            identity: format!("click#{}#{}", click.click_id, click.flagged()),
+        }
+    }
+}
+
+/// The batch's rollup updates: one per row and origin partition, in a fixed order.
+fn row_shares(events: &[ChangeEvent]) -> Vec<RowShare> {
+    let mut rows: BTreeMap<RowKey, RowShare> = BTreeMap::new();
     let mut seen: HashSet<(BrandId, String)> = HashSet::new();
     for event in events {
-        let Change::NewClick(click) = &event.change else {
+        let Some((place, counters)) = event_counters(event) else {
             continue;
         };
-        if !seen.insert((click.brand_id.clone(), click.click_id.clone())) {
+        // A new click's identity carries its flag, so a repeated image counts once; a change
+        // counts once per click (a click gains its flag once).
+        let identity = match &event.change {
+            Change::NewClick(_) => format!("new#{}", place.click_id),
+            _ => place.identity.clone(),
+        };
+        if !seen.insert((place.brand_id.clone(), identity)) {
             continue;
         }
         let increments = increments_for(
-            click.at,
-            &click.click_id,
-            click.offer_id.as_deref(),
-            click.partner_id.as_deref(),
-            &click_counters(click),
+            place.at,
+            &place.click_id,
+            place.offer_id.as_deref(),
+            place.partner_id.as_deref(),
+            &counters,
         );
         for increment in increments {
             let key = (
-                click.brand_id.clone(),
+                place.brand_id.clone(),
                 increment.day.clone(),
                 increment.dimension.as_str(),
                 increment.shard,
                 increment.group.clone(),
+                event.partition.clone(),
             );
-            let row = rows.entry(key).or_insert_with(|| RowUpdate {
-                brand_id: click.brand_id.clone(),
+            let row = rows.entry(key).or_insert_with(|| RowShare {
+                brand_id: place.brand_id.clone(),
                 increment: RollupIncrement {
                     counters: Vec::new(),
                     ..increment.clone()
                 },
-                first_sequence: event.sequence.clone(),
-                last_sequence: event.sequence.clone(),
+                partition: event.partition.clone(),
+                contributions: Vec::new(),
             });
-            for (name, amount) in increment.counters {
-                match row.increment.counters.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, total)) => *total += amount,
-                    None => row.increment.counters.push((name, amount)),
-                }
-            }
-            if sequence_order(&event.sequence) < sequence_order(&row.first_sequence) {
-                row.first_sequence = event.sequence.clone();
-            }
-            if sequence_order(&event.sequence) > sequence_order(&row.last_sequence) {
-                row.last_sequence = event.sequence.clone();
-            }
+            row.contributions.push(Contribution {
+                sequence: event.sequence.clone(),
+                counters: increment.counters,
+            });
         }
     }
     rows.into_values().collect()
 }
 
-/// Applies a batch of one stream shard's events: every row's update once. On failure the other
-/// rows are still tried, and the answer names the earliest event of a row that failed: events
-/// from there on are redelivered, rows already counted skip them, and failed rows count all of
-/// their events, which all lie at or after it.
-pub async fn apply_batch(
-    store: &(impl RollupStore + ?Sized),
-    stream_shard: &str,
-    events: &[ChangeEvent],
-) -> Result<(), BatchFailure> {
-    let mut failure: Option<BatchFailure> = None;
-    for row in row_updates(events) {
-        let span = StreamSpan {
-            stream_shard: stream_shard.to_owned(),
-            first_sequence: row.first_sequence.clone(),
-            last_sequence: row.last_sequence.clone(),
-        };
-        if let Err(error) = store
-            .add_rollup_once(&row.brand_id, &row.increment, &span)
-            .await
-        {
-            let earlier = failure.as_ref().is_none_or(|failed| {
-                sequence_order(&row.first_sequence) < sequence_order(&failed.first_failed_sequence)
-            });
-            if earlier {
-                failure = Some(BatchFailure {
-                    first_failed_sequence: row.first_sequence,
-                    error,
-                });
+fn summed(contributions: &[&Contribution]) -> Vec<(String, i64)> {
+    let mut totals: Vec<(String, i64)> = Vec::new();
+    for contribution in contributions {
+        for (name, amount) in &contribution.counters {
+            match totals.iter_mut().find(|(total, _)| total == name) {
+                Some((_, total)) => *total += amount,
+                None => totals.push((name.clone(), *amount)),
             }
         }
     }
-    failure.map_or(Ok(()), Err)
+    totals
+}
+
+/// Adds one row's share once. A row that has counted part of it (a redelivery that reaches past
+/// what was delivered before) is sent the events after what it counted.
+async fn write_row(store: &dyn BrandDataStore, row: &RowShare) -> Result<usize, StoreError> {
+    let mut pending: Vec<&Contribution> = row.contributions.iter().collect();
+    let mut writes = 0;
+    for _ in 0..=MAX_PARTIAL_REPLAYS {
+        if pending.is_empty() {
+            return Ok(writes);
+        }
+        let sequences: Vec<&str> = pending.iter().map(|c| c.sequence.as_str()).collect();
+        let increment = RollupIncrement {
+            counters: summed(&pending),
+            ..row.increment.clone()
+        };
+        let counted = store
+            .add_rollup_once(
+                &row.brand_id,
+                &increment,
+                &span_of(&row.partition, &sequences),
+            )
+            .await?;
+        writes += 1;
+        let Some(through) = counted else {
+            return Ok(writes);
+        };
+        let through = sequence_order(&through);
+        pending.retain(|contribution| sequence_order(&contribution.sequence) > through);
+    }
+    if pending.is_empty() {
+        Ok(writes)
+    } else {
+        Err(StoreError::Contention)
+    }
+}
+
+async fn write_rollups(
+    store: &dyn BrandDataStore,
+    events: &[ChangeEvent],
+) -> (DeriveReport, Failures) {
+    let rows = row_shares(events);
+    let writes = rows.iter().map(|row| {
+        async move {
+            let first = row
+                .contributions
+                .iter()
+                .map(|contribution| contribution.sequence.as_str())
+                .min_by_key(|sequence| sequence_order(sequence))
+                .unwrap_or_default();
+            write_row(store, row).await.map_err(|error| (first, error))
+        }
+        .boxed()
+    });
+    let writes: Vec<_> = writes.collect();
+    let mut report = DeriveReport::default();
+    let mut failures = Failures::default();
+    for result in run_all(writes).await {
+        match result {
+            Ok(written) => report.rollup_updates += written,
+            Err((sequence, error)) => failures.note(sequence, error),
+        }
+    }
+    (report, failures)
+}
+
+/// The memory store's change feed, derived the way Lambda's event source mapping does it: in
+/// batches, in order, a failed batch redelivered from its failure. `S` is the store the derived
+/// writes go to: the memory store itself, or a wrapper of it (the capacity model, a faulty store)
+/// that `memory` reaches the feed through.
+pub struct MemoryFeed<S> {
+    store: Arc<S>,
+    memory: fn(&S) -> &MemoryBrandData,
+    thresholds: Thresholds,
+    batch_size: usize,
+}
+
+/// Events per batch of the memory feed.
+const MEMORY_BATCH: usize = 1_000;
+/// Redeliveries of one failing batch before [`MemoryFeed::drain`] gives up and reports it.
+const MEMORY_ATTEMPTS: usize = 5;
+
+impl<S: BrandDataStore + 'static> MemoryFeed<S> {
+    /// Turns the memory store's change feed on.
+    pub fn new(store: Arc<S>, memory: fn(&S) -> &MemoryBrandData, thresholds: Thresholds) -> Self {
+        memory(&store).enable_change_feed();
+        Self {
+            store,
+            memory,
+            thresholds,
+            batch_size: MEMORY_BATCH,
+        }
+    }
+
+    /// The same feed in batches of at most `batch_size` events.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Derives every pending change, batch by batch, until the feed is empty (what tests wait
+    /// for instead of sleeping). Returns how many events were derived.
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let feed = (self.memory)(&self.store);
+        let mut derived = 0;
+        let mut attempts = 0;
+        loop {
+            let batch = feed.pending_changes(self.batch_size);
+            let Some(last) = batch.last() else {
+                return Ok(derived);
+            };
+            match derive_batch(self.store.as_ref(), &self.thresholds, &batch).await {
+                Ok(_) => {
+                    feed.acknowledge_changes(&last.sequence);
+                    derived += batch.len();
+                    attempts = 0;
+                }
+                Err(failure) => {
+                    attempts += 1;
+                    let done = batch
+                        .iter()
+                        .take_while(|event| event.sequence != failure.first_failed_sequence)
+                        .last();
+                    if let Some(done) = done {
+                        feed.acknowledge_changes(&done.sequence);
+                    }
+                    if attempts >= MEMORY_ATTEMPTS {
+                        return Err(failure.error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drains the feed every `every`, for as long as the process runs (the local gateway).
+    pub fn spawn(self: Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = self.drain().await {
+                    tracing::warn!(error = %error, "stream derivation failed; retrying");
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::brand_data::faulty::FaultyBrandData;
-    use crate::brand_data::memory::MemoryBrandData;
     use crate::brand_data::rollups::{RollupDimension, utc_day};
+    use crate::brand_data::{ActivityFilter, ClickStore, ClickStoreExt, DocumentStoreExt};
     use crate::store::fault::{Fault, Trigger};
 
     const DAY_MS: i64 = 86_400_000;
     const START: i64 = 1_795_000_000_000;
+    const THRESHOLDS: Thresholds = Thresholds {
+        source_clicks_per_hour: 3,
+        repeat_window_ms: 60_000,
+    };
 
     fn brands() -> Vec<BrandId> {
         ["acme", "globex"]
@@ -171,236 +841,420 @@ mod tests {
             .collect()
     }
 
-    /// `count` new clicks spread over two brands, three days, two offers and partners, a few
-    /// flagged, with increasing sequence numbers of growing length (so text order would lie).
-    fn events(count: u64) -> Vec<ChangeEvent> {
+    /// Click `n` of a varied traffic mix: two brands, three days, two offers, three partners,
+    /// some bots, and sources that repeat (five addresses, so some go over the hourly limit).
+    fn click(n: u64) -> ClickRecord {
         let brands = brands();
-        (0..count)
-            .map(|n| {
-                let brand_id = brands[(n % 2) as usize].clone();
-                let click = ClickRecord {
-                    brand_id,
-                    click_id: format!("click-{n}"),
-                    at: START + i64::try_from(n % 3).unwrap() * DAY_MS,
-                    offer_id: Some(format!("off_{}", n % 2)),
-                    partner_id: (n % 5 != 0).then(|| format!("ptr_{}", n % 3)),
-                    sub_ids: Default::default(),
-                    landing_url: None,
-                    referrer: None,
-                    source_ip: "192.0.2.1".into(),
-                    user_agent: "ua".into(),
-                    fraud_score: if n % 7 == 0 { 95 } else { 0 },
-                };
-                ChangeEvent {
-                    sequence: (90 + n * 37).to_string(),
-                    change: Change::NewClick(Box::new(click)),
-                }
-            })
-            .collect()
+        ClickRecord {
+            brand_id: brands[(n % 2) as usize].clone(),
+            click_id: format!("click-{n}"),
+            at: START + i64::try_from(n % 3).unwrap() * DAY_MS + i64::try_from(n).unwrap() * 7_000,
+            offer_id: Some(format!("off_{}", n % 2)),
+            partner_id: (!n.is_multiple_of(5)).then(|| format!("ptr_{}", n % 3)),
+            sub_ids: Default::default(),
+            landing_url: None,
+            referrer: None,
+            source_ip: format!("192.0.2.{}", n % 5),
+            user_agent: if n.is_multiple_of(7) {
+                "curl/8.5.0"
+            } else {
+                "Mozilla/5.0"
+            }
+            .into(),
+            fraud_score: if n.is_multiple_of(7) { 90 } else { 0 },
+            audit: Some(CaptureAudit {
+                request_id: format!("req-{n}"),
+                method: "POST".into(),
+                target: "/api/clicks/capture".into(),
+                latency_ms: 3,
+                key_id: "key_1".into(),
+                fingerprint: "fp".into(),
+                expires_at: 4_000_000_000,
+            }),
+        }
     }
 
-    /// Every row of every brand, day and dimension, as the statistics read them.
-    async fn all_rollups(
-        store: &dyn RollupStore,
-    ) -> Vec<(String, RollupDimension, String, i64, i64)> {
-        let mut rows = Vec::new();
+    type Store = FaultyBrandData<MemoryBrandData>;
+
+    fn feed(store: &Arc<Store>) -> MemoryFeed<Store> {
+        MemoryFeed::new(store.clone(), FaultyBrandData::inner, THRESHOLDS)
+    }
+
+    async fn capture(store: &Store, range: std::ops::Range<u64>) {
+        for n in range {
+            store.inner().insert_click(&click(n)).await.unwrap();
+        }
+    }
+
+    /// Every rollup counter of every brand, day, dimension and group.
+    async fn rollups(store: &dyn BrandDataStore) -> BTreeMap<String, i64> {
+        let mut counters = BTreeMap::new();
         for brand in brands() {
             for dimension in [
                 RollupDimension::Total,
                 RollupDimension::Offer,
                 RollupDimension::Partner,
             ] {
-                let from = utc_day(START);
-                let to = utc_day(START + 2 * DAY_MS);
-                for row in store
-                    .read_rollups(&brand, dimension, &from, &to)
-                    .await
-                    .unwrap()
-                {
-                    rows.push((
-                        format!("{brand}/{}", row.day),
+                let rows = store
+                    .read_rollups(
+                        &brand,
                         dimension,
-                        row.group.clone(),
-                        row.counters.get(CLICKS).copied().unwrap_or(0),
-                        row.counters.get(FLAGGED_CLICKS).copied().unwrap_or(0),
-                    ));
+                        &utc_day(START),
+                        &utc_day(START + 3 * DAY_MS),
+                    )
+                    .await
+                    .unwrap();
+                for row in rows {
+                    for (name, value) in &row.counters {
+                        if *value != 0 {
+                            let key =
+                                format!("{brand}/{}/{dimension:?}/{}/{name}", row.day, row.group);
+                            counters.insert(key, *value);
+                        }
+                    }
                 }
             }
         }
-        rows.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        rows
+        counters
     }
 
-    /// The brute-force count: every distinct click's counters summed per brand, day, dimension
-    /// and group, without batches, shards or marks.
-    async fn recount(events: &[ChangeEvent]) -> Vec<(String, RollupDimension, String, i64, i64)> {
-        let mut totals: BTreeMap<(String, &'static str, String), (RollupDimension, i64, i64)> =
-            BTreeMap::new();
-        let mut seen = HashSet::new();
-        for event in events {
-            let Change::NewClick(click) = &event.change else {
-                continue;
-            };
-            if !seen.insert(click.click_id.clone()) {
-                continue;
-            }
-            let day = utc_day(click.at);
-            let flagged = i64::from(click.flagged());
+    /// The brute-force count, from the items the store holds: every click, flagged or not as
+    /// it is now, and every click signal, summed per brand, day, dimension and group.
+    async fn recount(store: &dyn BrandDataStore) -> BTreeMap<String, i64> {
+        let mut counters = BTreeMap::new();
+        let mut add = |brand: &BrandId,
+                       at: i64,
+                       offer: &Option<String>,
+                       partner: &Option<String>,
+                       name: String| {
+            let day = utc_day(at);
             let mut groups = vec![(RollupDimension::Total, String::new())];
-            groups.extend(
-                click
-                    .offer_id
-                    .clone()
-                    .map(|id| (RollupDimension::Offer, id)),
-            );
-            groups.extend(
-                click
-                    .partner_id
-                    .clone()
-                    .map(|id| (RollupDimension::Partner, id)),
-            );
+            groups.extend(offer.clone().map(|id| (RollupDimension::Offer, id)));
+            groups.extend(partner.clone().map(|id| (RollupDimension::Partner, id)));
             for (dimension, group) in groups {
-                let key = (
-                    format!("{}/{day}", click.brand_id),
-                    dimension.as_str(),
-                    group,
+                *counters
+                    .entry(format!("{brand}/{day}/{dimension:?}/{group}/{name}"))
+                    .or_insert(0) += 1;
+            }
+        };
+        for brand in brands() {
+            let clicks = store
+                .list_clicks(&brand, &Default::default(), 1_000, None)
+                .await
+                .unwrap();
+            for click in &clicks.items {
+                add(
+                    &brand,
+                    click.at,
+                    &click.offer_id,
+                    &click.partner_id,
+                    CLICKS.into(),
                 );
-                let total = totals.entry(key).or_insert((dimension, 0, 0));
-                total.1 += 1;
-                total.2 += flagged;
+                if click.flagged() {
+                    add(
+                        &brand,
+                        click.at,
+                        &click.offer_id,
+                        &click.partner_id,
+                        FLAGGED_CLICKS.into(),
+                    );
+                }
+            }
+            for signal in signals(store, &brand).await {
+                let at = crate::program::paging::parse_time("at", &signal.created_at).unwrap();
+                add(
+                    &brand,
+                    at,
+                    &signal.offer_id,
+                    &signal.partner_id,
+                    format!("{SIGNALS_PREFIX}{}", signal.kind),
+                );
             }
         }
-        let mut rows: Vec<_> = totals
+        counters
+    }
+
+    async fn signals(store: &dyn BrandDataStore, brand: &BrandId) -> Vec<FraudSignal> {
+        store
+            .list_documents(brand, DocumentKind::FraudSignal, 1_000, None)
+            .await
+            .unwrap()
+            .items
             .into_iter()
-            .map(|((day, _, group), (dimension, clicks, flagged))| {
-                (day, dimension, group, clicks, flagged)
-            })
-            .collect();
-        rows.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        rows
+            .map(|document| serde_json::from_value(document.body).unwrap())
+            .collect()
     }
 
-    /// Delivers `events` in batches of `size` the way Lambda does: a failed batch is redelivered
-    /// from the reported sequence number until it is wholly applied.
-    async fn deliver(store: &dyn RollupStore, shard: &str, events: &[ChangeEvent], size: usize) {
-        for batch in events.chunks(size) {
-            let mut pending = batch;
-            let mut attempts = 0;
-            while let Err(failure) = apply_batch(store, shard, pending).await {
-                attempts += 1;
-                assert!(attempts < 50, "a batch never went through: {failure:?}");
-                let from = pending
-                    .iter()
-                    .position(|event| event.sequence == failure.first_failed_sequence)
-                    .expect("the failure names an event of the batch");
-                pending = &pending[from..];
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn a_batch_is_one_update_per_row() {
-        let events = events(200);
-        let updates = row_updates(&events);
-        // 2 brands x 3 days x (total + 2 offers + 3 partners) x up to 16 rollup shards.
-        assert!(updates.len() < events.len() * 3);
-        let store = FaultyBrandData::new(MemoryBrandData::new());
-        apply_batch(&store, "s1", &events).await.unwrap();
-        assert_eq!(store.take_calls().len(), updates.len());
-        assert_eq!(all_rollups(&store).await, recount(&events).await);
-    }
-
-    #[tokio::test]
-    async fn a_crash_after_any_write_then_redelivery_counts_every_click_once() {
-        let events = events(120);
-        let expected = recount(&events).await;
-        let writes = row_updates(&events[..40]).len();
-        // A write refused (nothing written) and a write whose answer is lost (written, reported
-        // failed): the k-th row write of the first batch; Lambda redelivers from what is reported.
-        for fault in [Fault::ServerError, Fault::ResponseLost] {
-            for k in 1..=u32::try_from(writes).unwrap() {
-                let store = FaultyBrandData::new(MemoryBrandData::new());
-                store.inject(Some("add_rollup_once"), fault.clone(), Trigger::Nth(k));
-                deliver(&store, "s1", &events, 40).await;
-                assert_eq!(
-                    all_rollups(&store).await,
-                    expected,
-                    "{fault:?} at write {k}"
+    /// Checks what must hold however the feed was delivered: the rollups equal the recount, each
+    /// capture has one activity record, and a source raises each kind of signal once an hour.
+    async fn assert_derived_once(store: &dyn BrandDataStore, clicks: usize) {
+        assert_eq!(rollups(store).await, recount(store).await);
+        let mut records = 0;
+        let mut seen = HashSet::new();
+        for brand in brands() {
+            let filter = ActivityFilter {
+                surface: Some(Surface::Capture),
+                ..ActivityFilter::default()
+            };
+            let page = store
+                .list_activity(&brand, filter, 1_000, None)
+                .await
+                .unwrap();
+            for record in page.items {
+                assert!(
+                    seen.insert(record.request_id.clone()),
+                    "{}",
+                    record.request_id
                 );
-                assert_eq!(store.faults_fired(), 1);
+                assert_eq!((record.status, record.outcome.as_str()), (201, "ok"));
+                records += 1;
+            }
+            let mut raised = HashSet::new();
+            for signal in signals(store, &brand).await {
+                let click = store
+                    .get_click(&brand, &signal.click_id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let hour = click.at - click.at.rem_euclid(HOUR_MS);
+                assert!(
+                    raised.insert((signal.kind.clone(), click.source_ip.clone(), hour)),
+                    "{} raised twice for {} in one hour",
+                    signal.kind,
+                    click.source_ip
+                );
             }
         }
+        assert_eq!(records, clicks, "one activity record per capture");
     }
 
     #[tokio::test]
-    async fn replayed_and_bisected_batches_count_nothing_twice() {
-        let events = events(100);
-        let expected = recount(&events).await;
-        let store = MemoryBrandData::new();
-        deliver(&store, "s1", &events, 25).await;
-        // At-least-once: the same batches again, whole, and bisected halves of them.
-        deliver(&store, "s1", &events, 25).await;
-        for batch in events.chunks(25) {
-            let (left, right) = batch.split_at(batch.len() / 2);
-            apply_batch(&store, "s1", left).await.unwrap();
-            apply_batch(&store, "s1", right).await.unwrap();
-        }
-        assert_eq!(all_rollups(&store).await, expected);
-    }
-
-    #[tokio::test]
-    async fn stream_shards_delivered_in_any_interleaving_count_once() {
-        let events = events(90);
-        let expected = recount(&events).await;
-        // Two stream shards, each in its own order, interleaved batch by batch in reverse.
-        let (first, second): (Vec<_>, Vec<_>) = events
+    async fn one_batch_derives_every_kind_of_record() {
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let feed = feed(&store);
+        capture(&store, 0..60).await;
+        let batch = store.inner().pending_changes(1_000);
+        let report = derive_batch(store.as_ref(), &THRESHOLDS, &batch)
+            .await
+            .unwrap();
+        assert_eq!(report.activity_records, 60);
+        assert!(report.signals > 0, "{report:?}");
+        // One rollup write per row and origin partition, far fewer than one per click and row.
+        let rows = store
+            .take_calls()
             .iter()
-            .cloned()
-            .enumerate()
-            .partition(|(n, _)| n % 2 == 0);
-        let first: Vec<ChangeEvent> = first.into_iter().map(|(_, event)| event).collect();
-        let second: Vec<ChangeEvent> = second.into_iter().map(|(_, event)| event).collect();
-        let store = MemoryBrandData::new();
-        let mut a = first.chunks(10);
-        let mut b = second.chunks(10);
-        loop {
-            let (x, y) = (b.next(), a.next());
-            if x.is_none() && y.is_none() {
-                break;
+            .filter(|call| **call == "add_rollup_once")
+            .count();
+        assert_eq!(rows, report.rollup_updates);
+        store
+            .inner()
+            .acknowledge_changes(&batch.last().unwrap().sequence);
+        // The rescoring and the signals are changes too: their flags and counts follow.
+        feed.drain().await.unwrap();
+        assert_derived_once(store.inner(), 60).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_writes_one_update_per_row_and_origin_partition() {
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let _feed = feed(&store);
+        // 1,000 clicks of one brand and day: 32 origin partitions x (total, 2 offers, 3
+        // partners) rows at most, not 3 updates per click.
+        for n in 0..1_000 {
+            let mut one = click(n);
+            one.brand_id = brands()[0].clone();
+            one.at = START;
+            store.inner().insert_click(&one).await.unwrap();
+        }
+        let batch = store.inner().pending_changes(1_000);
+        let report = derive_batch(store.as_ref(), &THRESHOLDS, &batch)
+            .await
+            .unwrap();
+        assert!(report.rollup_updates <= 32 * 6, "{report:?}");
+        assert_eq!(report.activity_records, 1_000);
+    }
+
+    #[tokio::test]
+    async fn a_source_over_its_hourly_limit_flags_the_clicks_beyond_it_and_signals_once() {
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let feed = feed(&store);
+        // Ten browser clicks from one address within two minutes, spread over click shards.
+        for n in 0..10 {
+            let mut one = click(n * 2);
+            one.brand_id = brands()[0].clone();
+            one.at = START + i64::try_from(n).unwrap() * 12_000;
+            one.source_ip = "198.51.100.7".into();
+            one.user_agent = "Mozilla/5.0".into();
+            one.fraud_score = 0;
+            store.inner().insert_click(&one).await.unwrap();
+        }
+        feed.drain().await.unwrap();
+        let clicks = store
+            .list_clicks(&brands()[0], &Default::default(), 100, None)
+            .await
+            .unwrap();
+        let flagged = clicks.items.iter().filter(|click| click.flagged()).count();
+        assert_eq!(flagged, 7, "the limit is 3 an hour");
+        let kinds: Vec<String> = signals(store.as_ref(), &brands()[0])
+            .await
+            .into_iter()
+            .map(|signal| signal.kind)
+            .collect();
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|kind| *kind == "source_velocity")
+                .count(),
+            1,
+            "{kinds:?}"
+        );
+        assert!(kinds.iter().filter(|kind| *kind == "source_repeat").count() <= 1);
+        assert_derived_once(store.inner(), 10).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_of_any_kind_then_redelivery_derives_everything_once() {
+        // Two calls happen only on a redelivery, after a write whose answer was lost: the read of
+        // a redelivered source's clicks before their rescoring, and the claim lookup of a signal
+        // found raised.
+        let operations = [
+            ("append_activity", None),
+            ("count_source_hits", None),
+            ("get_click", Some("count_source_hits")),
+            ("update_click", None),
+            ("create_documents", None),
+            ("claim_holder", Some("create_documents")),
+            ("add_rollup_once", None),
+        ];
+        for (operation, redelivered) in operations {
+            let mut fired = 0;
+            for fault in [Fault::ServerError, Fault::ResponseLost] {
+                for k in [1, 2, 5, 9] {
+                    let store = Arc::new(Store::new(MemoryBrandData::new()));
+                    let feed = feed(&store).with_batch_size(25);
+                    capture(&store, 0..80).await;
+                    if let Some(before) = redelivered {
+                        store.inject(Some(before), Fault::ResponseLost, Trigger::Nth(1));
+                    }
+                    store.inject(Some(operation), fault.clone(), Trigger::Nth(k));
+                    feed.drain().await.unwrap();
+                    assert_derived_once(store.inner(), 80).await;
+                    fired += store.faults_fired();
+                }
             }
-            if let Some(batch) = x {
-                apply_batch(&store, "shard-b", batch).await.unwrap();
-            }
-            if let Some(batch) = y {
-                apply_batch(&store, "shard-a", batch).await.unwrap();
+            assert!(fired > 0, "no {operation} fault ever fired");
+        }
+    }
+
+    #[tokio::test]
+    async fn replayed_bisected_and_overlapping_deliveries_count_nothing_twice() {
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let _feed = feed(&store);
+        capture(&store, 0..100).await;
+        let events = store.inner().pending_changes(1_000);
+        // Whole batches, the same again, bisected halves, and batches that straddle the earlier
+        // ones (a redelivery from a failure that reaches past where the batch ended).
+        for batch in events.chunks(25) {
+            derive_batch(store.as_ref(), &THRESHOLDS, batch)
+                .await
+                .unwrap();
+        }
+        for batch in events.chunks(25) {
+            derive_batch(store.as_ref(), &THRESHOLDS, batch)
+                .await
+                .unwrap();
+            let (left, right) = batch.split_at(batch.len() / 2);
+            derive_batch(store.as_ref(), &THRESHOLDS, left)
+                .await
+                .unwrap();
+            derive_batch(store.as_ref(), &THRESHOLDS, right)
+                .await
+                .unwrap();
+        }
+        for batch in events[12..].chunks(30) {
+            derive_batch(store.as_ref(), &THRESHOLDS, batch)
+                .await
+                .unwrap();
+        }
+        store
+            .inner()
+            .acknowledge_changes(&events.last().unwrap().sequence);
+        feed(&store).drain().await.unwrap();
+        assert_derived_once(store.inner(), 100).await;
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_reaches_past_what_was_counted_counts_the_rest() {
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let _feed = feed(&store);
+        capture(&store, 0..40).await;
+        let events = store.inner().pending_changes(1_000);
+        derive_batch(store.as_ref(), &THRESHOLDS, &events[..20])
+            .await
+            .unwrap();
+        // Redelivered from the 10th event, with 20 events never delivered before.
+        derive_batch(store.as_ref(), &THRESHOLDS, &events[10..])
+            .await
+            .unwrap();
+        store
+            .inner()
+            .acknowledge_changes(&events.last().unwrap().sequence);
+        feed(&store).drain().await.unwrap();
+        assert_derived_once(store.inner(), 40).await;
+    }
+
+    #[tokio::test]
+    async fn origins_delivered_in_any_interleaving_count_once() {
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let _feed = feed(&store);
+        capture(&store, 0..90).await;
+        let events = store.inner().pending_changes(1_000);
+        // Per origin partition in order (what a stream guarantees), the partitions interleaved
+        // in reverse.
+        let mut by_partition: BTreeMap<String, Vec<ChangeEvent>> = BTreeMap::new();
+        for event in &events {
+            by_partition
+                .entry(event.partition.clone())
+                .or_default()
+                .push(event.clone());
+        }
+        for events in by_partition.values().rev() {
+            for batch in events.chunks(2) {
+                derive_batch(store.as_ref(), &THRESHOLDS, batch)
+                    .await
+                    .unwrap();
             }
         }
-        assert_eq!(all_rollups(&store).await, expected);
+        store
+            .inner()
+            .acknowledge_changes(&events.last().unwrap().sequence);
+        feed(&store).drain().await.unwrap();
+        assert_derived_once(store.inner(), 90).await;
     }
 
     #[tokio::test]
     async fn a_key_only_insert_and_a_repeated_image_add_nothing() {
-        let mut events = events(30);
-        let expected = recount(&events).await;
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let _feed = feed(&store);
+        capture(&store, 0..30).await;
+        let mut events = store.inner().pending_changes(1_000);
         // moto: a key-only INSERT before the real one, and the same image twice in one batch.
         let repeated = events[3].clone();
         events.insert(
             3,
             ChangeEvent {
-                sequence: "100".into(),
                 change: Change::Other,
+                ..repeated.clone()
             },
         );
-        events.insert(
-            5,
-            ChangeEvent {
-                sequence: "250".into(),
-                ..repeated
-            },
-        );
-        events.sort_by_key(|event| sequence_order(&event.sequence));
-        let store = MemoryBrandData::new();
-        apply_batch(&store, "s1", &events).await.unwrap();
-        assert_eq!(all_rollups(&store).await, expected);
+        events.insert(5, repeated);
+        derive_batch(store.as_ref(), &THRESHOLDS, &events)
+            .await
+            .unwrap();
+        store
+            .inner()
+            .acknowledge_changes(&events.last().unwrap().sequence);
+        feed(&store).drain().await.unwrap();
+        assert_derived_once(store.inner(), 30).await;
     }
 }

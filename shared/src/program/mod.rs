@@ -22,6 +22,7 @@ pub mod offers;
 pub mod paging;
 pub mod partners;
 pub mod pricing;
+pub mod scoring;
 pub mod validate;
 pub mod whoami;
 

@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use super::StoreError;
@@ -34,6 +35,8 @@ pub struct TableDefinition {
     /// Attribute DynamoDB expires items by, if the table has one.
     pub ttl_attribute: Option<&'static str>,
     pub indexes: &'static [IndexDefinition],
+    /// The table's stream, if it has one: its `StreamViewType`, as the template declares it.
+    pub stream_view_type: Option<&'static str>,
 }
 
 /// Brands, their keys, and the key-hash lookups.
@@ -43,6 +46,7 @@ pub const KEYS_TABLE: TableDefinition = TableDefinition {
     sort_key: SORT_KEY,
     ttl_attribute: None,
     indexes: &[],
+    stream_view_type: None,
 };
 
 /// Clicks by time: one index write per click, in the click's shard, with no transaction.
@@ -53,13 +57,16 @@ pub const CLICKS_BY_TIME: IndexDefinition = IndexDefinition {
 };
 
 /// Program data: documents, claims, clicks, the activity log and rate counters (activity and
-/// counters expire by TTL).
+/// counters expire by TTL). Its stream carries both images of every change: the stream function
+/// (and `trcker-local --store dynamodb`, polling it) derives activity, rescoring, signals and
+/// rollups from new clicks (`INSERT`) and rescorings' before and after (`MODIFY`).
 pub const DATA_TABLE: TableDefinition = TableDefinition {
     purpose: "data",
     partition_key: PARTITION_KEY,
     sort_key: SORT_KEY,
     ttl_attribute: Some(TTL_ATTRIBUTE),
     indexes: &[CLICKS_BY_TIME],
+    stream_view_type: Some("NEW_AND_OLD_IMAGES"),
 };
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -130,7 +137,17 @@ pub async fn index_names(client: &Client, table_name: &str) -> Result<Vec<String
         .unwrap_or_default())
 }
 
-/// Creates `table_name` with `definition`'s key schema, indexes and TTL, on-demand billing.
+/// The stream `definition` asks for, as `CreateTable` and `UpdateTable` take it.
+pub fn stream_specification(definition: &TableDefinition) -> Option<StreamSpecification> {
+    let view = definition.stream_view_type?;
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(view))
+        .build()
+        .ok()
+}
+
+/// Creates `table_name` with `definition`'s key schema, indexes, stream and TTL, on-demand billing.
 pub async fn create_table(
     client: &Client,
     definition: &TableDefinition,
@@ -167,6 +184,7 @@ pub async fn create_table(
             definition.sort_key,
         )?))
         .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .set_stream_specification(stream_specification(definition))
         .send()
         .await
         .map_err(|error| unavailable(DisplayErrorContext(&error)))?;

@@ -1,6 +1,7 @@
 //! The rate budgets: capture's own per-key budget, one source's budget beside it (a flooder leaves
-//! other visitors their clicks, at no extra store round trip), and a revoked key's budget of
-//! records, each over-budget run counted on one summary record.
+//! other visitors their clicks; counted in each container, at no store call, so a source gets at
+//! most its budget from each container), and a revoked key's budget of records, each over-budget
+//! run counted on one summary record.
 
 use std::sync::Arc;
 
@@ -98,6 +99,8 @@ async fn one_source_over_its_budget_leaves_other_visitors_their_clicks() {
     );
     assert_eq!(capture.clicks(&brand_id).await.len(), 10);
 
+    // New captures reach the activity log through the stream.
+    capture.derive().await;
     let activity = capture.activity(&brand_id).await;
     let summaries: Vec<_> = activity.iter().filter(|r| r.attempts.is_some()).collect();
     assert_eq!(summaries.len(), 1, "{activity:?}");
@@ -115,11 +118,12 @@ async fn one_source_over_its_budget_leaves_other_visitors_their_clicks() {
     );
 }
 
-/// The source budget is counted beside the key's, so it adds no store round trip: under the
-/// paused clock with every store call taking L, a new capture waits 4 L (counters, click, source
-/// hit, audit) and a refused one 2 L (counters, then the refund beside the summary).
+/// The source budget is counted in the container, so it costs no store call: under the paused
+/// clock with every store call taking L, a new capture in a new minute waits 2 L (a lease of the
+/// key's budget, then the click) and one its source may not make 1 L (the summary record), with
+/// nothing taken from the key's budget.
 #[tokio::test(start_paused = true)]
-async fn the_source_budget_adds_no_round_trip() {
+async fn the_source_budget_costs_no_store_call() {
     use trcker_shared::store::fault::{Fault, Trigger};
     const L: std::time::Duration = std::time::Duration::from_millis(10);
     let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
@@ -148,26 +152,40 @@ async fn the_source_budget_adds_no_round_trip() {
             (response.status, started.elapsed())
         }
     };
-    assert_eq!(timed("new").await, (StatusCode::CREATED, 4 * L));
-    assert_eq!(
-        data.take_calls(),
-        [
-            "increment_counter",
-            "increment_counter",
-            "insert_click",
-            "record_source_hit",
-            "append_activity"
-        ]
-    );
-    assert_eq!(
-        timed("refused").await,
-        (StatusCode::TOO_MANY_REQUESTS, 2 * L)
-    );
-    assert_eq!(
-        data.take_calls(),
-        ["increment_counter", "record_activity_summary"],
-        "the key's unit goes back into this container's lease, without a store call"
-    );
+    assert_eq!(timed("new").await, (StatusCode::CREATED, 2 * L));
+    assert_eq!(data.take_calls(), ["increment_counter", "insert_click"]);
+    assert_eq!(timed("refused").await, (StatusCode::TOO_MANY_REQUESTS, L));
+    assert_eq!(data.take_calls(), ["record_activity_summary"]);
+}
+
+/// The bound on over-admission: a source's budget is counted per container, so two containers
+/// admit it twice its budget in a minute, and not one request more.
+#[tokio::test]
+async fn a_source_gets_its_budget_from_each_container_at_most() {
+    let key_store: Arc<dyn trcker_shared::store::KeyStore> = Arc::new(MemoryStore::new());
+    let data: Arc<dyn trcker_shared::brand_data::BrandDataStore> = Arc::new(MemoryBrandData::new());
+    let config = || CaptureConfig {
+        source_rate_limit_per_minute: 3,
+        ..CaptureConfig::default()
+    };
+    let first = Capture::over(key_store.clone(), data.clone(), config());
+    let second = Capture::over(key_store, data, config());
+    let (_, key) = first.brand("acme").await;
+    let mut admitted = 0;
+    for index in 0..20 {
+        let container = if index % 2 == 0 { &first } else { &second };
+        let response = container
+            .capture(json!({"click_id": format!("c{index}")}))
+            .bearer(&key)
+            .source_ip("203.0.113.5")
+            .await;
+        match response.status {
+            StatusCode::CREATED => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{other}: {}", response.text()),
+        }
+    }
+    assert_eq!(admitted, 2 * 3, "the budget of 3, once per container");
 }
 
 /// A revoked key keeps getting its 401 and one record per attempt up to its own budget; beyond it

@@ -1,19 +1,15 @@
 //! Each fraud signal (a crawler's user agent, a repeat from one source, one source's velocity over
-//! the hourly limit), scored on the click and written as a signal document, never told to the
-//! caller, and kept to the one source and brand.
+//! the hourly limit), scored on the click and written as a signal document by the stream's
+//! derivation, never told to the caller, and kept to the one source and brand.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{CRAWLER, Capture, strict_fraud_config};
+use crate::{CRAWLER, strictly_scored};
 
-trcker_shared::backend_tests! {
-    in_memory: Capture::in_memory(strict_fraud_config()),
-    on_dynamodb: Capture::on_dynamodb(strict_fraud_config()).await;
-    fraud_signals,
-}
-
-async fn fraud_signals(capture: &Capture) {
+#[tokio::test]
+async fn fraud_signals() {
+    let capture = &strictly_scored();
     let (brand_id, key) = capture.brand("acme").await;
     let kinds = |signals: &[Value]| -> Vec<String> {
         signals
@@ -34,6 +30,7 @@ async fn fraud_signals(capture: &Capture) {
         response.json().get("fraud_score").is_none(),
         "scores are not told to the caller"
     );
+    capture.derive().await;
     let click = capture
         .data
         .get_click(&brand_id, "bot-1")
@@ -51,6 +48,7 @@ async fn fraud_signals(capture: &Capture) {
     browser("198.51.100.2", json!({"click_id": "first"})).await;
     capture.clock.advance_ms(10_000);
     browser("198.51.100.2", json!({"click_id": "second"})).await;
+    capture.derive().await;
     let second = capture
         .data
         .get_click(&brand_id, "second")
@@ -84,6 +82,7 @@ async fn fraud_signals(capture: &Capture) {
         browser("198.51.100.3", json!({"click_id": format!("fast-{index}")})).await;
         capture.clock.advance_ms(120_000);
     }
+    capture.derive().await;
     let mut scores = Vec::new();
     for index in 0..5 {
         let click = capture
@@ -111,6 +110,7 @@ async fn fraud_signals(capture: &Capture) {
         .bearer(&other_key)
         .source_ip("198.51.100.3")
         .await;
+    capture.derive().await;
     let elsewhere = capture
         .data
         .get_click(&other_brand, "elsewhere")

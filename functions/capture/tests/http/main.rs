@@ -1,9 +1,12 @@
 //! Click capture through its HTTP layer, on the in-memory store and on DynamoDB (moto), one test per
-//! scenario and backend (`fraud::fraud_signals::on_dynamodb`): both key headers, idempotency under
-//! concurrency, each fraud signal, the daily rollups (each click, flag and signal counted once),
-//! CORS, the client address behind a CDN, bad input (a 4xx with a stable code and nothing written),
-//! the rate budgets, store calls per capture, and the API Gateway sample events through the Lambda
-//! request adapter. Requests go through `trcker_shared::testing::TestClient`.
+//! scenario and backend (`idempotency::...::on_dynamodb`): both key headers, idempotency under
+//! concurrency, CORS, the client address behind a CDN, bad input (a 4xx with a stable code and
+//! nothing written), the rate budgets, store calls per capture, and the API Gateway sample events
+//! through the Lambda request adapter. What the stream function derives from captures (each fraud
+//! signal, the daily rollups: each click, flag and signal counted once) is checked here through
+//! the memory store's change feed, drained as the stream would be; on DynamoDB it is checked
+//! through the table's stream by the stream function's and the local gateway's tests. Requests go
+//! through `trcker_shared::testing::TestClient`.
 
 mod bad_input;
 mod budgets;
@@ -28,6 +31,8 @@ use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
+use trcker_shared::program::derived::{MemoryFeed, capture_activity};
+use trcker_shared::program::scoring::Thresholds;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::{
@@ -54,6 +59,8 @@ struct Capture {
     keys: Arc<KeyService>,
     data: Arc<dyn BrandDataStore>,
     clock: Arc<ManualClock>,
+    /// The memory store's change feed, derived as the stream function derives the table's.
+    feed: Option<Arc<MemoryFeed<MemoryBrandData>>>,
 }
 
 impl std::ops::Deref for Capture {
@@ -85,16 +92,33 @@ impl Capture {
             keys,
             data,
             clock,
+            feed: None,
         }
     }
 
-    /// Both stores in memory.
+    /// Both stores in memory, with the default fraud thresholds.
     fn in_memory(config: CaptureConfig) -> Self {
-        Self::over(
-            Arc::new(MemoryStore::new()),
-            Arc::new(MemoryBrandData::new()),
-            config,
-        )
+        Self::in_memory_scored(config, Thresholds::default())
+    }
+
+    /// Both stores in memory, the stream's derivation scoring with `thresholds`.
+    fn in_memory_scored(config: CaptureConfig, thresholds: Thresholds) -> Self {
+        let data = Arc::new(MemoryBrandData::new());
+        let feed = MemoryFeed::new(data.clone(), |memory| memory, thresholds);
+        Self {
+            feed: Some(Arc::new(feed)),
+            ..Self::over(Arc::new(MemoryStore::new()), data, config)
+        }
+    }
+
+    /// Derives everything the captures so far imply, as the stream function would: what a test
+    /// waits for before it reads scores, signals or rollups.
+    async fn derive(&self) {
+        let feed = self
+            .feed
+            .as_ref()
+            .expect("derived data is checked on the memory store's change feed");
+        feed.drain().await.unwrap();
     }
 
     /// Both stores on moto, each on a table of its own.
@@ -159,23 +183,39 @@ impl Capture {
             .unwrap()
     }
 
+    /// The brand's capture records, newest first. With a change feed, after deriving it. Without
+    /// one (DynamoDB here: no stream consumer runs in these tests), a new capture's record is read
+    /// where capture wrote it, in its click item.
     async fn activity(&self, brand_id: &BrandId) -> Vec<ActivityRecord> {
+        if self.feed.is_some() {
+            self.derive().await;
+        }
         let filter = ActivityFilter {
             surface: Some(Surface::Capture),
             ..ActivityFilter::default()
         };
-        self.data
+        let mut records = self
+            .data
             .list_activity(brand_id, filter, 100, None)
             .await
             .unwrap()
-            .items
+            .items;
+        if self.feed.is_none() {
+            let clicks = self.clicks(brand_id).await;
+            records.extend(clicks.iter().filter_map(capture_activity));
+            records.sort_by_key(|record| std::cmp::Reverse(record.at));
+        }
+        records
     }
 }
 
 /// Three clicks an hour from one source before the velocity signal.
-fn strict_fraud_config() -> CaptureConfig {
-    CaptureConfig {
-        source_clicks_per_hour: 3,
-        ..CaptureConfig::default()
-    }
+const STRICT_THRESHOLDS: Thresholds = Thresholds {
+    source_clicks_per_hour: 3,
+    repeat_window_ms: 60_000,
+};
+
+/// Capture in memory, the derivation scoring with [`STRICT_THRESHOLDS`].
+fn strictly_scored() -> Capture {
+    Capture::in_memory_scored(CaptureConfig::default(), STRICT_THRESHOLDS)
 }

@@ -232,6 +232,7 @@ fn click_record(
         source_ip: "198.51.100.7".into(),
         user_agent: "Mozilla/5.0".into(),
         fraud_score: if click_id == "c2" { 95 } else { 0 },
+        audit: None,
     }
 }
 

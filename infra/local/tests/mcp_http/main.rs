@@ -300,6 +300,7 @@ fn test_click(
         source_ip: "192.0.2.1".into(),
         user_agent: "Mozilla/5.0".into(),
         fraud_score: 0,
+        audit: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn big_click(brand: &Brand, index: i64) -> ClickRecord {
         source_ip: "192.0.2.1".into(),
         user_agent: "u".repeat(512),
         fraud_score: 0,
+        audit: None,
     }
 }
 

@@ -1,8 +1,10 @@
-//! Fraud scoring of a captured click, at constant cost: the user agent on its own, and one atomic
-//! per-IP counter for the brand (clicks this hour, last sighting), never a query over past clicks.
+//! Fraud scoring of a captured click, at constant cost: the user agent on its own (at capture),
+//! and one per-IP counter for the brand (clicks this hour, last sighting; kept by the stream
+//! function), never a query over past clicks.
 
-use trcker_shared::brand_data::SourceHit;
-use trcker_shared::clock::UnixMillis;
+use crate::brand_data::SourceHit;
+use crate::clock::UnixMillis;
+use crate::config::ConfigError;
 
 /// Score of a click from a bot or crawler user agent: flagged on its own.
 pub const BOT_USER_AGENT_SCORE: u8 = 90;
@@ -39,6 +41,22 @@ const BOT_MARKERS: [&str; 24] = [
     "preview",
 ];
 
+/// What one source of capture traffic is counted as: its IPv4 address, or its IPv6 /64 (one
+/// subscriber's usual allocation, so a visitor cannot step around the budget within it).
+pub fn source_of(client_ip: &str) -> String {
+    match client_ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(address)) if address.to_ipv4_mapped().is_none() => {
+            let prefix = u128::from(address) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        Ok(std::net::IpAddr::V6(address)) => address
+            .to_ipv4_mapped()
+            .map_or_else(|| address.to_string(), |v4| v4.to_string()),
+        Ok(std::net::IpAddr::V4(address)) => address.to_string(),
+        Err(_) => client_ip.to_owned(),
+    }
+}
+
 /// One thing that looked wrong about a click, stored as a fraud signal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -50,11 +68,64 @@ pub struct Finding {
     pub raises_signal: bool,
 }
 
+/// The kinds of signal click scoring raises (conversions raise others, counted with them).
+pub const CLICK_SIGNAL_KINDS: [&str; 3] = ["bot_user_agent", "source_velocity", "source_repeat"];
+
 /// What the scoring rules need to know.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
     pub source_clicks_per_hour: u32,
     pub repeat_window_ms: i64,
+}
+
+/// More clicks than this from one IP in an hour are flagged.
+pub const SOURCE_CLICKS_PER_HOUR_VAR: &str = "TRCKER_CAPTURE_IP_CLICKS_PER_HOUR";
+/// A click from an IP seen less than this many seconds before raises a repeat signal.
+pub const REPEAT_WINDOW_VAR: &str = "TRCKER_CAPTURE_REPEAT_WINDOW_SECONDS";
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            source_clicks_per_hour: 50,
+            repeat_window_ms: 60_000,
+        }
+    }
+}
+
+impl Thresholds {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The thresholds the variables set (each unset or empty one at its default); an error
+    /// names the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let number = |name: &'static str, default: u32, max: u32| match lookup(name)
+            .filter(|value| !value.trim().is_empty())
+        {
+            None => Ok(default),
+            Some(raw) => match raw.trim().parse::<u32>() {
+                Ok(value) if (1..=max).contains(&value) => Ok(value),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("{raw:?} is not an integer in 1..={max}"),
+                }),
+            },
+        };
+        let defaults = Self::default();
+        Ok(Self {
+            source_clicks_per_hour: number(
+                SOURCE_CLICKS_PER_HOUR_VAR,
+                defaults.source_clicks_per_hour,
+                1_000_000,
+            )?,
+            repeat_window_ms: i64::from(number(
+                REPEAT_WINDOW_VAR,
+                u32::try_from(defaults.repeat_window_ms / 1000).unwrap_or(60),
+                3_600,
+            )?) * 1000,
+        })
+    }
 }
 
 /// A bot or crawler user agent (or none at all).
@@ -133,6 +204,23 @@ mod tests {
         source_clicks_per_hour: 3,
         repeat_window_ms: 60_000,
     };
+
+    #[test]
+    fn thresholds_from_variables() {
+        assert_eq!(
+            Thresholds::from_lookup(|_| None).unwrap(),
+            Thresholds::default()
+        );
+        let set =
+            Thresholds::from_lookup(|name| (name == REPEAT_WINDOW_VAR).then(|| "30".to_owned()))
+                .unwrap();
+        assert_eq!(set.repeat_window_ms, 30_000);
+        let error = Thresholds::from_lookup(|name| {
+            (name == SOURCE_CLICKS_PER_HOUR_VAR).then(|| "0".to_owned())
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains(SOURCE_CLICKS_PER_HOUR_VAR));
+    }
 
     #[test]
     fn bots_are_recognised_and_browsers_are_not() {
