@@ -10,11 +10,17 @@ This script, by itself, expects the debug binaries (`keys`, `public-api`, `captu
 
 It starts moto on a free loopback port; creates the pepper secret there the way CloudFormation's
 GenerateSecretString would (a random password) and the two tables from the definitions the store
-code uses (`trcker-local --store dynamodb --create-tables`, stopped again once they exist); then
+code uses (`trcker-local --store dynamodb --create-tables`: the data table with its stream); then
 runs `cargo lambda watch` on another free loopback port with each function's environment as in AWS
 (the pepper's ARN in TRCKER_PEPPER_SECRET_ID, read through Secrets Manager at init), and runs the
 flow: every step asserts, and a failure prints the step, the response and the end of the
-emulator's log. Watch, the functions it started and moto are always stopped.
+emulator's log. Watch, the functions it started, trcker-local and moto are always stopped.
+
+Watch has no event source mapping, so nothing runs the stream function: the trcker-local that
+created the tables stays up (on a free loopback port nothing else calls) as the data table's stream
+consumer. It polls the stream through the DynamoDB Streams API and derives from it what the stream
+function derives on AWS (the capture's activity record, scores, signals, rollups), within about a
+second; the steps that read derived data wait for it up to DERIVED_TIMEOUT_S.
 
 Secret hygiene over the whole run: every response (HTTP, Lambda Invoke, the MCP SDK's) is kept, the
 functions log at TRACE (`TRCKER_E2E_RUST_LOG` to change), and the last steps probe every surface
@@ -68,6 +74,11 @@ FUNCTION_START_TIMEOUT_S = float(os.environ.get("TRCKER_E2E_START_TIMEOUT_S", "6
 # The functions' log level for the run: TRACE by default, so the hygiene check also covers what
 # the AWS SDK and the HTTP stack log about each request.
 FUNCTION_RUST_LOG = os.environ.get("TRCKER_E2E_RUST_LOG", "trace")
+# How long a step waits for what the stream consumer derives (trcker-local polls the stream every
+# 250 ms: within about a second), polling every DERIVED_POLL_S. Each poll is an API request, which
+# the activity log records and the key's rate budget (100 a minute) counts.
+DERIVED_TIMEOUT_S = 10.0
+DERIVED_POLL_S = 0.5
 # A plaintext key, as docs/ARCHITECTURE.md defines it (shared/src/testing/ also looks for shorter key material).
 KEY_SHAPED = re.compile(r"tk_[0-9A-Za-z]{40}")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -176,7 +187,7 @@ class Http:
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes: moto, trcker-local (tables only), cargo lambda watch.
+# Processes: moto, trcker-local (the tables, then the stream consumer), cargo lambda watch.
 
 
 class Process:
@@ -285,6 +296,7 @@ class Run:
         self.tmp.mkdir(exist_ok=True)
         self.run_id = secrets.token_hex(4)
         self.moto: Process | None = None
+        self.local: Process | None = None
         self.watch: Process | None = None
         self.watch_port = 0
         self.endpoint = ""
@@ -339,7 +351,9 @@ class Run:
         log(f"pepper secret {self.secret_arn}")
 
     def create_tables(self) -> None:
-        """The tables from the store code's definitions, through trcker-local --create-tables."""
+        """The tables from the store code's definitions, through trcker-local --create-tables, which
+        then stays up as the data table's stream consumer (what the event source mapping and the
+        stream function are on AWS) until stop()."""
         started = time.monotonic()
         binary = os.environ.get("TRCKER_LOCAL_BIN", str(ROOT / "target/debug/trcker-local"))
         env = self.base_env()
@@ -351,17 +365,16 @@ class Run:
                 "RUST_LOG": "warn",
             }
         )
-        local = Process("trcker-local", [binary, "--port", "0", "--store", "dynamodb", "--create-tables"], env, self.tmp / "e2e-lambda-tables.log")
-        try:
-            wait_until("trcker-local created the tables", lambda: "trcker-local listening on" in local.log_path.read_text(errors="replace"), 120, local)
-            text = local.log_path.read_text(errors="replace")
-            for table in (self.keys_table, self.data_table):
-                if f"created table {table}" not in text:
-                    raise RuntimeError(f"table {table} not created:\n{text}")
-        finally:
-            local.stop(signal.SIGINT)
-        self.timings.append(("tables created", time.monotonic() - started))
-        log(f"tables {self.keys_table}, {self.data_table}")
+        # --port 0: a free loopback port, which nothing calls (the flow goes through watch).
+        local = Process("trcker-local", [binary, "--port", "0", "--store", "dynamodb", "--create-tables"], env, self.tmp / "e2e-lambda-local.log")
+        self.local = local
+        wait_until("trcker-local created the tables", lambda: "trcker-local listening on" in local.log_path.read_text(errors="replace"), 120, local)
+        text = local.log_path.read_text(errors="replace")
+        for table in (self.keys_table, self.data_table):
+            if f"created table {table}" not in text:
+                raise RuntimeError(f"table {table} not created:\n{text}")
+        self.timings.append(("tables created, stream consumer up", time.monotonic() - started))
+        log(f"tables {self.keys_table}, {self.data_table}; trcker-local consumes the data table's stream (log: {local.log_path.relative_to(ROOT)})")
 
     def function_env(self) -> dict[str, str]:
         hosts = f"127.0.0.1:{self.watch_port},localhost:{self.watch_port}"
@@ -441,6 +454,8 @@ class Run:
                     log(f"(stopped function process {pid} that outlived watch)")
                 except ProcessLookupError:
                     pass
+        if self.local is not None:
+            self.local.stop(signal.SIGINT)
         if self.moto is not None:
             self.moto.stop()
         env_file = self.state.get("env_file")
@@ -602,14 +617,7 @@ class Run:
             s["conversion"] = created
 
         def activity() -> None:
-            captures = http.expect(200, "GET", "/api/public/activity?source=capture&limit=10", key=s["key"]).json["data"]
-            capture = next((entry for entry in captures if entry.get("target") == "/api/clicks/capture" and entry.get("method") == "POST"), None)
-            if capture is None:
-                fail("no capture in the activity log", captures)
-            expected = {"fingerprint": s["fingerprint"], "key_id": s["key_id"], "source_ip": EMULATOR_SOURCE_IP, "user_agent": EMULATOR_USER_AGENT, "status": 201, "outcome": "ok"}
-            wrong = {field: capture.get(field) for field, value in expected.items() if capture.get(field) != value}
-            if wrong:
-                fail(f"the capture's activity record differs from {expected}: {wrong}", capture)
+            # The API's records first: the polls below add records of their own.
             api = http.expect(200, "GET", "/api/public/activity?source=api&limit=25", key=s["key"]).json["data"]
             # Newest first: the duplicate (200), then the one that created the conversion (201).
             posted = next((entry for entry in api if entry.get("target") == "/api/public/conversions" and entry.get("method") == "POST" and entry.get("status") == 201), None)
@@ -619,6 +627,26 @@ class Run:
             wrong = {field: posted.get(field) for field, value in expected.items() if posted.get(field) != value}
             if wrong:
                 fail(f"the API request's activity record differs from {expected}: {wrong}", posted)
+            # The capture's record is derived from the data table's stream (by the trcker-local
+            # consumer here, the stream function on AWS): it appears within about a second.
+            started = time.monotonic()
+            while True:
+                captures = http.expect(200, "GET", "/api/public/activity?source=capture&limit=10", key=s["key"]).json["data"]
+                capture = next((entry for entry in captures if entry.get("target") == "/api/clicks/capture" and entry.get("method") == "POST"), None)
+                if capture is not None:
+                    break
+                if self.local is None or not self.local.alive():
+                    code = None if self.local is None else self.local.process.returncode
+                    fail(f"no capture in the activity log, and the stream consumer (trcker-local) is not running (exit {code})", self.local.tail() if self.local is not None else captures)
+                if time.monotonic() - started > DERIVED_TIMEOUT_S:
+                    tail = self.local.tail()
+                    fail(f"no capture in the activity log {DERIVED_TIMEOUT_S:.0f} s after the capture: the stream consumer (trcker-local) derived none", f"activity: {short(captures)}\n  --- {self.local.log_path.relative_to(ROOT)} (last lines) ---\n{tail}")
+                time.sleep(DERIVED_POLL_S)
+            log(f"  the capture's activity record derived from the stream within {time.monotonic() - started:.2f} s of this step")
+            expected = {"fingerprint": s["fingerprint"], "key_id": s["key_id"], "source_ip": EMULATOR_SOURCE_IP, "user_agent": EMULATOR_USER_AGENT, "status": 201, "outcome": "ok"}
+            wrong = {field: capture.get(field) for field, value in expected.items() if capture.get(field) != value}
+            if wrong:
+                fail(f"the capture's activity record differs from {expected}: {wrong}", capture)
 
         def mcp_tool() -> None:
             import anyio
@@ -753,9 +781,9 @@ class Run:
         dump = "\n".join(items)
         if s["fingerprint"] not in dump or "KEYHASH#" not in dump or s["click_id"] not in dump:
             fail("the table dump misses the run's keys or click: it was not read", short(dump))
-        # 2. Every log line: the functions (through watch), watch itself, trcker-local, moto.
-        logs = {process.name: process.log_path.read_text(errors="replace") for process in (self.watch, self.moto) if process is not None}
-        logs["trcker-local"] = (self.tmp / "e2e-lambda-tables.log").read_text(errors="replace")
+        # 2. Every log line: the functions (through watch), watch itself, trcker-local (the tables
+        # and the stream consumer), moto.
+        logs = {process.name: process.log_path.read_text(errors="replace") for process in (self.watch, self.local, self.moto) if process is not None}
         function_lines = logs.get("cargo lambda watch", "")
         for expected in ("key management request", "API key generated", "API key revoked", "request refused before authentication"):
             if expected not in function_lines:

@@ -16,8 +16,15 @@ use trcker_shared::store::conformance;
 use trcker_shared::store::schema::{KEYS_TABLE, create_table};
 use trcker_shared::testing::{fresh_dynamo_store, moto_aws_config};
 
+/// Held by each conformance suite here: moto runs a transaction against a copy of its tables and
+/// puts the copy back when it is cancelled, so two suites' transactions at once, even on
+/// different tables, can lose or resurrect each other's writes (seen as a spurious
+/// `AlreadyExists`). The suites take turns; the other tests run beside them.
+static MOTO_TRANSACTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamodb_store_passes_the_conformance_suite() {
+    let _turn = MOTO_TRANSACTIONS.lock().await;
     let (_, store) = fresh_dynamo_store().await;
     conformance::run_all(Arc::new(store)).await;
 }
@@ -26,6 +33,7 @@ async fn dynamodb_store_passes_the_conformance_suite() {
 async fn dynamodb_store_behind_the_wrappers_passes_the_conformance_suite() {
     use trcker_shared::store::counting::CountingStore;
     use trcker_shared::store::faulty::FaultyStore;
+    let _turn = MOTO_TRANSACTIONS.lock().await;
     let (_, store) = fresh_dynamo_store().await;
     let store = Arc::new(FaultyStore::new(CountingStore::new(store)));
     conformance::run_all(store.clone()).await;
@@ -173,6 +181,7 @@ async fn a_revoked_key_fails_on_the_first_request_after_the_ttl() {
 
 #[tokio::test]
 async fn dynamodb_brand_data_passes_the_conformance_suite() {
+    let _turn = MOTO_TRANSACTIONS.lock().await;
     let store = trcker_shared::testing::fresh_dynamo_brand_data().await;
     trcker_shared::brand_data::conformance::run_all(&store).await;
     // Then behind the test wrapper, which forwards every method. In turn, not in a test of its

@@ -35,7 +35,7 @@ const TIMEOUT: Duration = Duration::from_millis(20);
 struct Capture {
     router: Router,
     edge: FaultyEdge<MemoryBrandData>,
-    feed: MemoryFeed<FaultyBrandData<MemoryBrandData>>,
+    feed: MemoryFeed,
 }
 
 impl std::ops::Deref for Capture {
@@ -181,4 +181,23 @@ async fn every_transient_fault_is_503_with_retry_after_and_nothing_written() {
             assert_eq!(capture.clicks_and_rollup("acme").await, (1, 1), "{what}");
         }
     }
+}
+
+/// A transaction conflict that outlived the store's retries is the store being busy, not the
+/// caller's conflict to resolve: 503 with `Retry-After`, never 409, and nothing written.
+#[tokio::test]
+async fn contention_at_the_click_write_is_503_not_409() {
+    let capture = Capture::new();
+    let key = capture.brand("acme").await;
+    capture.data.inject(
+        Some("insert_click"),
+        Fault::Error(trcker_shared::store::StoreError::Contention),
+        Trigger::Always,
+    );
+    let response = capture.capture(&key, "click-1").await;
+    response.assert_unavailable("contention at the click write");
+    capture.data.clear();
+    assert_eq!(capture.clicks_and_rollup("acme").await, (0, 0));
+    let again = capture.capture(&key, "click-1").await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
 }

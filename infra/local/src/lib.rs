@@ -5,11 +5,14 @@
 //! SigV4-signed, non-browser callers, so web pages cannot drive it (`local_guard`).
 //!
 //! The binary (`src/main.rs`) parses its options, builds [`Backends`] with [`memory_backends`] or
-//! [`dynamodb_backends`], and serves [`app_from_env`]; the tests run the same [`gateway`].
+//! [`dynamodb_backends`], runs the stream function's derivation beside them (the memory store's
+//! change feed, or the data table's stream through [`stream_poller`]), and serves
+//! [`app_from_env`]; the tests run the same [`gateway`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -23,8 +26,7 @@ use trcker_shared::bootstrap::{edge_from_config, load_aws_config};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
-use trcker_shared::program::derived::MemoryFeed;
-use trcker_shared::program::scoring::Thresholds;
+use trcker_shared::brand_data::model::{DynamoModel, ModelSettings};
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::config::{
     ConfigError, EdgeConfig, INSECURE_DEV_PEPPER_VAR, KEYS_TABLE_VAR, PEPPER_SECRET_VAR,
@@ -33,14 +35,21 @@ use trcker_shared::config::{
 use trcker_shared::edge::config::{DATA_TABLE_VAR, EdgeLimits};
 use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::keys::KeyService;
+use trcker_shared::program::derived::MemoryFeed;
+use trcker_shared::program::scoring::Thresholds;
 use trcker_shared::store::memory::MemoryStore;
-use trcker_shared::store::schema::{DATA_TABLE, KEYS_TABLE, create_table, index_names};
+use trcker_shared::store::schema::{
+    DATA_TABLE, KEYS_TABLE, create_table, index_names, stream_specification,
+};
 use trcker_shared::token::PlaintextKey;
+
+use crate::stream_poller::StreamPoller;
 
 pub mod api_gateway_routes;
 pub mod local_guard;
 pub mod seed;
 pub mod stats;
+pub mod stream_poller;
 
 /// The keys table `--store dynamodb` uses when `TRCKER_KEYS_TABLE` is unset.
 pub const DEFAULT_KEYS_TABLE: &str = "trcker-keys";
@@ -55,12 +64,39 @@ pub struct Backends {
     pub memory_data: Option<Arc<MemoryBrandData>>,
     /// In memory mode, the stream function's derivation over the store's change feed: run it
     /// with [`MemoryFeed::spawn`], or drain it in a test.
-    pub derivation: Option<Arc<MemoryFeed<MemoryBrandData>>>,
+    pub derivation: Option<Arc<MemoryFeed>>,
+    /// On DynamoDB, the same derivation over the data table's stream, read through the DynamoDB
+    /// Streams API as Lambda's event source mapping reads it: run it with
+    /// [`StreamPoller::spawn`], or drain it in a test.
+    pub stream: Option<Arc<StreamPoller>>,
 }
 
 /// The in-memory store, with the insecure development pepper, seeded with the demo brand
 /// (`seed::demo`); also returns the demo brand's key, for the caller to show once.
 pub async fn memory_backends() -> Result<(Backends, PlaintextKey), String> {
+    let memory_data = Arc::new(MemoryBrandData::new());
+    let derive = |thresholds| MemoryFeed::new(memory_data.clone(), |memory| memory, thresholds);
+    seeded(memory_data.clone(), Some(memory_data.clone()), derive).await
+}
+
+/// [`memory_backends`] behind the DynamoDB capacity model (`--store model`): every brand-data
+/// call waits DynamoDB's latency and pays its units, a hot partition is throttled, and a write to
+/// an item an ongoing transaction holds conflicts (`trcker_shared::brand_data::model`), on the
+/// real clock. The key store is not modelled.
+pub async fn model_backends() -> Result<(Backends, PlaintextKey), String> {
+    let model = Arc::new(DynamoModel::new(
+        MemoryBrandData::new(),
+        ModelSettings::default(),
+    ));
+    let derive = |thresholds| MemoryFeed::new(model.clone(), DynamoModel::inner, thresholds);
+    seeded(model.clone(), None, derive).await
+}
+
+async fn seeded(
+    data: Arc<dyn BrandDataStore>,
+    memory_data: Option<Arc<MemoryBrandData>>,
+    derive: impl FnOnce(Thresholds) -> MemoryFeed,
+) -> Result<(Backends, PlaintextKey), String> {
     eprintln!(
         "WARNING: in-memory mode uses the built-in INSECURE development pepper; data lives only \
          as long as this process."
@@ -69,19 +105,17 @@ pub async fn memory_backends() -> Result<(Backends, PlaintextKey), String> {
         Arc::new(MemoryStore::new()),
         Arc::new(SystemClock),
     ));
-    let memory_data = Arc::new(MemoryBrandData::new());
-    let data: Arc<dyn BrandDataStore> = memory_data.clone();
     let demo_key = seed::demo(&keys, &data)
         .await
         .map_err(|error| format!("seeding the demo brand failed: {error}"))?;
     // After the seed, which writes its rollups with its clicks.
     let thresholds = Thresholds::from_env().map_err(|error| error.to_string())?;
-    let derivation = MemoryFeed::new(memory_data.clone(), |memory| memory, thresholds);
     let backends = Backends {
         keys,
         data,
-        memory_data: Some(memory_data),
-        derivation: Some(Arc::new(derivation)),
+        memory_data,
+        derivation: Some(Arc::new(derive(thresholds))),
+        stream: None,
     };
     Ok((backends, demo_key))
 }
@@ -124,7 +158,9 @@ impl DynamoSettings {
 
 /// DynamoDB from the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials),
 /// with [`DynamoSettings::from_env`] and the functions' SDK client, timeouts and retries; the
-/// tables created first if `create_tables` and they are missing.
+/// tables created first if `create_tables` and they are missing (the data table with its stream).
+/// The stream's poller is built with the stream function's fraud thresholds
+/// (`Thresholds::from_env`), not started.
 pub async fn dynamodb_backends(create_tables: bool) -> Result<Backends, String> {
     let settings = DynamoSettings::from_env().map_err(|error| error.to_string())?;
     let aws = load_aws_config(settings.edge.store_timeout_ms, settings.edge.tls_roots).await;
@@ -132,7 +168,8 @@ pub async fn dynamodb_backends(create_tables: bool) -> Result<Backends, String> 
 }
 
 /// [`dynamodb_backends`] with the settings and AWS configuration given (tests: moto). The key
-/// service is built by `bootstrap::edge_from_config`, as a Lambda function's is.
+/// service is built by `bootstrap::edge_from_config`, as a Lambda function's is; the stream's
+/// poller uses the same AWS configuration (endpoint, credentials, timeouts).
 pub async fn dynamodb_backends_with(
     settings: DynamoSettings,
     aws: aws_config::SdkConfig,
@@ -165,6 +202,36 @@ pub async fn dynamodb_backends_with(
                         missing.name
                     ));
                 }
+                // A data table from before its stream: derived data needs one.
+                if let Some(stream) = stream_specification(definition) {
+                    let described = client
+                        .describe_table()
+                        .table_name(name)
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            format!("describing table {name}: {}", DisplayErrorContext(&error))
+                        })?;
+                    let streaming = described
+                        .table()
+                        .and_then(|table| table.stream_specification())
+                        .is_some_and(|stream| stream.stream_enabled());
+                    if !streaming {
+                        client
+                            .update_table()
+                            .table_name(name)
+                            .stream_specification(stream)
+                            .send()
+                            .await
+                            .map_err(|error| {
+                                format!(
+                                    "enabling the stream of table {name}: {}",
+                                    DisplayErrorContext(&error)
+                                )
+                            })?;
+                        println!("enabled the stream of table {name}");
+                    }
+                }
                 println!("table {name} exists");
             } else {
                 create_table(&client, definition, name)
@@ -177,14 +244,19 @@ pub async fn dynamodb_backends_with(
     if settings.edge.pepper == PepperSource::InsecureDev {
         eprintln!("{PEPPER_SECRET_VAR} is not set; {INSECURE_DEV_PEPPER_VAR} behaviour applies");
     }
+    let thresholds = Thresholds::from_env().map_err(|error| error.to_string())?;
     let edge = edge_from_config(settings.edge, aws)
         .await
         .map_err(|error| error.to_string())?;
+    let data: Arc<dyn BrandDataStore> =
+        Arc::new(DynamoBrandData::new(edge.dynamodb, &settings.data_table));
+    let stream = StreamPoller::new(&edge.aws, settings.data_table, data.clone(), thresholds);
     Ok(Backends {
         keys: edge.keys,
-        data: Arc::new(DynamoBrandData::new(edge.dynamodb, settings.data_table)),
+        data,
         memory_data: None,
         derivation: None,
+        stream: Some(Arc::new(stream)),
     })
 }
 

@@ -12,33 +12,50 @@ use std::net::SocketAddr;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "\
-usage: trcker-local [--port PORT] [--store memory|dynamodb] [--create-tables]
+usage: trcker-local [--port PORT] [--store memory|model|dynamodb] [--create-tables]
 
   --port PORT        listen on 127.0.0.1:PORT (default 3000)
-  --store memory     embedded in-memory store with a seeded demo brand (default)
+  --store memory     embedded in-memory store with a seeded demo brand (default); its change
+                     feed is derived every 100 ms, as the stream function derives the table's
+  --store model      the same store behind the DynamoDB capacity model: DynamoDB's latencies,
+                     per-partition throughput (throttling) and transaction conflicts, on the
+                     real clock (the key store is not modelled)
   --store dynamodb   DynamoDB from the standard AWS environment (AWS_ENDPOINT_URL, AWS_REGION,
                      credentials); tables TRCKER_KEYS_TABLE (default trcker-keys) and
-                     TRCKER_DATA_TABLE (default trcker-data)
-  --create-tables    with --store dynamodb: create the tables first if they are missing
+                     TRCKER_DATA_TABLE (default trcker-data). The data table's stream is polled
+                     in the background (DynamoDB Streams, every 250 ms) and derived as the stream
+                     function derives it on AWS: activity records of captures, scores, fraud
+                     signals and rollups follow a capture within about a second
+  --create-tables    with --store dynamodb: create the tables first if they are missing (the
+                     data table with its stream, NEW_AND_OLD_IMAGES; enabled if it has none)
 
 environment: TRCKER_RATE_LIMIT_PER_MINUTE (default 100), TRCKER_ACTIVITY_RETENTION_DAYS (90),
              TRCKER_MCP_ALLOWED_HOSTS (default localhost, 127.0.0.1, ::1),
              TRCKER_STORE_TIMEOUT_MS (DynamoDB operation timeout, default 2000), and the capture
              variables in the README; with --store dynamodb also the key service's, as for the
              functions (TRCKER_KEY_CACHE_TTL_MS, TRCKER_KEY_CACHE_CAPACITY,
-             TRCKER_LAST_USED_INTERVAL_MS, TRCKER_TLS_ROOTS, TRCKER_PEPPER_SECRET_ID)";
+             TRCKER_LAST_USED_INTERVAL_MS, TRCKER_TLS_ROOTS, TRCKER_PEPPER_SECRET_ID); the
+             stream's fraud thresholds TRCKER_CAPTURE_IP_CLICKS_PER_HOUR (50) and
+             TRCKER_CAPTURE_REPEAT_WINDOW_SECONDS (60), in either mode";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Memory,
+    Model,
+    Dynamodb,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
     port: u16,
-    dynamodb: bool,
+    store: Store,
     create_tables: bool,
 }
 
 fn parse_options(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         port: 3000,
-        dynamodb: false,
+        store: Store::Memory,
         create_tables: false,
     };
     let mut args = args.peekable();
@@ -51,16 +68,21 @@ fn parse_options(args: impl Iterator<Item = String>) -> Result<Options, String> 
                     .map_err(|_| format!("--port {value:?} is not a port number"))?;
             }
             "--store" => match args.next().as_deref() {
-                Some("memory") => options.dynamodb = false,
-                Some("dynamodb") => options.dynamodb = true,
-                other => return Err(format!("--store must be memory or dynamodb, not {other:?}")),
+                Some("memory") => options.store = Store::Memory,
+                Some("model") => options.store = Store::Model,
+                Some("dynamodb") => options.store = Store::Dynamodb,
+                other => {
+                    return Err(format!(
+                        "--store must be memory, model or dynamodb, not {other:?}"
+                    ));
+                }
             },
             "--create-tables" => options.create_tables = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if options.create_tables && !options.dynamodb {
+    if options.create_tables && options.store != Store::Dynamodb {
         return Err("--create-tables only applies to --store dynamodb".into());
     }
     Ok(options)
@@ -93,17 +115,31 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let backends = if options.dynamodb {
-        trcker_local::dynamodb_backends(options.create_tables).await?
-    } else {
-        let (backends, demo_key) = trcker_local::memory_backends().await?;
-        println!("demo key: {}", demo_key.expose_secret());
-        backends
+    let backends = match options.store {
+        Store::Dynamodb => trcker_local::dynamodb_backends(options.create_tables).await?,
+        Store::Memory | Store::Model => {
+            let (backends, demo_key) = if options.store == Store::Model {
+                trcker_local::model_backends().await?
+            } else {
+                trcker_local::memory_backends().await?
+            };
+            println!("demo key: {}", demo_key.expose_secret());
+            backends
+        }
     };
     // What the stream function does on AWS: derived data, from the memory store's change feed
     // (drained every 100 ms, so what a capture implies shows within a second).
     if let Some(derivation) = &backends.derivation {
-        derivation.clone().spawn(std::time::Duration::from_millis(100));
+        derivation
+            .clone()
+            .spawn(std::time::Duration::from_millis(100));
+    }
+    // The same on DynamoDB, from the data table's stream (what Lambda's event source mapping
+    // feeds the stream function): polled every 250 ms.
+    if let Some(stream) = &backends.stream {
+        stream
+            .clone()
+            .spawn(trcker_local::stream_poller::POLL_INTERVAL);
     }
     let app = trcker_local::app_from_env(backends)?;
     let address = SocketAddr::from(([127, 0, 0, 1], options.port));
@@ -143,7 +179,7 @@ mod tests {
             parse_options(args(&[])).unwrap(),
             Options {
                 port: 3000,
-                dynamodb: false,
+                store: Store::Memory,
                 create_tables: false
             }
         );
@@ -155,9 +191,14 @@ mod tests {
             "4000",
         ]))
         .unwrap();
-        assert!(dynamo.dynamodb && dynamo.create_tables && dynamo.port == 4000);
+        assert!(dynamo.store == Store::Dynamodb && dynamo.create_tables && dynamo.port == 4000);
+        assert_eq!(
+            parse_options(args(&["--store", "model"])).unwrap().store,
+            Store::Model
+        );
         for bad in [
-            &["--port"][..],
+            &["--store", "model", "--create-tables"][..],
+            &["--port"],
             &["--port", "x"],
             &["--store", "redis"],
             &["--create-tables"],

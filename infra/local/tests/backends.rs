@@ -1,5 +1,6 @@
 //! The backends `trcker-local` serves with, built by the library functions the binary calls,
-//! behind the real gateway: the in-memory store with its seeded demo brand, and DynamoDB (moto)
+//! behind the real gateway: the in-memory store with its seeded demo brand (and behind the
+//! DynamoDB capacity model, `--store model`, whose capture is derived), and DynamoDB (moto)
 //! with `--create-tables` and the key service the Lambda functions get (`bootstrap`), so
 //! `TRCKER_KEY_CACHE_TTL_MS` bounds revocation here as it does there.
 
@@ -11,7 +12,9 @@ use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
 use trcker_capture::config::CaptureConfig;
-use trcker_local::{Backends, DynamoSettings, dynamodb_backends_with, memory_backends};
+use trcker_local::{
+    Backends, DynamoSettings, dynamodb_backends_with, memory_backends, model_backends,
+};
 use trcker_mcp::config::McpConfig;
 use trcker_shared::config::{CACHE_TTL_VAR, KEYS_TABLE_VAR, PepperSource};
 use trcker_shared::edge::config::{DATA_TABLE_VAR, EdgeLimits};
@@ -54,6 +57,46 @@ async fn the_memory_backends_serve_the_demo_brand() {
     let (status, body) = whoami(&gateway(&backends), demo_key.expose_secret()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["brand_id"], trcker_local::seed::DEMO_BRAND);
+}
+
+/// `--store model`: the demo brand behind the capacity model; a capture through the gateway is
+/// derived from the feed into the activity log and the rollups, through the model.
+#[tokio::test]
+async fn the_model_backends_serve_the_demo_brand_and_derive_captures() {
+    let (backends, demo_key) = model_backends().await.unwrap();
+    let app = gateway(&backends);
+    let (status, _) = whoami(&app, demo_key.expose_secret()).await;
+    assert_eq!(status, StatusCode::OK);
+    let request = Request::post("/api/clicks/capture")
+        .header("host", "localhost")
+        .header("x-api-key", demo_key.expose_secret())
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"click_id":"model-click"}"#))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let derived = backends.derivation.as_ref().unwrap().drain().await.unwrap();
+    assert!(derived >= 1, "the new click went through the feed");
+    let brand = BrandId::parse(trcker_local::seed::DEMO_BRAND).unwrap();
+    let records = backends
+        .data
+        .list_activity(
+            &brand,
+            trcker_shared::brand_data::ActivityFilter {
+                surface: Some(trcker_shared::brand_data::Surface::Capture),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        (records[0].status, records[0].target.as_str()),
+        (201, "/api/clicks/capture")
+    );
 }
 
 /// Settings for tables of their own on moto, with `extra` variables set.

@@ -365,35 +365,44 @@ async fn score_sources(
             let (sightings, writes) = match count_source(store, batch).await {
                 Ok(counted) => counted,
                 Err(error) => {
-                    let report = DeriveReport::default();
-                    return (report, Some((first.to_owned(), error)));
+                    let mut failures = Failures::default();
+                    failures.note(first, error);
+                    return (DeriveReport::default(), failures);
                 }
             };
             let mut report = DeriveReport {
                 source_updates: writes,
                 ..DeriveReport::default()
             };
-            let mut failure: Option<(String, StoreError)> = None;
+            let mut failures = Failures::default();
+            // The kinds of signal this source has for the hour: raised, or found raised.
+            let mut settled = HashSet::new();
             for (new, sighting) in batch.clicks.iter().zip(sightings) {
-                let findings = findings_of(new.click, &sighting.hit, thresholds);
+                let mut findings = findings_of(new.click, &sighting.hit, thresholds);
+                if !sighting.exact {
+                    // A reconstructed count may step over the one click that crosses the limit:
+                    // any click over it may raise the signal (the claim keeps it to one).
+                    for finding in &mut findings {
+                        if finding.kind == "source_velocity" {
+                            finding.raises_signal = true;
+                        }
+                    }
+                }
                 let outcome = rescore(store, new.click, &findings, sighting.exact).await;
                 let outcome = match outcome {
                     Ok(rescored) => {
                         report.rescored_clicks += usize::from(rescored);
-                        raise_signals(store, new.click, batch.window_start, &findings).await
+                        let window = batch.window_start;
+                        raise_signals(store, new.click, window, &findings, &mut settled).await
                     }
                     Err(error) => Err(error),
                 };
                 match outcome {
                     Ok(raised) => report.signals += raised,
-                    Err(error) => {
-                        if failure.is_none() {
-                            failure = Some((new.sequence.to_owned(), error));
-                        }
-                    }
+                    Err(error) => failures.note(new.sequence, error),
                 }
             }
-            (report, failure)
+            (report, failures)
         }
         .boxed()
     });
@@ -404,8 +413,8 @@ async fn score_sources(
         report.source_updates += part.source_updates;
         report.rescored_clicks += part.rescored_clicks;
         report.signals += part.signals;
-        if let Some((sequence, error)) = failure {
-            failures.note(&sequence, error);
+        if let Some(failure) = failure.0 {
+            failures.note(&failure.first_failed_sequence, failure.error);
         }
     }
     (report, failures)
@@ -453,15 +462,20 @@ async fn rescore(
 }
 
 /// Stores a fraud signal per finding that raises one, at most one per kind, source and hour
-/// (a unique claim keeps it so, redeliveries included). Returns how many were stored.
+/// (a unique claim keeps it so, redeliveries included; `settled` skips the kinds this batch has
+/// already settled for the source, without a store call). Returns how many were stored.
 async fn raise_signals(
     store: &dyn BrandDataStore,
     click: &ClickRecord,
     window_start: UnixMillis,
     findings: &[Finding],
+    settled: &mut HashSet<&'static str>,
 ) -> Result<usize, StoreError> {
     let mut raised = 0;
     for finding in findings.iter().filter(|finding| finding.raises_signal) {
+        if settled.contains(finding.kind) {
+            continue;
+        }
         let claim = UniqueClaim {
             field: SIGNAL_CLAIM_FIELD,
             value: format!(
@@ -473,6 +487,7 @@ async fn raise_signals(
         if raise_signal(store, click, finding, &claim).await? {
             raised += 1;
         }
+        settled.insert(finding.kind);
     }
     Ok(raised)
 }
@@ -737,14 +752,34 @@ async fn write_rollups(
 }
 
 /// The memory store's change feed, derived the way Lambda's event source mapping does it: in
-/// batches, in order, a failed batch redelivered from its failure. `S` is the store the derived
-/// writes go to: the memory store itself, or a wrapper of it (the capacity model, a faulty store)
-/// that `memory` reaches the feed through.
-pub struct MemoryFeed<S> {
-    store: Arc<S>,
-    memory: fn(&S) -> &MemoryBrandData,
+/// batches, in order, a failed batch redelivered from its failure. The derived writes go to the
+/// store it was made with: the memory store itself, or a wrapper of it (the capacity model, a
+/// faulty store) through which the feed is reached.
+pub struct MemoryFeed {
+    held: Box<dyn FeedStore>,
     thresholds: Thresholds,
     batch_size: usize,
+}
+
+/// A store and the memory store under it whose feed it derives.
+trait FeedStore: Send + Sync {
+    fn store(&self) -> &dyn BrandDataStore;
+    fn memory(&self) -> &MemoryBrandData;
+}
+
+struct Held<S> {
+    store: Arc<S>,
+    memory: fn(&S) -> &MemoryBrandData,
+}
+
+impl<S: BrandDataStore + 'static> FeedStore for Held<S> {
+    fn store(&self) -> &dyn BrandDataStore {
+        self.store.as_ref()
+    }
+
+    fn memory(&self) -> &MemoryBrandData {
+        (self.memory)(&self.store)
+    }
 }
 
 /// Events per batch of the memory feed.
@@ -752,13 +787,17 @@ const MEMORY_BATCH: usize = 1_000;
 /// Redeliveries of one failing batch before [`MemoryFeed::drain`] gives up and reports it.
 const MEMORY_ATTEMPTS: usize = 5;
 
-impl<S: BrandDataStore + 'static> MemoryFeed<S> {
-    /// Turns the memory store's change feed on.
-    pub fn new(store: Arc<S>, memory: fn(&S) -> &MemoryBrandData, thresholds: Thresholds) -> Self {
+impl MemoryFeed {
+    /// Turns the change feed of the memory store that `memory` reaches in `store` on; derived
+    /// writes go to `store`.
+    pub fn new<S: BrandDataStore + 'static>(
+        store: Arc<S>,
+        memory: fn(&S) -> &MemoryBrandData,
+        thresholds: Thresholds,
+    ) -> Self {
         memory(&store).enable_change_feed();
         Self {
-            store,
-            memory,
+            held: Box::new(Held { store, memory }),
             thresholds,
             batch_size: MEMORY_BATCH,
         }
@@ -773,7 +812,7 @@ impl<S: BrandDataStore + 'static> MemoryFeed<S> {
     /// Derives every pending change, batch by batch, until the feed is empty (what tests wait
     /// for instead of sleeping). Returns how many events were derived.
     pub async fn drain(&self) -> Result<usize, StoreError> {
-        let feed = (self.memory)(&self.store);
+        let feed = self.held.memory();
         let mut derived = 0;
         let mut attempts = 0;
         loop {
@@ -781,7 +820,7 @@ impl<S: BrandDataStore + 'static> MemoryFeed<S> {
             let Some(last) = batch.last() else {
                 return Ok(derived);
             };
-            match derive_batch(self.store.as_ref(), &self.thresholds, &batch).await {
+            match derive_batch(self.held.store(), &self.thresholds, &batch).await {
                 Ok(_) => {
                     feed.acknowledge_changes(&last.sequence);
                     derived += batch.len();
@@ -876,7 +915,7 @@ mod tests {
 
     type Store = FaultyBrandData<MemoryBrandData>;
 
-    fn feed(store: &Arc<Store>) -> MemoryFeed<Store> {
+    fn feed(store: &Arc<Store>) -> MemoryFeed {
         MemoryFeed::new(store.clone(), FaultyBrandData::inner, THRESHOLDS)
     }
 

@@ -60,7 +60,7 @@ struct Capture {
     data: Arc<dyn BrandDataStore>,
     clock: Arc<ManualClock>,
     /// The memory store's change feed, derived as the stream function derives the table's.
-    feed: Option<Arc<MemoryFeed<MemoryBrandData>>>,
+    feed: Option<Arc<MemoryFeed>>,
 }
 
 impl std::ops::Deref for Capture {
