@@ -11,7 +11,8 @@
 //!   empty for the total), one number attribute `n:<counter>` per counter, `expires_at`; added to
 //!   with `ADD` in the transaction that writes the counted event
 //! - source: `pk = <brand_id>#SOURCE#<client ip>`, `sk = HITS`, `window_start`, `clicks` (in that
-//!   window), `last_at`, `expires_at`; for counts from the stream, `w:<stream shard>` per shard
+//!   window), `last_at`, `expires_at`; for counts from the stream, `w:<origin partition>` per
+//!   origin
 
 use std::sync::Arc;
 
@@ -46,8 +47,8 @@ use crate::store::{Page, StoreError};
 
 /// Prefix of a rollup row's counter attributes: `n:clicks`, `n:revenue_micros:USD`.
 pub const ROLLUP_COUNTER_PREFIX: &str = "n:";
-/// Prefix of the attribute of a rollup row or source item that holds, per stream shard, the last
-/// sequence number it counted (zero-padded to 40 digits): `w:<stream shard>`.
+/// Prefix of the attribute of a rollup row or source item that holds, per origin partition, the
+/// last sequence number it counted (zero-padded to 40 digits): `w:<origin partition>`.
 pub const STREAM_MARK_PREFIX: &str = "w:";
 
 #[derive(Debug, Clone)]
@@ -116,7 +117,7 @@ impl DynamoBrandData {
     }
 
     /// The update of one rollup row: `ADD` of every counter of one (merged) increment and the
-    /// row's TTL; with a stream span, also the row's mark for that stream shard, on the condition
+    /// row's TTL; with a stream span, also the row's mark for that origin, on the condition
     /// that the row has not counted the span's first event yet.
     fn rollup_change(
         &self,
@@ -1033,7 +1034,7 @@ struct StoredSource {
     window_start: Option<UnixMillis>,
     clicks: u64,
     last_at: Option<UnixMillis>,
-    /// The zero-padded last sequence counted from the call's stream shard.
+    /// The zero-padded last sequence counted from the call's origin.
     mark: Option<String>,
 }
 

@@ -50,7 +50,7 @@ struct State {
     clicks: HashMap<BrandId, BrandClicks>,
     sources: HashMap<(BrandId, String), SourceState>,
     rollups: HashMap<RollupPartition, RollupRows>,
-    /// Per rollup row and stream shard, the last sequence number counted (zero-padded).
+    /// Per rollup row and origin partition, the last sequence number counted (zero-padded).
     stream_watermarks: HashMap<(RollupPartition, String, String, String), String>,
     /// The change feed, once enabled ([`MemoryBrandData::enable_change_feed`]).
     feed: Option<ChangeFeed>,

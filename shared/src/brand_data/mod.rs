@@ -424,7 +424,7 @@ pub trait CounterStore: Send + Sync {
     /// new item).
     ///
     /// With a stream `span` (the stream function counting a batch's clicks), the item also notes,
-    /// per stream shard, the last sequence number it has counted, exactly as
+    /// per origin partition, the last sequence number it has counted, exactly as
     /// [`RollupStore::add_rollup_once`] does for rollup rows: if it has already counted
     /// `span.origin` at or past `span.first_sequence`, the call is a replay (of the batch or
     /// of any part of it) and changes nothing; the answer is `applied: false` with the item's
@@ -562,7 +562,7 @@ pub struct SourceHits {
 }
 
 impl SourceHits {
-    /// `Rejected` for no clicks or a bad span; else the span's stream shard with its sequence
+    /// `Rejected` for no clicks or a bad span; else the span's origin with its sequence
     /// numbers zero-padded ([`rollups::StreamSpan::normalized`]), checked before any write so
     /// that every backend refuses the same calls.
     pub(crate) fn checked<'a>(

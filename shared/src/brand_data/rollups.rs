@@ -260,10 +260,10 @@ pub fn to_micros(amount: f64) -> i64 {
     i64::try_from(signed).unwrap_or(if amount < 0.0 { i64::MIN } else { i64::MAX })
 }
 
-/// Where one row's share of a stream batch came from: the stream shard the batch was read from
-/// and the sequence numbers of the first and last events whose counts the update carries. A row
-/// remembers, per stream shard, the last sequence number it has counted, so a replayed batch, or
-/// any part of one, is counted once (docs/ARCHITECTURE.md, "Daily rollups").
+/// Where one row's share of a stream batch came from: the origin partition (the partition key of
+/// the items whose changes it counts) and the sequence numbers of the first and last of those
+/// events. A row remembers, per origin, the last sequence number it has counted, so a replayed
+/// batch, or any part of one, is counted once (docs/ARCHITECTURE.md, "The stream function").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpan {
     pub origin: String,

@@ -352,7 +352,10 @@ impl RateLimiter {
                 local.window_start = window_start;
                 local.counts.clear();
             }
-            let count = local.counts.entry(budget.counter.clone()).or_insert(0);
+            // Per brand, as the shared counters are: a visitor of one brand spends nothing of
+            // another's.
+            let key = format!("{}#{}", budget.brand_id, budget.counter);
+            let count = local.counts.entry(key).or_insert(0);
             *count += 1;
             *count
         };
@@ -545,9 +548,13 @@ mod tests {
             .map(|_| limiter.count_local(&budget, NOW).allowed)
             .collect();
         assert_eq!(allowed, [true, true, true, false, false]);
-        // Another source has its own count; the next window starts afresh.
+        // Another source has its own count, and so has the same source for another brand; the
+        // next window starts afresh.
         let other = limiter.source_budget(&brand, "203.0.113.8", 3);
         assert!(limiter.count_local(&other, NOW).allowed);
+        let other_brand = BrandId::parse("globex").unwrap();
+        let elsewhere = limiter.source_budget(&other_brand, "203.0.113.7", 3);
+        assert!(limiter.count_local(&elsewhere, NOW).allowed);
         assert!(limiter.count_local(&budget, NOW + WINDOW_MS).allowed);
         assert!(store.take_calls().is_empty());
     }

@@ -206,7 +206,10 @@ async fn write_activity(
     (report, failures)
 }
 
-/// The batch's clicks from one source in one hour, in time order, by origin partition.
+/// The batch's clicks from one source, in time order. The source's item holds one window and
+/// one mark per origin, so they are counted together, into the latest hour among them (a late
+/// click counts into the current hour, as everywhere): two writes of one origin for two hours
+/// could otherwise land in either order and the later-sequenced one be taken for a replay.
 struct SourceBatch<'a> {
     brand_id: &'a BrandId,
     source_ip: &'a str,
@@ -224,19 +227,20 @@ struct Sighting {
 }
 
 fn source_batches<'a>(clicks: &'a [NewClick<'a>]) -> Vec<SourceBatch<'a>> {
-    let mut batches: BTreeMap<(&BrandId, &str, UnixMillis), Vec<&NewClick<'a>>> = BTreeMap::new();
+    let mut batches: BTreeMap<(&BrandId, &str), Vec<&NewClick<'a>>> = BTreeMap::new();
     for new in clicks {
         let click = new.click;
-        let window_start = click.at - click.at.rem_euclid(HOUR_MS);
         batches
-            .entry((&click.brand_id, &click.source_ip, window_start))
+            .entry((&click.brand_id, &click.source_ip))
             .or_default()
             .push(new);
     }
     batches
         .into_iter()
-        .map(|((brand_id, source_ip, window_start), mut clicks)| {
+        .map(|((brand_id, source_ip), mut clicks)| {
             clicks.sort_by_key(|new| (new.click.at, sequence_order(new.sequence)));
+            let latest = clicks.last().map_or(0, |new| new.click.at);
+            let window_start = latest - latest.rem_euclid(HOUR_MS);
             SourceBatch {
                 brand_id,
                 source_ip,
@@ -375,7 +379,7 @@ async fn score_sources(
                 ..DeriveReport::default()
             };
             let mut failures = Failures::default();
-            // The kinds of signal this source has for the hour: raised, or found raised.
+            // The kinds of signal this source has, per hour: raised, or found raised.
             let mut settled = HashSet::new();
             for (new, sighting) in batch.clicks.iter().zip(sightings) {
                 let mut findings = findings_of(new.click, &sighting.hit, thresholds);
@@ -392,8 +396,9 @@ async fn score_sources(
                 let outcome = match outcome {
                     Ok(rescored) => {
                         report.rescored_clicks += usize::from(rescored);
-                        let window = batch.window_start;
-                        raise_signals(store, new.click, window, &findings, &mut settled).await
+                        // The click's own hour: a batch's window depends on how it was cut.
+                        let hour = new.click.at - new.click.at.rem_euclid(HOUR_MS);
+                        raise_signals(store, new.click, hour, &findings, &mut settled).await
                     }
                     Err(error) => Err(error),
                 };
@@ -469,11 +474,11 @@ async fn raise_signals(
     click: &ClickRecord,
     window_start: UnixMillis,
     findings: &[Finding],
-    settled: &mut HashSet<&'static str>,
+    settled: &mut HashSet<(&'static str, UnixMillis)>,
 ) -> Result<usize, StoreError> {
     let mut raised = 0;
     for finding in findings.iter().filter(|finding| finding.raises_signal) {
-        if settled.contains(finding.kind) {
+        if settled.contains(&(finding.kind, window_start)) {
             continue;
         }
         let claim = UniqueClaim {
@@ -487,7 +492,7 @@ async fn raise_signals(
         if raise_signal(store, click, finding, &claim).await? {
             raised += 1;
         }
-        settled.insert(finding.kind);
+        settled.insert((finding.kind, window_start));
     }
     Ok(raised)
 }
@@ -574,9 +579,13 @@ fn event_counters(event: &ChangeEvent) -> Option<(EventPlace, Vec<(String, i64)>
             }
             Some((EventPlace::of_click(click), counters))
         }
-        Change::ClickChanged { before, after } if !before.flagged() && after.flagged() => Some((
+        // Scores only rise here, but the count follows the click's state whatever writes it.
+        Change::ClickChanged { before, after } if before.flagged() != after.flagged() => Some((
             EventPlace::of_click(after),
-            vec![(FLAGGED_CLICKS.to_owned(), 1)],
+            vec![(
+                FLAGGED_CLICKS.to_owned(),
+                if after.flagged() { 1 } else { -1 },
+            )],
         )),
         Change::NewDocument(document) if document.kind == DocumentKind::FraudSignal => {
             let signal: FraudSignal = serde_json::from_value(document.body.clone()).ok()?;
@@ -1269,6 +1278,45 @@ mod tests {
             .acknowledge_changes(&events.last().unwrap().sequence);
         feed(&store).drain().await.unwrap();
         assert_derived_once(store.inner(), 90).await;
+    }
+
+    /// A source's clicks that straddle an hour within one batch and one origin partition are
+    /// all counted, into the later hour (two writes of one origin's mark for two hours would
+    /// take the second for a replay).
+    #[tokio::test]
+    async fn a_source_straddling_an_hour_in_one_batch_is_counted_whole() {
+        use crate::brand_data::clicks::click_shard;
+        use crate::brand_data::{CounterStore, SourceHits};
+        let store = Arc::new(Store::new(MemoryBrandData::new()));
+        let feed = feed(&store);
+        let ids: Vec<String> = (0..)
+            .map(|n| format!("straddle-{n}"))
+            .filter(|id| click_shard(id) == 0)
+            .take(2)
+            .collect();
+        let hour = START - START.rem_euclid(HOUR_MS) + HOUR_MS;
+        // Written in this order: the later click first, then a late one of the hour before.
+        for (id, at) in [(&ids[0], hour + 10), (&ids[1], hour - 10)] {
+            let mut one = click(0);
+            one.click_id = id.clone();
+            one.at = at;
+            one.source_ip = "198.51.100.77".into();
+            one.audit = None;
+            store.inner().insert_click(&one).await.unwrap();
+        }
+        feed.drain().await.unwrap();
+        let hits = SourceHits {
+            window_start: hour,
+            count: 1,
+            latest_at: hour + 20,
+            expires_at: 4_000_000_000,
+        };
+        let tally = store
+            .inner()
+            .count_source_hits(&brands()[0], "198.51.100.77", &hits, None)
+            .await
+            .unwrap();
+        assert_eq!(tally.clicks_in_window, 2, "{tally:?}");
     }
 
     #[tokio::test]
