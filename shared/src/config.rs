@@ -35,6 +35,27 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// The integer variable `name` read through `lookup`: `default` if unset or empty, an error
+/// naming it if it is not an integer in `min..=max`.
+pub fn bounded_u32(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    match lookup(name).filter(|value| !value.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<u32>() {
+            Ok(value) if (min..=max).contains(&value) => Ok(value),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: format!("{raw:?} is not an integer in {min}..={max}"),
+            }),
+        },
+    }
+}
+
 /// Where the HMAC pepper comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PepperSource {

@@ -99,11 +99,7 @@ pub async fn capture(
     let now = state.keys.now_ms();
     let started = started.map_or_else(Instant::now, |Extension(RequestStarted(at))| at);
     let user_agent = caller.context.user_agent.clone();
-    let fraud_score = score(
-        &user_agent_finding(&user_agent)
-            .into_iter()
-            .collect::<Vec<_>>(),
-    );
+    let fraud_score = score(user_agent_finding(&user_agent).as_slice());
     let click = ClickRecord {
         brand_id: brand_id.clone(),
         click_id: request.click_id.clone(),

@@ -102,17 +102,8 @@ impl CaptureConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let defaults = Self::default();
-        let number = |name: &'static str, default: u32, min: u32, max: u32| match lookup(name)
-            .filter(|value| !value.trim().is_empty())
-        {
-            None => Ok(default),
-            Some(raw) => match raw.trim().parse::<u32>() {
-                Ok(value) if (min..=max).contains(&value) => Ok(value),
-                _ => Err(ConfigError::Invalid {
-                    name,
-                    reason: format!("{raw:?} is not an integer in {min}..={max}"),
-                }),
-            },
+        let number = |name: &'static str, default: u32, min: u32, max: u32| {
+            trcker_shared::config::bounded_u32(&lookup, name, default, min, max)
         };
         let allowed_origins = match lookup(ALLOWED_ORIGINS_VAR) {
             None => AllowedOrigins::None,

@@ -72,17 +72,8 @@ impl EdgeLimits {
     /// The limits from their variables, defaults where unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let defaults = Self::default();
-        let number = |name: &'static str, default: u32, max: u32| -> Result<u32, ConfigError> {
-            match lookup(name).filter(|value| !value.trim().is_empty()) {
-                None => Ok(default),
-                Some(raw) => match raw.trim().parse::<u32>() {
-                    Ok(value) if (1..=max).contains(&value) => Ok(value),
-                    _ => Err(ConfigError::Invalid {
-                        name,
-                        reason: format!("{raw:?} is not an integer in 1..={max}"),
-                    }),
-                },
-            }
+        let number = |name: &'static str, default: u32, max: u32| {
+            crate::config::bounded_u32(&lookup, name, default, 1, max)
         };
         Ok(Self {
             rate_limit_per_minute: number(

@@ -219,22 +219,13 @@ impl RateLimiter {
         now: UnixMillis,
     ) -> Option<RateDecision> {
         let window_start = window_start(now);
-        let window_end = window_start + WINDOW_MS;
         let decision = |allowed: bool, shared_remaining: u32, local: u32| {
-            let reset_ms = u64::try_from(window_end - now).unwrap_or(0);
             let remaining = shared_remaining
                 .saturating_add(local)
                 .min(budget.limit_per_minute);
-            RateDecision {
-                allowed,
-                // A refused request is one over the limit, as a plain counter would count it.
-                count: u64::from(budget.limit_per_minute - remaining) + u64::from(!allowed),
-                limit: budget.limit_per_minute,
-                remaining,
-                reset_seconds: reset_ms.div_ceil(1000).max(1),
-                reset_at: window_end / 1000,
-                window_start,
-            }
+            // A refused request is one over the limit, as a plain counter would count it.
+            let count = u64::from(budget.limit_per_minute - remaining) + u64::from(!allowed);
+            RateDecision::of_count(count, budget.limit_per_minute, now)
         };
         if let Some((allowed, lease)) = leases.take(&budget.counter, window_start) {
             return Some(decision(allowed, lease.shared_remaining, lease.remaining));
@@ -345,7 +336,6 @@ impl RateLimiter {
     /// store call, so a budget counted this way admits up to its limit from each container.
     pub fn count_local(&self, budget: &Budget<'_>, now: UnixMillis) -> RateDecision {
         let window_start = window_start(now);
-        let window_end = window_start + WINDOW_MS;
         let count = {
             let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
             if local.window_start != window_start || local.counts.len() >= LOCAL_BUDGETS_CAP {
@@ -359,24 +349,13 @@ impl RateLimiter {
             *count += 1;
             *count
         };
-        let limit = u64::from(budget.limit_per_minute);
-        let reset_ms = u64::try_from(window_end - now).unwrap_or(0);
-        RateDecision {
-            allowed: count <= limit,
-            count,
-            limit: budget.limit_per_minute,
-            remaining: u32::try_from(limit.saturating_sub(count)).unwrap_or(0),
-            reset_seconds: reset_ms.div_ceil(1000).max(1),
-            reset_at: window_end / 1000,
-            window_start,
-        }
+        RateDecision::of_count(count, budget.limit_per_minute, now)
     }
 
     /// Counts one request against `budget` in the current window. `None` if the counter could
     /// not be reached: limits fail open, the limiter must never be the outage.
     pub async fn count(&self, budget: &Budget<'_>, now: UnixMillis) -> Option<RateDecision> {
         let window_start = window_start(now);
-        let window_end = window_start + WINDOW_MS;
         match self
             .store
             .increment_counter(
@@ -388,20 +367,11 @@ impl RateLimiter {
             )
             .await
         {
-            Ok(count) => {
-                let count = u64::try_from(count).unwrap_or(0);
-                let limit = u64::from(budget.limit_per_minute);
-                let reset_ms = u64::try_from(window_end - now).unwrap_or(0);
-                Some(RateDecision {
-                    allowed: count <= limit,
-                    count,
-                    limit: budget.limit_per_minute,
-                    remaining: u32::try_from(limit.saturating_sub(count)).unwrap_or(0),
-                    reset_seconds: reset_ms.div_ceil(1000).max(1),
-                    reset_at: window_end / 1000,
-                    window_start,
-                })
-            }
+            Ok(count) => Some(RateDecision::of_count(
+                u64::try_from(count).unwrap_or(0),
+                budget.limit_per_minute,
+                now,
+            )),
             Err(error) => {
                 tracing::warn!(
                     brand_id = %budget.brand_id,
@@ -419,6 +389,24 @@ impl RateLimiter {
 /// evenly as whole units allow, the first `limit % shards` shards one unit more.
 pub fn shard_share(limit: u32, shards: u32, shard: u32) -> u32 {
     limit / shards + u32::from(shard < limit % shards)
+}
+
+impl RateDecision {
+    /// The decision for the `count`-th request of the window `now` falls in, against `limit`.
+    fn of_count(count: u64, limit: u32, now: UnixMillis) -> Self {
+        let window_start = window_start(now);
+        let window_end = window_start + WINDOW_MS;
+        let reset_ms = u64::try_from(window_end - now).unwrap_or(0);
+        Self {
+            allowed: count <= u64::from(limit),
+            count,
+            limit,
+            remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
+            reset_seconds: reset_ms.div_ceil(1000).max(1),
+            reset_at: window_end / 1000,
+            window_start,
+        }
+    }
 }
 
 fn window_start(now: UnixMillis) -> UnixMillis {

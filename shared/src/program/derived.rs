@@ -24,8 +24,8 @@ use crate::brand_data::rollups::{
     CLICKS, FLAGGED_CLICKS, RollupIncrement, SIGNALS_PREFIX, StreamSpan, increments_for,
 };
 use crate::brand_data::{
-    ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHit, SourceHits, Surface,
-    UniqueClaim,
+    ActivityRecord, BrandDataStore, ClickStoreExt, Document, DocumentKind, SourceHit, SourceHits,
+    Surface, UniqueClaim,
 };
 use crate::clock::{UnixMillis, format_rfc3339};
 use crate::ids::BrandId;
@@ -458,7 +458,7 @@ async fn rescore(
         }
     };
     current.fraud_score = final_score;
-    match store.update_click_counted(&current, &[]).await {
+    match store.update_click(&current).await {
         Ok(()) => Ok(true),
         // Gone (the brand deleted it, or its table was reset): nothing to raise.
         Err(StoreError::NotFound) => Ok(false),
@@ -928,6 +928,20 @@ mod tests {
         MemoryFeed::new(store.clone(), FaultyBrandData::inner, THRESHOLDS)
     }
 
+    /// One batch delivered by hand, wholly derived.
+    async fn derive(store: &Store, batch: &[ChangeEvent]) -> DeriveReport {
+        derive_batch(store, &THRESHOLDS, batch).await.unwrap()
+    }
+
+    /// After batches delivered by hand up to `events`' end: acknowledges them, derives what they
+    /// led to (rescorings and signals are changes too), and checks the result.
+    async fn settle_and_check(store: &Arc<Store>, events: &[ChangeEvent], clicks: usize) {
+        let last = &events.last().expect("events were delivered").sequence;
+        store.inner().acknowledge_changes(last);
+        feed(store).drain().await.unwrap();
+        assert_derived_once(store.inner(), clicks).await;
+    }
+
     async fn capture(store: &Store, range: std::ops::Range<u64>) {
         for n in range {
             store.inner().insert_click(&click(n)).await.unwrap();
@@ -1082,9 +1096,7 @@ mod tests {
         let feed = feed(&store);
         capture(&store, 0..60).await;
         let batch = store.inner().pending_changes(1_000);
-        let report = derive_batch(store.as_ref(), &THRESHOLDS, &batch)
-            .await
-            .unwrap();
+        let report = derive(&store, &batch).await;
         assert_eq!(report.activity_records, 60);
         assert!(report.signals > 0, "{report:?}");
         // One rollup write per row and origin partition, far fewer than one per click and row.
@@ -1115,9 +1127,7 @@ mod tests {
             store.inner().insert_click(&one).await.unwrap();
         }
         let batch = store.inner().pending_changes(1_000);
-        let report = derive_batch(store.as_ref(), &THRESHOLDS, &batch)
-            .await
-            .unwrap();
+        let report = derive(&store, &batch).await;
         assert!(report.rollup_updates <= 32 * 6, "{report:?}");
         assert_eq!(report.activity_records, 1_000);
     }
@@ -1203,32 +1213,18 @@ mod tests {
         // Whole batches, the same again, bisected halves, and batches that straddle the earlier
         // ones (a redelivery from a failure that reaches past where the batch ended).
         for batch in events.chunks(25) {
-            derive_batch(store.as_ref(), &THRESHOLDS, batch)
-                .await
-                .unwrap();
+            derive(&store, batch).await;
         }
         for batch in events.chunks(25) {
-            derive_batch(store.as_ref(), &THRESHOLDS, batch)
-                .await
-                .unwrap();
+            derive(&store, batch).await;
             let (left, right) = batch.split_at(batch.len() / 2);
-            derive_batch(store.as_ref(), &THRESHOLDS, left)
-                .await
-                .unwrap();
-            derive_batch(store.as_ref(), &THRESHOLDS, right)
-                .await
-                .unwrap();
+            derive(&store, left).await;
+            derive(&store, right).await;
         }
         for batch in events[12..].chunks(30) {
-            derive_batch(store.as_ref(), &THRESHOLDS, batch)
-                .await
-                .unwrap();
+            derive(&store, batch).await;
         }
-        store
-            .inner()
-            .acknowledge_changes(&events.last().unwrap().sequence);
-        feed(&store).drain().await.unwrap();
-        assert_derived_once(store.inner(), 100).await;
+        settle_and_check(&store, &events, 100).await;
     }
 
     #[tokio::test]
@@ -1237,18 +1233,10 @@ mod tests {
         let _feed = feed(&store);
         capture(&store, 0..40).await;
         let events = store.inner().pending_changes(1_000);
-        derive_batch(store.as_ref(), &THRESHOLDS, &events[..20])
-            .await
-            .unwrap();
+        derive(&store, &events[..20]).await;
         // Redelivered from the 10th event, with 20 events never delivered before.
-        derive_batch(store.as_ref(), &THRESHOLDS, &events[10..])
-            .await
-            .unwrap();
-        store
-            .inner()
-            .acknowledge_changes(&events.last().unwrap().sequence);
-        feed(&store).drain().await.unwrap();
-        assert_derived_once(store.inner(), 40).await;
+        derive(&store, &events[10..]).await;
+        settle_and_check(&store, &events, 40).await;
     }
 
     #[tokio::test]
@@ -1268,16 +1256,10 @@ mod tests {
         }
         for events in by_partition.values().rev() {
             for batch in events.chunks(2) {
-                derive_batch(store.as_ref(), &THRESHOLDS, batch)
-                    .await
-                    .unwrap();
+                derive(&store, batch).await;
             }
         }
-        store
-            .inner()
-            .acknowledge_changes(&events.last().unwrap().sequence);
-        feed(&store).drain().await.unwrap();
-        assert_derived_once(store.inner(), 90).await;
+        settle_and_check(&store, &events, 90).await;
     }
 
     /// A source's clicks that straddle an hour within one batch and one origin partition are
@@ -1335,13 +1317,7 @@ mod tests {
             },
         );
         events.insert(5, repeated);
-        derive_batch(store.as_ref(), &THRESHOLDS, &events)
-            .await
-            .unwrap();
-        store
-            .inner()
-            .acknowledge_changes(&events.last().unwrap().sequence);
-        feed(&store).drain().await.unwrap();
-        assert_derived_once(store.inner(), 30).await;
+        derive(&store, &events).await;
+        settle_and_check(&store, &events, 30).await;
     }
 }

@@ -100,17 +100,8 @@ impl Thresholds {
     /// The thresholds the variables set (each unset or empty one at its default); an error
     /// names the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let number = |name: &'static str, default: u32, max: u32| match lookup(name)
-            .filter(|value| !value.trim().is_empty())
-        {
-            None => Ok(default),
-            Some(raw) => match raw.trim().parse::<u32>() {
-                Ok(value) if (1..=max).contains(&value) => Ok(value),
-                _ => Err(ConfigError::Invalid {
-                    name,
-                    reason: format!("{raw:?} is not an integer in 1..={max}"),
-                }),
-            },
+        let number = |name: &'static str, default: u32, max: u32| {
+            crate::config::bounded_u32(&lookup, name, default, 1, max)
         };
         let defaults = Self::default();
         Ok(Self {
