@@ -35,6 +35,7 @@ fn record(request_id: &str) -> ActivityRecord {
         outcome: "ok".into(),
         attempts: None,
         expires_at: 1_802_776_123,
+        click_id: None,
     }
 }
 

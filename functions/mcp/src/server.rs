@@ -335,6 +335,7 @@ impl TryFrom<ActivityArgs> for ActivityQuery {
                 from: optional_time("from", args.from.as_deref())?,
                 to: optional_time("to", args.to.as_deref())?,
                 outcome: args.outcome.as_deref().map(outcome_field).transpose()?,
+                live_at: None,
             },
         })
     }
@@ -552,8 +553,9 @@ impl TrckerMcp {
 
     /// Clicks, conversions, revenue and payout over a date range: totals and a day series for the
     /// brand (or, with offer_id or partner_id, for one offer or partner) and, with group_by,
-    /// totals per offer or partner. Read from daily rollups, so it is cheap; a click reaches them
-    /// a few seconds after its capture (they are derived from the table's stream).
+    /// totals per offer or partner. Read from daily rollups, so it is cheap; a click or a
+    /// conversion reaches them a few seconds after it is recorded (they are derived from the
+    /// table's stream).
     #[tool(annotations(
         title = "Program statistics",
         read_only_hint = true,

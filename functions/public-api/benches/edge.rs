@@ -151,6 +151,7 @@ fn edge_benches(c: &mut Criterion) {
         outcome: "ok".into(),
         attempts: None,
         expires_at: 1_900_000_000,
+        click_id: None,
     };
     c.bench_function("guard/activity_append", |b| {
         b.iter(|| {

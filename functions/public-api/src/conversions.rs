@@ -1,9 +1,10 @@
 //! Conversions (inbound postbacks): attributed through their click, priced by the pricing rules,
 //! deduplicated on `txn_id`, and moved through pending -> approved | rejected, approved -> paid.
 //! A conversion that comes sooner after its click than the configured minimum also raises a fraud
-//! signal, written in the same transaction, as are the brand's daily rollups (conversions, revenue
-//! and payout in micro-units per currency, the signal). Rollups count a conversion as created:
-//! a later status change does not change them.
+//! signal, written in the same transaction. The brand's daily rollups (conversions, revenue and
+//! payout in micro-units per currency, the signal) are derived from the table's stream, a few
+//! seconds later, exactly once; they count a conversion as created: a later status change does
+//! not change them.
 
 use crate::AppState;
 use crate::extract::{IdPath, JsonBody, query_params};

@@ -1,8 +1,9 @@
 //! The public API under injected store faults: every transient fault kind (throttling, 5xx,
 //! timeout) at the key store and at each route's data reads and writes answers 503 with
-//! `Retry-After` and a JSON error, and is audited; a conversion is never recorded without its
-//! rollup, whichever store call fails (walked over every call the request makes, in memory) and
-//! when DynamoDB (moto) cancels the transaction on a rollup row.
+//! `Retry-After` and a JSON error, and is audited; whichever store call fails (walked over every
+//! call the request makes, and every call of the derivation after it, in memory), a conversion
+//! is either listed and counted once in the rollups after the stream's derivation, or neither;
+//! and on DynamoDB (moto) a rollup row that refuses the increment holds back only the derivation.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,16 +15,22 @@ use serde_json::json;
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::clicks::ClickRecord;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
+use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{CONVERSIONS, RollupDimension, utc_day};
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::faulty_edge::FaultyEdge;
 use trcker_shared::ids::BrandId;
+use trcker_shared::program::derived::{MemoryFeed, derive_batch};
+use trcker_shared::program::scoring::Thresholds;
 use trcker_shared::store::counting::StoreOperation;
 use trcker_shared::store::fault::{Fault, Trigger};
 use trcker_shared::store::schema::{DATA_TABLE, create_table};
-use trcker_shared::testing::{TestClient, all_items_as_text, moto_aws_config};
+use trcker_shared::testing::{
+    TestClient, all_items_as_text, derive_recorded_conversions, moto_aws_config,
+    recorded_conversion_events,
+};
 
 /// Stands in for the SDK operation timeout; short, so the suite stays quick.
 const TIMEOUT: Duration = Duration::from_millis(20);
@@ -255,13 +262,16 @@ async fn conversions_and_rollup<D: BrandDataStore + 'static>(
 }
 
 /// Walks a fault over every store call one conversion request makes (the Nth call for N = 1, 2,
-/// …) until the request makes fewer calls than N. At every point the conversions listed and the
-/// conversions counted in the rollups agree: a failed request recorded neither, and its txn id is
-/// still free; a request that succeeded (the failing call was the fail-open rate counter or the
-/// audit write) recorded both. A lost response after the write recorded both, and the retry is
-/// the idempotent duplicate.
+/// …) until the request makes fewer calls than N. The conversion's own write counts nothing; once
+/// the memory store's change feed is derived (as the stream function derives the table's), the
+/// conversion is either listed and counted once, or neither: a failed request left nothing to
+/// derive and its txn id is still free; a request that succeeded (the failing call was the
+/// fail-open rate counter or the audit write), or whose answer was lost after the write, is
+/// derived like any other, and its retry is the idempotent duplicate. After the retry and the
+/// next derivation it is listed and counted once. Then the same walk over the derivation's own
+/// store calls: a failed one is redelivered, and the conversion is still counted once.
 #[tokio::test]
-async fn a_conversion_is_never_recorded_without_its_rollup() {
+async fn a_conversion_is_listed_and_counted_once_after_the_derivation_or_neither() {
     let faults = [
         Fault::Throttled,
         Fault::ServerError,
@@ -272,8 +282,9 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
         let mut step = 1;
         loop {
             let what = format!("{fault:?} at store call {step}");
-            let api = Api::memory();
+            let (api, feed) = api_with_feed();
             let key = brand_with_click(&api, "acme").await;
+            feed.drain().await.unwrap();
             let body = json!({"click_id": "click-1", "amount": 40, "txn_id": "order-7"});
             api.data.inject(None, fault.clone(), Trigger::Nth(step));
             let response = api
@@ -285,9 +296,13 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
             let reached = api.data.faults_fired() > 0;
             api.data.clear();
             let (listed, counted) = conversions_and_rollup(&api, &key, "acme").await;
+            assert_eq!(counted, 0, "{what}: counted by the derivation only");
+            feed.drain().await.unwrap();
+            let (derived_listed, counted) = conversions_and_rollup(&api, &key, "acme").await;
+            assert_eq!(derived_listed, listed, "{what}");
             assert_eq!(
                 listed as i64, counted,
-                "{what}: never one without the other"
+                "{what}: listed and counted once, or neither"
             );
             if !reached {
                 assert_eq!(response.status, StatusCode::CREATED, "{what}");
@@ -300,6 +315,7 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
                 .bearer(&key)
                 .json(body)
                 .await;
+            feed.drain().await.unwrap();
             let (after_retry, counted_after_retry) =
                 conversions_and_rollup(&api, &key, "acme").await;
             assert_eq!((after_retry, counted_after_retry), (1, 1), "{what}: once");
@@ -322,14 +338,57 @@ async fn a_conversion_is_never_recorded_without_its_rollup() {
             }
             step += 1;
         }
+        // The derivation's own calls: one fails, the feed redelivers from it.
+        let mut step = 1;
+        loop {
+            let what = format!("{fault:?} at derivation call {step}");
+            let (api, feed) = api_with_feed();
+            let key = brand_with_click(&api, "acme").await;
+            feed.drain().await.unwrap();
+            let recorded = api
+                .client
+                .post("/api/public/conversions")
+                .bearer(&key)
+                .json(json!({"click_id": "click-1", "amount": 40, "txn_id": "order-8"}))
+                .await;
+            assert_eq!(recorded.status, StatusCode::CREATED, "{what}");
+            api.data.inject(None, fault.clone(), Trigger::Nth(step));
+            feed.drain().await.unwrap();
+            let reached = api.data.faults_fired() > 0;
+            api.data.clear();
+            assert_eq!(
+                conversions_and_rollup(&api, &key, "acme").await,
+                (1, 1),
+                "{what}: counted once"
+            );
+            if !reached {
+                assert!(step > 1, "the walk covered the derivation's calls");
+                break;
+            }
+            step += 1;
+        }
     }
 }
 
-/// Against DynamoDB (moto): the conversion, its txn claim and its rollup increments are one
-/// `TransactWriteItems`. A rollup row that cannot take the increment (a string where the counter
-/// is) cancels the transaction: neither the conversion nor its claim exists afterwards.
+/// The public API over the memory store, with the store's change feed, derived as the stream
+/// function would derive the data table's.
+fn api_with_feed() -> (Api<MemoryBrandData>, MemoryFeed) {
+    let api = Api::memory();
+    let feed = MemoryFeed::new(
+        api.data.clone(),
+        FaultyBrandData::inner,
+        Thresholds::default(),
+    );
+    (api, feed)
+}
+
+/// Against DynamoDB (moto): the conversion's transaction (the conversion and its txn claim) holds
+/// no rollup row, so a rollup row that cannot take the increment (a string where the counter is)
+/// no longer refuses the conversion. The derivation of it fails on that row and names the
+/// conversion's record to redeliver from; once the row is repaired, the redelivery counts it once,
+/// and a further delivery adds nothing.
 #[tokio::test]
-async fn a_cancelled_conversion_transaction_writes_nothing_on_dynamodb() {
+async fn a_rollup_row_that_refuses_the_increment_holds_back_only_the_derivation_on_dynamodb() {
     let config = moto_aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = format!(
@@ -365,25 +424,32 @@ async fn a_cancelled_conversion_transaction_writes_nothing_on_dynamodb() {
             .unwrap();
     }
     let body = json!({"click_id": "click-1", "amount": 40, "txn_id": "order-9"});
-    let refused = api
+    let recorded = api
         .client
         .post("/api/public/conversions")
         .bearer(&key)
         .json(body.clone())
         .await;
-    assert!(
-        refused.status.is_server_error(),
-        "the write failed: {} {}",
-        refused.status,
-        refused.json()
-    );
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.json());
     let items = all_items_as_text(&client, &table).await;
     assert!(
-        !items
-            .iter()
-            .any(|item| item.contains("CONVERSION#") || item.contains("CONVERSIONCLAIM#")),
-        "no conversion and no txn claim without the rollup: {items:#?}"
+        items.iter().any(|item| item.contains("CONVERSION#")),
+        "the conversion is stored: {items:#?}"
     );
+
+    let brand = BrandId::parse("acme").unwrap();
+    let events = recorded_conversion_events(api.data.as_ref(), &brand).await;
+    assert_eq!(events.len(), 1, "one conversion, not fast");
+    let failure = derive_batch(api.data.as_ref(), &Thresholds::default(), &events)
+        .await
+        .expect_err("the poisoned row refuses the increment");
+    assert_eq!(failure.first_failed_sequence, events[0].sequence);
+    let listed = api
+        .client
+        .get("/api/public/conversions?limit=100")
+        .bearer(&key)
+        .await;
+    assert_eq!(listed.json()["data"].as_array().unwrap().len(), 1);
 
     for shard in 0..16 {
         client
@@ -401,12 +467,22 @@ async fn a_cancelled_conversion_transaction_writes_nothing_on_dynamodb() {
             .await
             .unwrap();
     }
-    let recorded = api
+    for _ in 0..2 {
+        derive_batch(api.data.as_ref(), &Thresholds::default(), &events)
+            .await
+            .unwrap();
+        assert_eq!(conversions_and_rollup(&api, &key, "acme").await, (1, 1));
+    }
+    let retried = api
         .client
         .post("/api/public/conversions")
         .bearer(&key)
         .json(body)
         .await;
-    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.json());
+    assert_eq!(retried.json()["duplicate"], true, "{}", retried.json());
+    assert_eq!(
+        derive_recorded_conversions(api.data.as_ref(), &brand).await,
+        1
+    );
     assert_eq!(conversions_and_rollup(&api, &key, "acme").await, (1, 1));
 }

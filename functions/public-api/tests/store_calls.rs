@@ -216,6 +216,6 @@ async fn each_request_type_costs_its_minimum_of_store_calls() {
             ]),
         },
         "a new conversion: the txn_id check, the click, its offer, the offer's rules, then one \
-         transaction (conversion, txn_id claim, rollups, any fraud signal)"
+         transaction (conversion, txn_id claim, any fraud signal; the stream derives the rollups)"
     );
 }

@@ -1,7 +1,6 @@
 //! The stream function: reads the `data` table's DynamoDB stream and derives what capture no
-//! longer writes in the request (the capture's activity record, source counters, rescoring, fraud
-//! signals, rollups), through `trcker_shared::program::derived`. This crate is the adapter: it
-//! decodes the stream records ([`records`]), hands one shard's batch to [`derive_batch`], and
+//! longer writes in the request (source counters, rescoring, fraud signals, rollups), through
+//! `trcker_shared::program::derived`. This crate is the adapter: it decodes the stream records ([`records`]), hands one shard's batch to [`derive_batch`], and
 //! answers Lambda's `ReportBatchItemFailures` contract.
 //!
 //! # What identifies a batch's place in the stream

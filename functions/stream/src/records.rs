@@ -376,6 +376,49 @@ mod tests {
         assert!(decode_record(Operation::Insert, &empty, &empty, &empty).is_err());
     }
 
+    /// A recorded conversion reaches the derivation as a new document (it counts in the rollups);
+    /// its status update, a `MODIFY` at a later version, derives nothing.
+    #[test]
+    fn a_new_conversion_is_a_new_document_and_its_update_derives_nothing() {
+        let keys = item(&[
+            ("pk", s("acme")),
+            ("sk", s("CONVERSION#cnv_19bc0e212fb3c5a1")),
+        ]);
+        let image = |version: &str, status: &str| {
+            item(&[
+                ("pk", s("acme")),
+                ("sk", s("CONVERSION#cnv_19bc0e212fb3c5a1")),
+                (
+                    "body",
+                    s(&format!(
+                        r#"{{"id":"cnv_19bc0e212fb3c5a1","status":"{status}"}}"#
+                    )),
+                ),
+                ("version", AttributeValue::N(version.to_owned())),
+            ])
+        };
+        let created = image("1", "pending");
+        let Ok(Change::NewDocument(document)) =
+            decode_record(Operation::Insert, &keys, &created, &Item::default())
+        else {
+            panic!("a new conversion is a new document");
+        };
+        assert_eq!(document.kind, DocumentKind::Conversion);
+        assert_eq!(document.id, "cnv_19bc0e212fb3c5a1");
+        assert_eq!(document.version, 1);
+        assert_eq!(document.body["status"], "pending");
+        let approved = image("2", "approved");
+        assert_eq!(
+            decode_record(Operation::Modify, &keys, &approved, &created),
+            Ok(Change::Other)
+        );
+        assert_eq!(
+            decode_record(Operation::Insert, &keys, &approved, &Item::default()),
+            Ok(Change::Other),
+            "only version 1 is a creation"
+        );
+    }
+
     #[test]
     fn sequence_numbers_are_digits() {
         assert!(is_sequence_number("4421584500000000017450439091"));

@@ -1,7 +1,6 @@
 //! The stream function on the sample batch of `events/stream/`: its records decode as each kind
 //! of change (a new click with its capture's audit, a rescoring, moto's key-only insert, a fraud
-//! signal, a rollup row's update), the handler derives the capture's activity record, the source
-//! count and the rollups once however often the batch is delivered, a record that does not decode
+//! signal, a rollup row's update), the handler derives the source count and the rollups once however often the batch is delivered, a record that does not decode
 //! derives nothing, and a failing store answers the first record to redeliver from, after which
 //! the redelivery completes the batch exactly once.
 
@@ -15,9 +14,7 @@ use trcker_shared::brand_data::changes::Change;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::memory::MemoryBrandData;
 use trcker_shared::brand_data::rollups::{RollupDimension, StreamSpan};
-use trcker_shared::brand_data::{
-    ActivityFilter, BrandDataStore, DocumentKind, RollupStore, SourceHits, Surface,
-};
+use trcker_shared::brand_data::{BrandDataStore, DocumentKind, SourceHits};
 use trcker_shared::ids::BrandId;
 use trcker_shared::program::scoring::Thresholds;
 use trcker_shared::store::fault::{Fault, Trigger};
@@ -87,27 +84,6 @@ async fn rollup(store: &dyn BrandDataStore, dimension: RollupDimension, name: &s
         .sum()
 }
 
-async fn capture_activity(store: &dyn BrandDataStore) -> Vec<String> {
-    let filter = ActivityFilter {
-        surface: Some(Surface::Capture),
-        ..ActivityFilter::default()
-    };
-    store
-        .list_activity(&brand(), filter, 100, None)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|record| {
-            assert_eq!(record.status, 201);
-            assert_eq!(record.outcome, "ok");
-            assert_eq!(record.at, CLICK_AT);
-            assert_eq!(record.source_ip, SOURCE_IP);
-            record.request_id
-        })
-        .collect()
-}
-
 /// The source's clicks this hour as counted: a probe hit from an origin of its own answers what
 /// the counter held before it.
 async fn source_clicks(store: &dyn BrandDataStore) -> u64 {
@@ -131,10 +107,8 @@ async fn source_clicks(store: &dyn BrandDataStore) -> u64 {
     tally.clicks_in_window
 }
 
-/// What the sample batch derives, checked after however many deliveries: one activity record,
-/// the new click counted (total, offer, partner), the rescored click's flag and the signal.
+/// What the sample batch derives, checked after however many deliveries: the new click counted (total, offer, partner), the rescored click's flag and the signal.
 async fn assert_sample_derived_once(store: &dyn BrandDataStore) {
-    assert_eq!(capture_activity(store).await, ["fixture-request-1"]);
     for dimension in RollupDimension::ALL {
         assert_eq!(rollup(store, dimension, "clicks").await, 1, "{dimension:?}");
         assert_eq!(
@@ -305,17 +279,7 @@ async fn a_record_that_does_not_decode_derives_nothing_and_fails_nothing() {
     let store = MemoryBrandData::new();
     let response = invoke(&store, &json).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    assert!(capture_activity(&store).await.is_empty());
-    for dimension in RollupDimension::ALL {
-        assert!(
-            store
-                .read_rollups(&brand(), dimension, DAY, DAY)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{dimension:?}"
-        );
-    }
+    assert_no_rollups(&store).await;
 
     // A batch that names no record at all, and one whose only record has no sequence number.
     assert!(
@@ -335,7 +299,20 @@ async fn a_record_that_does_not_decode_derives_nothing_and_fails_nothing() {
             .batch_item_failures
             .is_empty()
     );
-    assert!(capture_activity(&store).await.is_empty());
+    assert_no_rollups(&store).await;
+}
+
+async fn assert_no_rollups(store: &dyn BrandDataStore) {
+    for dimension in RollupDimension::ALL {
+        assert!(
+            store
+                .read_rollups(&brand(), dimension, DAY, DAY)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{dimension:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -352,10 +329,8 @@ async fn a_failing_store_answers_the_first_record_to_redeliver_from() {
         answer,
         serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": SEQUENCES[0] }] })
     );
-    // What did not fail was written: the capture's activity record.
-    assert_eq!(capture_activity(store.inner()).await, ["fixture-request-1"]);
-
-    // Lambda redelivers from the reported record (here: all of it); what was written skips itself.
+    // Lambda redelivers from the reported record (here: all of it); what was written (the source
+    // counter) skips itself.
     store.clear();
     let response = invoke(store.as_ref(), &json).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
@@ -396,8 +371,7 @@ async fn the_failure_names_the_earliest_failed_record_not_the_batchs_first() {
 /// The store calls a batch makes, as `FaultyBrandData` names them, and the IAM grant each needs
 /// in the template's `StreamFunction` policy (held there by `infra/local/tests/template_contract.rs`,
 /// `the_stream_function_writes_only_what_it_derives`).
-const GRANTED_CALLS: [(&str, &str); 7] = [
-    ("append_activity", "PutItem on *#ACTIVITY#capture#*"),
+const GRANTED_CALLS: [(&str, &str); 6] = [
     ("count_source_hits", "UpdateItem on *#SOURCE#*"),
     ("get_click", "GetItem on *#CLICK#*"),
     ("update_click", "UpdateItem on *#CLICK#*"),

@@ -72,7 +72,7 @@ pub struct Backends {
 }
 
 /// The in-memory store, with the insecure development pepper, seeded with the demo brand
-/// (`seed::demo`); also returns the demo brand's key, for the caller to show once.
+/// (`seed::demo_with`); also returns the demo brand's key, for the caller to show once.
 pub async fn memory_backends() -> Result<(Backends, PlaintextKey), String> {
     let memory_data = Arc::new(MemoryBrandData::new());
     let derive = |thresholds| MemoryFeed::new(memory_data.clone(), |memory| memory, thresholds);
@@ -105,16 +105,20 @@ async fn seeded(
         Arc::new(MemoryStore::new()),
         Arc::new(SystemClock),
     ));
-    let demo_key = seed::demo(&keys, &data)
+    let thresholds = Thresholds::from_env().map_err(|error| error.to_string())?;
+    // The feed starts after the seed's clicks, which it writes with their rollups, and before its
+    // conversions, whose rollups the feed derives.
+    let mut derivation = None;
+    let start_feed = || derivation = Some(Arc::new(derive(thresholds)));
+    let demo_key = seed::demo_with(&keys, &data, start_feed)
         .await
         .map_err(|error| format!("seeding the demo brand failed: {error}"))?;
-    // After the seed, which writes its rollups with its clicks.
-    let thresholds = Thresholds::from_env().map_err(|error| error.to_string())?;
+    let derivation = derivation.ok_or("the demo seed did not start the change feed")?;
     let backends = Backends {
         keys,
         data,
         memory_data,
-        derivation: Some(Arc::new(derive(thresholds))),
+        derivation: Some(derivation),
         stream: None,
     };
     Ok((backends, demo_key))

@@ -23,6 +23,17 @@ pub async fn demo(
     keys: &Arc<KeyService>,
     data: &Arc<dyn BrandDataStore>,
 ) -> Result<PlaintextKey, String> {
+    demo_with(keys, data, || {}).await
+}
+
+/// [`demo`], calling `before_conversions` between the clicks (written with their rollup
+/// counters) and the conversions (whose counters, as every conversion's, the stream derives): where
+/// the local gateway starts its change feed, so each is counted once.
+pub async fn demo_with(
+    keys: &Arc<KeyService>,
+    data: &Arc<dyn BrandDataStore>,
+    before_conversions: impl FnOnce(),
+) -> Result<PlaintextKey, String> {
     let brand_id = BrandId::parse(DEMO_BRAND).map_err(|error| error.to_string())?;
     keys.create_brand(&brand_id, "Demo Brand")
         .await
@@ -113,6 +124,7 @@ pub async fn demo(
     .await
     .map_err(|error| error.message)?;
     seed_clicks(data, &brand_id, &partner_ids, &offer_ids, keys.now_ms()).await?;
+    before_conversions();
     // Two conversions: one an hour after its click, one seconds after (which raises a fraud
     // signal), both through the API's own recording path.
     for (click_id, amount, txn_id) in [

@@ -16,6 +16,8 @@ use trcker_local::{
     Backends, DynamoSettings, dynamodb_backends_with, memory_backends, model_backends,
 };
 use trcker_mcp::config::McpConfig;
+use trcker_shared::brand_data::rollups::{self, RollupDimension, utc_day};
+use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::config::{CACHE_TTL_VAR, KEYS_TABLE_VAR, PepperSource};
 use trcker_shared::edge::config::{DATA_TABLE_VAR, EdgeLimits};
 use trcker_shared::ids::BrandId;
@@ -57,6 +59,38 @@ async fn the_memory_backends_serve_the_demo_brand() {
     let (status, body) = whoami(&gateway(&backends), demo_key.expose_secret()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["brand_id"], trcker_local::seed::DEMO_BRAND);
+    // The seed's clicks come with their rollups; its two conversions (one fast, with its signal)
+    // are derived from the feed, as every conversion is: counted once, once it is drained.
+    let totals = || async {
+        let brand = BrandId::parse(trcker_local::seed::DEMO_BRAND).unwrap();
+        let now = SystemClock.now_ms();
+        let rows = backends
+            .data
+            .read_rollups(
+                &brand,
+                RollupDimension::Total,
+                &utc_day(now - 86_400_000),
+                &utc_day(now + 86_400_000),
+            )
+            .await
+            .unwrap();
+        let total = |name: &str| rows.iter().map(|row| row.counter(name)).sum::<i64>();
+        (
+            total(rollups::CLICKS),
+            total(rollups::CONVERSIONS),
+            total(&format!("{}USD", rollups::REVENUE_MICROS_PREFIX)),
+            total(&format!("{}fast_conversion", rollups::SIGNALS_PREFIX)),
+        )
+    };
+    assert_eq!(totals().await, (200, 0, 0, 0));
+    let derivation = backends.derivation.as_ref().unwrap();
+    assert_eq!(
+        derivation.drain().await.unwrap(),
+        3,
+        "two conversions, one signal"
+    );
+    assert_eq!(totals().await, (200, 2, 125_000_000, 1));
+    assert_eq!(derivation.drain().await.unwrap(), 0);
 }
 
 /// `--store model`: the demo brand behind the capacity model; a capture through the gateway is

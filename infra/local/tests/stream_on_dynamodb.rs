@@ -3,7 +3,7 @@
 //! repeat from one address, one address over the hourly limit), the stream drained through the
 //! DynamoDB Streams API ([`StreamPoller`]) with a store that fails some writes (the batch is
 //! redelivered from its first failed record), and then: one capture activity record per new
-//! click, the rollups in agreement with the stored clicks and signals, a score raised by
+//! click (there before the stream is read: the click item holds it), the rollups in agreement with the stored clicks and signals, a score raised by
 //! velocity; nothing counted twice by a second drain, a second poller reading the stream again
 //! from its trim horizon, or the backends' own poller; and that poller, run in the background as
 //! the binary runs it, deriving a new capture within about a second.
@@ -286,16 +286,17 @@ async fn the_dynamodb_backends_derive_the_stream_once() {
     assert_eq!(captured.len(), 8);
     captured.sort();
 
-    // Nothing is derived until the stream is read.
+    // Nothing is derived until the stream is read; every capture is in the delivery log already
+    // (a new one's record is its click item).
     let last_day = utc_day(i64::try_from(now_ms()).unwrap());
     let days = (first_day.as_str(), last_day.as_str());
     let before = derived(&app, key, backends.data.as_ref(), &brand, days).await;
-    assert!(before.captures.is_empty(), "{before:?}");
+    assert_eq!(before.captures, captured, "{before:?}");
     assert_eq!(before.duplicates, 1, "{before:?}");
     assert!(before.totals.is_empty(), "{before:?}");
 
     // The first reader's store loses the answer of its first rollup write (the write happened)
-    // and fails its second activity append: both batches are redelivered from the failed record.
+    // and fails its second source count: both batches are redelivered from the failed record.
     let client = aws_sdk_dynamodb::Client::new(&aws);
     let faulty = Arc::new(FaultyBrandData::new(DynamoBrandData::new(
         client,
@@ -306,7 +307,11 @@ async fn the_dynamodb_backends_derive_the_stream_once() {
         Fault::ResponseLost,
         Trigger::Nth(1),
     );
-    faulty.inject(Some("append_activity"), Fault::ServerError, Trigger::Nth(2));
+    faulty.inject(
+        Some("count_source_hits"),
+        Fault::ServerError,
+        Trigger::Nth(2),
+    );
     let poller = StreamPoller::new(&aws, &data_table, faulty.clone(), THRESHOLDS);
     let records = poller.drain().await.unwrap();
     assert!(records >= 8, "{records} records derived");

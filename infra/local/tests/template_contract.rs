@@ -1217,9 +1217,8 @@ fn the_stream_function_reads_the_data_tables_stream_in_order() {
 
 /// The stream function's grants on the data table are the calls `derive_batch` makes, on the
 /// item kinds it derives, and nothing else: `GetItem` of a click (rescoring after a redelivery)
-/// and of a signal's claim; `PutItem` of fraud-signal documents and their claims (`<brand>`) and
-/// of capture's activity records; `UpdateItem` of source counters, clicks (rescoring) and rollup
-/// rows. No `Query`, no `DeleteItem`, nothing on the keys table.
+/// and of a signal's claim; `PutItem` of fraud-signal documents and their claims (`<brand>`);
+/// `UpdateItem` of source counters, clicks (rescoring) and rollup rows. No `Query`, no `DeleteItem`, nothing on the keys table.
 #[test]
 fn the_stream_function_writes_only_what_it_derives() {
     let template = template();
@@ -1254,7 +1253,6 @@ fn the_stream_function_writes_only_what_it_derives() {
         grant("GetItem", like, &["*#CLICK#*"]),
         grant("GetItem", not_like, &["*#*"]),
         grant("PutItem", not_like, &["*#*"]),
-        grant("PutItem", like, &["*#ACTIVITY#capture#*"]),
         grant(
             "UpdateItem",
             like,

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{ActivityRecord, Surface};
 use crate::clock::{UnixMillis, push_zero_padded};
 use crate::ids::BrandId;
 
@@ -31,8 +32,8 @@ pub struct ClickRecord {
     /// 0-100; at or above [`FLAGGED_SCORE`] the click is flagged.
     pub fraud_score: u8,
     /// Set on a click that capture recorded: the request's audit fields, so the click item is
-    /// also the activity record of its capture (the stream function copies it to the activity
-    /// log; capture's one write holds both).
+    /// also the activity record of its capture (the delivery log lists it from the click
+    /// shards; capture's one write holds both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<CaptureAudit>,
 }
@@ -55,6 +56,38 @@ pub struct CaptureAudit {
 impl ClickRecord {
     pub fn flagged(&self) -> bool {
         self.fraud_score >= FLAGGED_SCORE
+    }
+
+    /// The activity record of the capture that wrote this click, as the edge guard would have
+    /// written it (a new click, answered 201), if capture wrote it.
+    pub fn capture_activity(&self) -> Option<ActivityRecord> {
+        let CaptureAudit {
+            request_id,
+            method,
+            target,
+            latency_ms,
+            key_id,
+            fingerprint,
+            expires_at,
+        } = self.audit.clone()?;
+        Some(ActivityRecord {
+            brand_id: self.brand_id.clone(),
+            at: self.at,
+            request_id,
+            surface: Surface::Capture,
+            method,
+            target,
+            status: 201,
+            latency_ms,
+            key_id,
+            fingerprint,
+            source_ip: self.source_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            outcome: "ok".to_owned(),
+            attempts: None,
+            expires_at,
+            click_id: Some(self.click_id.clone()),
+        })
     }
 }
 

@@ -275,6 +275,7 @@ pub fn sample_activity(
         outcome: "ok".into(),
         attempts: None,
         expires_at: 1_900_000_000,
+        click_id: None,
     }
 }
 

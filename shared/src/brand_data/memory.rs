@@ -44,7 +44,7 @@ struct State {
     claims: HashMap<ClaimKey, String>,
     activity: HashMap<(BrandId, Surface), BTreeMap<String, ActivityRecord>>,
     /// Activity records stored since start, per surface (api, mcp, capture), including those the
-    /// cap has since dropped.
+    /// cap has since dropped and new captures' records, which their click items hold.
     activity_appended: [u64; 3],
     counters: HashMap<(BrandId, String, UnixMillis), i64>,
     clicks: HashMap<BrandId, BrandClicks>,
@@ -205,7 +205,8 @@ impl MemoryBrandData {
     }
 
     /// Activity records stored on `surface` since this store was created, all brands, counting
-    /// those the cap has dropped since: a long run (`scripts/soak`) checks nothing was lost.
+    /// those the cap has dropped since and, on capture, the records new captures' click items
+    /// hold: a long run (`scripts/soak`) checks nothing was lost.
     pub fn activity_appended(&self, surface: Surface) -> u64 {
         self.lock().activity_appended[surface_index(surface)]
     }
@@ -594,6 +595,9 @@ impl ClickStore for MemoryBrandData {
         // Local mode keeps the newest: one in, one out at the cap.
         if clicks.by_id.len() > self.click_cap {
             clicks.drop_oldest();
+        }
+        if click.audit.is_some() {
+            state.activity_appended[surface_index(Surface::Capture)] += 1;
         }
         state.apply_rollups(&click.brand_id, &increments, self.rollup_cap);
         state.publish(

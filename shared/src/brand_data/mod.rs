@@ -135,6 +135,11 @@ pub struct ActivityRecord {
     pub attempts: Option<u64>,
     /// When the store may drop the record (Unix seconds, DynamoDB TTL).
     pub expires_at: i64,
+    /// Only on a new capture's record, which its click item holds
+    /// ([`ClickRecord::capture_activity`]): the click, whose sort key orders the record in the
+    /// listing. Never stored in the activity log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
 }
 
 /// Every [`ActivityRecord::outcome`] the edge writes: served, refused for a revoked key (the leak
@@ -156,6 +161,18 @@ pub struct ActivityFilter {
     pub to: Option<UnixMillis>,
     /// Only records with this outcome (one of [`ACTIVITY_OUTCOMES`]).
     pub outcome: Option<&'static str>,
+    /// Only records that have not expired at this time (Unix seconds): DynamoDB's TTL deletes
+    /// expired items days late, and a click item, which holds its capture's record, never expires.
+    pub live_at: Option<i64>,
+}
+
+impl ActivityFilter {
+    /// Whether `record` passes the outcome and expiry filters (the surface and times are the
+    /// range read).
+    pub fn keeps(&self, record: &ActivityRecord) -> bool {
+        self.outcome.is_none_or(|outcome| record.outcome == outcome)
+            && self.live_at.is_none_or(|now| record.expires_at > now)
+    }
 }
 
 /// A brand's documents (partners, offers, pricing rules, conversions, fraud signals): versioned
@@ -469,9 +486,12 @@ impl<S: DocumentStore + ActivityStore + ClickStore + RollupStore + CounterStore 
 }
 
 /// A page of the activity log, newest first, merged from one [`ActivityStore::query_activity`]
-/// per shard of each filtered surface: what both backends' [`ActivityStore::list_activity`]
-/// does.
-pub async fn list_activity_across_surfaces<S: ActivityStore + ?Sized>(
+/// per shard of each filtered surface and, where the capture surface is listed, one
+/// [`ClickStore::query_clicks`] per click shard (a new capture's record is its click item): what
+/// both backends' [`ActivityStore::list_activity`] does. Records are ordered by
+/// [`activity_sort_key`], which for a capture held by its click is the click's own sort key, so
+/// every partition read is in the merge's order.
+pub async fn list_activity_across_surfaces<S: ActivityStore + ClickStore + ?Sized>(
     store: &S,
     brand_id: &BrandId,
     filter: ActivityFilter,
@@ -485,32 +505,69 @@ pub async fn list_activity_across_surfaces<S: ActivityStore + ?Sized>(
         }
         upper = upper.min(position.to_owned());
     }
-    let partitions = activity_shards_of(filter.surface);
+    let partitions = activity_partitions_of(filter.surface);
     let plan = MergePlan {
         partitions: partitions.len(),
         upper: &upper,
         after_position,
         limit,
     };
-    merge_newest_first(
+    // A click without a capture's audit (one stored by other means) reads as `None`: it holds
+    // its partition's place in the merge and is not listed.
+    let page = merge_newest_first(
         plan,
-        activity_sort_key,
-        |record| {
-            filter
-                .outcome
-                .is_none_or(|outcome| record.outcome == outcome)
-        },
+        |(position, _): &(String, Option<ActivityRecord>)| position.clone(),
+        |(_, record)| record.as_ref().is_some_and(|record| filter.keeps(record)),
         |partition, upper, count| {
-            let (surface, shard) = partitions[partition];
+            let partition = partitions[partition];
             let lower = &lower;
             async move {
-                store
-                    .query_activity(brand_id, surface, shard, lower, &upper, count)
-                    .await
+                Ok(match partition {
+                    ActivityPartition::Log(surface, shard) => store
+                        .query_activity(brand_id, surface, shard, lower, &upper, count)
+                        .await?
+                        .into_iter()
+                        .map(|record| (activity_sort_key(&record), Some(record)))
+                        .collect(),
+                    ActivityPartition::Clicks(shard) => store
+                        .query_clicks(brand_id, shard, lower, &upper, count)
+                        .await?
+                        .into_iter()
+                        .map(|click| (click_sort_key(&click), click.capture_activity()))
+                        .collect(),
+                })
             }
         },
     )
-    .await
+    .await?;
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .filter_map(|(_, record)| record)
+            .collect(),
+        next_position: page.next_position,
+    })
+}
+
+/// One partition an activity listing reads: a shard of a surface's log, or a click shard (the
+/// records of new captures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityPartition {
+    Log(Surface, u32),
+    Clicks(u32),
+}
+
+/// Every partition an activity listing of `surface` (all surfaces if `None`) reads.
+pub fn activity_partitions_of(surface: Option<Surface>) -> Vec<ActivityPartition> {
+    let mut partitions: Vec<ActivityPartition> = activity_shards_of(surface)
+        .into_iter()
+        .map(|(surface, shard)| ActivityPartition::Log(surface, shard))
+        .collect();
+    if surface.is_none_or(|surface| surface == Surface::Capture) {
+        partitions.extend((0..CLICK_SHARDS).map(ActivityPartition::Clicks));
+    }
+    partitions
 }
 
 /// Every (surface, shard) an activity listing of `surface` (all surfaces if `None`) reads.
@@ -621,12 +678,14 @@ impl SourceTally {
     }
 }
 
-/// Sort key of an activity record: time first (zero-padded, so it sorts), then the request id.
+/// Sort key of an activity record: time first (zero-padded, so it sorts), then the request id;
+/// for a new capture's record held by its click, the click id (the click item's sort key).
 pub fn activity_sort_key(record: &ActivityRecord) -> String {
-    let mut key = String::with_capacity(14 + record.request_id.len());
+    let id = record.click_id.as_deref().unwrap_or(&record.request_id);
+    let mut key = String::with_capacity(14 + id.len());
     crate::clock::push_zero_padded(&mut key, record.at.max(0).unsigned_abs(), 13);
     key.push('#');
-    key.push_str(&record.request_id);
+    key.push_str(id);
     key
 }
 

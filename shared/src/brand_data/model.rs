@@ -24,8 +24,9 @@ use super::dynamo::STREAM_MARK_PREFIX;
 use super::layout::{self, ItemKey};
 use super::rollups::{ROLLUP_SHARDS, RollupDimension, RollupIncrement, RollupRow, StreamSpan};
 use super::{
-    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
+    ActivityFilter, ActivityPartition, ActivityRecord, ActivityStore, ClickStore, CounterStore,
+    Document, DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface,
+    UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -812,9 +813,16 @@ impl<S: ActivityStore> ActivityStore for DynamoModel<S> {
         limit: u32,
         after_position: Option<&str>,
     ) -> Result<Page<ActivityRecord>, StoreError> {
-        let partitions = super::activity_shards_of(filter.surface)
+        let partitions = super::activity_partitions_of(filter.surface)
             .into_iter()
-            .map(|(surface, shard)| layout::activity_partition(brand_id, surface, shard))
+            .map(|partition| match partition {
+                ActivityPartition::Log(surface, shard) => {
+                    layout::activity_partition(brand_id, surface, shard)
+                }
+                ActivityPartition::Clicks(shard) => {
+                    layout::index_partition(&layout::click_partition(brand_id, shard))
+                }
+            })
             .collect();
         self.read(
             "list_activity",
@@ -1191,7 +1199,9 @@ mod tests {
         a.unwrap();
         b.unwrap();
         let cost = &model.report().operations["insert_click"];
-        assert_eq!(cost.conflicted_attempts, 1, "{cost:?}");
+        // The backend's retry waits 10 ms plus a random jitter: while the first transaction is
+        // still in flight, the retry may conflict once more before it goes through.
+        assert!(cost.conflicted_attempts >= 1, "{cost:?}");
         assert_eq!(cost.conflicted_calls, 0);
         assert_eq!(cost.calls, 2);
     }

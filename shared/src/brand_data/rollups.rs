@@ -1,7 +1,9 @@
 //! Per-brand daily rollups: counters (clicks, flagged clicks, conversions, revenue, payout, fraud
 //! signals) per UTC day, for the brand as a whole and per offer and per partner. They are added to
-//! atomically (DynamoDB `ADD`) in the same transaction that writes the click, conversion or signal
-//! they count, so statistics cost O(days x groups) reads, never a scan over events.
+//! atomically (DynamoDB `ADD`) by the data table's stream from the clicks, conversions and signals
+//! they count (`program::derived`, exactly once per origin partition), or in the transaction that
+//! writes an event with its increments (`*_counted` store calls), so statistics cost
+//! O(days x groups) reads, never a scan over events.
 
 use std::collections::BTreeMap;
 

@@ -387,6 +387,7 @@ impl EdgeGuard {
             outcome: outcome.to_owned(),
             attempts: None,
             expires_at: at / 1000 + i64::from(self.activity_retention_days) * 86_400,
+            click_id: None,
         }
     }
 }

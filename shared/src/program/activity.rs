@@ -84,6 +84,7 @@ impl ActivityQuery {
                 from: optional_time("from", param(pairs, "from"))?,
                 to: optional_time("to", param(pairs, "to"))?,
                 outcome: param(pairs, "outcome").map(outcome_field).transpose()?,
+                live_at: None,
             },
         })
     }
@@ -124,9 +125,14 @@ pub async fn listed_page(
     {
         return Err(crate::cursor::InvalidCursor.into());
     }
+    // Records past their retention are not listed, whether or not the store has dropped them.
+    let filter = ActivityFilter {
+        live_at: Some(program.keys.now_ms().div_euclid(1000)),
+        ..*filter
+    };
     let page = program
         .data
-        .list_activity(brand_id, *filter, paging.limit, after.as_deref())
+        .list_activity(brand_id, filter, paging.limit, after.as_deref())
         .await?;
     let items = page
         .items

@@ -1,18 +1,16 @@
 //! Conversions (inbound postbacks): attributed through their click, priced by the pricing rules,
 //! deduplicated on `txn_id`, and moved through pending -> approved | rejected, approved -> paid.
 //! A conversion that comes sooner after its click than the configured minimum also raises a fraud
-//! signal, written in the same transaction, as are the brand's daily rollups (conversions, revenue
-//! and payout in micro-units per currency, the signal). Rollups count a conversion as created:
-//! a later status change does not change them.
+//! signal, written in the same transaction as the conversion and its `txn_id` claim. The brand's
+//! daily rollups (conversions, revenue and payout in micro-units per currency, the signal) are not
+//! written here: the data table's stream derives them from the new documents
+//! (`program::derived`), exactly once and eventually consistent. They count a conversion as
+//! created: a later status change does not change them.
 
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::clicks::{ClickRecord, is_valid_click_id};
-use crate::brand_data::rollups::{
-    CONVERSIONS, PAYOUT_MICROS_PREFIX, REVENUE_MICROS_PREFIX, RollupIncrement, SIGNALS_PREFIX,
-    increments_for, to_micros,
-};
-use crate::brand_data::{Document, DocumentKind, UniqueClaim};
+use crate::brand_data::{Document, DocumentKind, DocumentStoreExt, UniqueClaim};
 use crate::clock::{UnixMillis, format_rfc3339};
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
@@ -228,8 +226,8 @@ async fn existing_duplicate(
 }
 
 /// Records a conversion (or finds the one already recorded under its `txn_id`): attributed through
-/// its click, priced by the offer's rules, stored with its `txn_id` claim, its fast-conversion
-/// signal (if any) and its rollups in one write.
+/// its click, priced by the offer's rules, stored with its `txn_id` claim and its fast-conversion
+/// signal (if any) in one write. Its rollups follow from the stream.
 pub async fn record_conversion(
     program: &Program,
     brand_id: &BrandId,
@@ -277,7 +275,7 @@ pub async fn record_conversion(
         } else {
             None
         };
-        match store_new(program, brand_id, &conversion, signal.as_ref(), now).await {
+        match store_new(program, brand_id, &conversion, signal.as_ref()).await {
             Ok(()) => {
                 return Ok(Recorded {
                     conversion,
@@ -372,14 +370,14 @@ async fn priced(
     })
 }
 
-/// Stores a new conversion, its `txn_id` claim, its fraud signal and their rollups in one write:
-/// all of them or none.
+/// Stores a new conversion, its `txn_id` claim and its fraud signal in one write: all of them or
+/// none. Nothing else: the rollups they add to are derived from the stream's copy of the new
+/// documents (`program::derived`).
 async fn store_new(
     program: &Program,
     brand_id: &BrandId,
     conversion: &Conversion,
     signal: Option<&FraudSignal>,
-    now: UnixMillis,
 ) -> Result<(), StoreError> {
     let encoded = |value: serde_json::Value, kind: DocumentKind, id: &str| Document {
         brand_id: brand_id.clone(),
@@ -402,42 +400,7 @@ async fn store_new(
     if let Some(signal_document) = &signal_document {
         batch.push((signal_document, &[]));
     }
-    let increments = conversion_increments(conversion, signal, now);
-    program
-        .data
-        .create_documents_counted(&batch, &increments)
-        .await
-}
-
-/// What a new conversion adds to the brand's rollups, on its creation day, in its id's shard, for
-/// the brand, its offer and its partner: one conversion, the sale amount (if any) and the payout
-/// in micro-units of their currencies, and its fraud signal (if any).
-fn conversion_increments(
-    conversion: &Conversion,
-    signal: Option<&FraudSignal>,
-    now: i64,
-) -> Vec<RollupIncrement> {
-    let mut counters = vec![(CONVERSIONS.to_owned(), 1)];
-    if let Some(amount) = conversion.amount {
-        counters.push((
-            format!("{REVENUE_MICROS_PREFIX}{}", conversion.currency),
-            to_micros(amount),
-        ));
-    }
-    counters.push((
-        format!("{PAYOUT_MICROS_PREFIX}{}", conversion.payout.currency),
-        to_micros(conversion.payout.amount),
-    ));
-    if let Some(signal) = signal {
-        counters.push((format!("{SIGNALS_PREFIX}{}", signal.kind), 1));
-    }
-    increments_for(
-        now,
-        &conversion.id,
-        Some(&conversion.offer_id),
-        conversion.partner_id.as_deref(),
-        &counters,
-    )
+    program.data.create_documents(&batch).await
 }
 
 /// One of the brand's conversions by id; another brand's id is as missing as an unknown one.

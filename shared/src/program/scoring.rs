@@ -68,9 +68,6 @@ pub struct Finding {
     pub raises_signal: bool,
 }
 
-/// The kinds of signal click scoring raises (conversions raise others, counted with them).
-pub const CLICK_SIGNAL_KINDS: [&str; 3] = ["bot_user_agent", "source_velocity", "source_repeat"];
-
 /// What the scoring rules need to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {

@@ -77,6 +77,81 @@ pub async fn create_capture_references(data: &dyn BrandDataStore, brand_id: &Bra
     }
 }
 
+/// The brand's recorded conversions as the data table's stream delivers them to the stream
+/// function, for a store whose changes nobody streams (a moto table made by
+/// [`fresh_dynamo_brand_data`] has no stream; a memory store whose change feed is off): each
+/// conversion, and each fraud signal its transaction wrote, read back as the `INSERT` of its
+/// creation (`Change::NewDocument` at version 1, from the brand's partition; the body as it is
+/// now, whose counted fields a status change leaves alone), in creation order. Their sequence
+/// numbers come from their time-ordered ids, so a conversion delivered again is skipped by the
+/// rollup rows' marks, and one recorded since is counted (unless it is from the same millisecond
+/// as the last one delivered before). Not for a store whose change feed is on: the feed numbers
+/// its changes otherwise.
+pub async fn recorded_conversion_events(
+    data: &dyn BrandDataStore,
+    brand_id: &BrandId,
+) -> Vec<crate::brand_data::changes::ChangeEvent> {
+    use crate::brand_data::changes::{Change, ChangeEvent};
+    let mut events = Vec::new();
+    for kind in [DocumentKind::Conversion, DocumentKind::FraudSignal] {
+        let mut after = None;
+        loop {
+            let page = data
+                .list_documents(brand_id, kind, 100, after.as_deref())
+                .await
+                .expect("the brand's documents are listed");
+            for document in page.items {
+                if kind == DocumentKind::FraudSignal && document.body["conversion_id"].is_null() {
+                    continue;
+                }
+                // `<prefix>_<11 hex digits of creation time><5 random hex digits>`.
+                let sequence = document
+                    .id
+                    .split_once('_')
+                    .and_then(|(_, hex)| u64::from_str_radix(hex, 16).ok())
+                    .expect("a time-ordered id");
+                events.push((
+                    sequence,
+                    ChangeEvent {
+                        partition: crate::brand_data::layout::document(
+                            brand_id,
+                            kind,
+                            &document.id,
+                        )
+                        .partition,
+                        sequence: sequence.to_string(),
+                        change: Change::NewDocument(Box::new(Document {
+                            version: 1,
+                            ..document
+                        })),
+                    },
+                ));
+            }
+            match page.next_position {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    events.sort_by_key(|(sequence, _)| *sequence);
+    events.into_iter().map(|(_, event)| event).collect()
+}
+
+/// Derives [`recorded_conversion_events`] as the stream function would, in one batch, through
+/// [`derive_batch`](crate::program::derived::derive_batch): what a test on such a store runs
+/// before it reads a conversion's rollups. Returns how many documents were delivered.
+pub async fn derive_recorded_conversions(data: &dyn BrandDataStore, brand_id: &BrandId) -> usize {
+    let events = recorded_conversion_events(data, brand_id).await;
+    crate::program::derived::derive_batch(
+        data,
+        &crate::program::scoring::Thresholds::default(),
+        &events,
+    )
+    .await
+    .expect("the recorded conversions are derived");
+    events.len()
+}
+
 /// Set by `scripts/test` to the moto server it started.
 pub const MOTO_ENDPOINT_VAR: &str = "TRCKER_TEST_DYNAMODB_ENDPOINT";
 

@@ -31,7 +31,7 @@ use trcker_shared::clock::ManualClock;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::ids::BrandId;
 use trcker_shared::keys::KeyService;
-use trcker_shared::program::derived::{MemoryFeed, capture_activity};
+use trcker_shared::program::derived::MemoryFeed;
 use trcker_shared::program::scoring::Thresholds;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
@@ -183,29 +183,18 @@ impl Capture {
             .unwrap()
     }
 
-    /// The brand's capture records, newest first. With a change feed, after deriving it. Without
-    /// one (DynamoDB here: no stream consumer runs in these tests), a new capture's record is read
-    /// where capture wrote it, in its click item.
+    /// The brand's capture records, newest first, as the delivery log lists them: a new
+    /// capture's from its click item, with nothing to derive first.
     async fn activity(&self, brand_id: &BrandId) -> Vec<ActivityRecord> {
-        if self.feed.is_some() {
-            self.derive().await;
-        }
         let filter = ActivityFilter {
             surface: Some(Surface::Capture),
             ..ActivityFilter::default()
         };
-        let mut records = self
-            .data
+        self.data
             .list_activity(brand_id, filter, 100, None)
             .await
             .unwrap()
-            .items;
-        if self.feed.is_none() {
-            let clicks = self.clicks(brand_id).await;
-            records.extend(clicks.iter().filter_map(capture_activity));
-            records.sort_by_key(|record| std::cmp::Reverse(record.at));
-        }
-        records
+            .items
     }
 }
 

@@ -1,5 +1,6 @@
 //! Pricing rules and payout resolution, clicks, conversions (attribution, idempotency, status
-//! transitions), fraud signals, and the daily rollups a conversion adds to.
+//! transitions), fraud signals, and the daily rollups a conversion adds to (derived from its
+//! documents as the stream function derives them).
 
 use std::collections::BTreeMap;
 use trcker_shared::brand_data::ClickStoreExt;
@@ -13,7 +14,7 @@ use trcker_shared::brand_data::rollups::{
 };
 use trcker_shared::clock::{Clock, SystemClock};
 use trcker_shared::ids::BrandId;
-use trcker_shared::testing::{Backend, TestApp, TestResponse};
+use trcker_shared::testing::{Backend, TestApp, TestResponse, derive_recorded_conversions};
 
 use crate::{api, create_partner, offer_body};
 
@@ -648,7 +649,8 @@ fn counters(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
 
 /// Each new conversion adds one conversion, its sale amount and its payout (micro-units per
 /// currency) and its fast-conversion signal to the brand's rollups, for the brand, its offer and
-/// its partner; a duplicate `txn_id`, a refused request and a status change add nothing.
+/// its partner, once the stream has derived them: nothing before; a duplicate `txn_id`, a refused
+/// request, a status change and a repeated delivery add nothing.
 async fn conversions_count_in_rollups(api: &TestApp) {
     let key = api.brand("acme").await;
     let other = api.brand("globex").await;
@@ -720,7 +722,20 @@ async fn conversions_count_in_rollups(api: &TestApp) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "acme's click"
     );
-    // A status change after creation does not change the rollups.
+    assert!(
+        rollup_totals(api, "acme", RollupDimension::Total)
+            .await
+            .is_empty(),
+        "the conversion's own write adds to no rollup: the stream derives them"
+    );
+    let acme = BrandId::parse("acme").unwrap();
+    // Four conversions, and the signal of the fast one.
+    assert_eq!(
+        derive_recorded_conversions(api.data.as_ref(), &acme).await,
+        5
+    );
+    let derived = rollup_totals(api, "acme", RollupDimension::Total).await;
+    // A status change after creation, and the creation delivered again, change nothing.
     let path = format!(
         "/api/public/conversions/{}",
         first.json()["id"].as_str().unwrap()
@@ -731,6 +746,16 @@ async fn conversions_count_in_rollups(api: &TestApp) {
         .json(json!({"status": "approved"}))
         .await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.json());
+    derive_recorded_conversions(api.data.as_ref(), &acme).await;
+    assert_eq!(
+        rollup_totals(api, "acme", RollupDimension::Total).await,
+        derived
+    );
+    let globex = BrandId::parse("globex").unwrap();
+    assert_eq!(
+        derive_recorded_conversions(api.data.as_ref(), &globex).await,
+        0
+    );
 
     let revenue = |currency: &str| format!("{REVENUE_MICROS_PREFIX}{currency}");
     let payout = |currency: &str| format!("{PAYOUT_MICROS_PREFIX}{currency}");

@@ -33,7 +33,8 @@ use trcker_shared::keys::KeyService;
 use trcker_shared::store::KeyStore;
 use trcker_shared::store::memory::MemoryStore;
 use trcker_shared::testing::{
-    TestClient, TestRequest, TestResponse, fresh_dynamo_brand_data, fresh_dynamo_store,
+    TestClient, TestRequest, TestResponse, derive_recorded_conversions, fresh_dynamo_brand_data,
+    fresh_dynamo_store,
 };
 
 /// 2026-11-28T12:00:00Z
@@ -209,8 +210,9 @@ impl Edge {
         response.json().clone()
     }
 
-    /// A brand with an offer, a partner, a pricing rule, `clicks` clicks (with rollups, as capture
-    /// writes them) and, if there are clicks, one conversion of 120.00 USD on the first.
+    /// A brand with an offer, a partner, a pricing rule, `clicks` clicks (written with their
+    /// rollups) and, if there are clicks, one conversion of 120.00 USD on the first, its rollups
+    /// derived as the stream function derives them.
     async fn brand(&self, id: &str, clicks: usize) -> Brand {
         let brand_id = BrandId::parse(id).unwrap();
         self.keys.create_brand(&brand_id, id).await.unwrap();
@@ -270,6 +272,7 @@ impl Edge {
                     "txn_id": format!("{id}-order-1")})),
             )
             .await;
+        assert_eq!(derive_recorded_conversions(&*self.data, &brand_id).await, 1);
         Brand {
             id: brand_id,
             key,

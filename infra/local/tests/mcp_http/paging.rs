@@ -188,7 +188,8 @@ async fn trimmed_activity_pages_resume_after_their_last_entry() {
             user_agent: format!("Mozilla/5.0 {}", "a".repeat(500)),
             outcome: "ok".into(),
             attempts: None,
-            expires_at: 0,
+            expires_at: 4_000_000_000,
+            click_id: None,
         };
         edge.data.append_activity(&record).await.unwrap();
     }

@@ -11,6 +11,7 @@ use trcker_shared::brand_data::rollups::{self, increments_for};
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::program::conversions::{CreateConversion, record_conversion};
 use trcker_shared::store::memory::MemoryStore;
+use trcker_shared::testing::derive_recorded_conversions;
 
 use crate::{Brand, Edge, START_MS, TODAY, test_click, write_clicks};
 
@@ -70,7 +71,7 @@ async fn statistics_for_one_offer_or_partner_have_their_own_day_series() {
 }
 
 /// Store calls of one statistics request after `events` clicks and a conversion on every
-/// sixtieth of them.
+/// sixtieth of them, derived.
 async fn stats_calls(events: usize, tool: &str, arguments: Value) -> Vec<&'static str> {
     let data = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
     let edge = Edge::new(
@@ -106,6 +107,11 @@ async fn stats_calls(events: usize, tool: &str, arguments: Value) -> Vec<&'stati
             .await
             .unwrap();
     }
+    // As the stream function would: the conversions' rollups come from their documents.
+    assert_eq!(
+        derive_recorded_conversions(&*edge.data, &brand.id).await,
+        events.div_ceil(60)
+    );
     let stats = edge.tool(&brand.key, "get_program_stats", json!({})).await;
     assert_eq!(
         stats["totals"]["clicks"], events as i64,
