@@ -7,13 +7,13 @@ use serde_json::json;
 
 use super::clicks::{ClickFilter, ClickRecord};
 use super::rollups::{
-    CLICKS, CONVERSIONS, FLAGGED_CLICKS, MAX_TRANSACTION_ITEMS, PAYOUT_MICROS_PREFIX,
-    REVENUE_MICROS_PREFIX, ROLLUP_SHARDS, RollupDimension, RollupIncrement, RollupRow,
-    SIGNALS_PREFIX, StreamSpan, increments_for, rollup_shard, to_micros, utc_day,
+    CLICKS, CONVERSIONS, FLAGGED_CLICKS, MAX_SPANS_PER_ROW_UPDATE, MAX_TRANSACTION_ITEMS,
+    PAYOUT_MICROS_PREFIX, REVENUE_MICROS_PREFIX, ROLLUP_SHARDS, RollupDimension, RollupIncrement,
+    RollupRow, SIGNALS_PREFIX, StreamSpan, increments_for, rollup_shard, to_micros, utc_day,
 };
 use super::{
-    ActivityFilter, ActivityRecord, BrandDataStore, Document, DocumentKind, SourceHits, Surface,
-    UniqueClaim,
+    ActivityFilter, ActivityRecord, BrandDataStore, CountedThrough, Document, DocumentKind,
+    SourceHits, Surface, UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -1617,20 +1617,29 @@ pub async fn stream_rollups_are_counted_once_per_origin(store: &dyn BrandDataSto
             .map(|row| row.counters.get(CLICKS).copied().unwrap_or(0))
             .sum::<i64>()
     };
-    let add = |clicks: i64, span: StreamSpan| {
+    let add_spans = |clicks: i64, spans: Vec<StreamSpan>| {
         let brand = brand.clone();
         async move {
             store
-                .add_rollup_once(&brand, &increment(clicks), &span)
+                .add_rollup_once(&brand, &increment(clicks), &spans)
                 .await
         }
+    };
+    let add = |clicks: i64, span: StreamSpan| add_spans(clicks, vec![span]);
+    let through = |marks: &[(&str, &str)]| {
+        Ok(Some(
+            marks
+                .iter()
+                .map(|(origin, sequence)| ((*origin).to_owned(), format!("{sequence:0>40}")))
+                .collect::<CountedThrough>(),
+        ))
     };
     let shard_a = "shardId-00000001795000000000-aaaaaaaa";
     assert_eq!(add(3, span(shard_a, "100", "120")).await, Ok(None));
     assert_eq!(clicks(totals(store, &brand, day).await), 3);
     // A replay of the batch, or of any part of it (a bisected or partly reported batch), counts
     // nothing again.
-    let through_120 = Ok(Some("0000000000000000000000000000000000000120".to_owned()));
+    let through_120 = through(&[(shard_a, "120")]);
     assert_eq!(add(3, span(shard_a, "100", "120")).await, through_120);
     assert_eq!(add(1, span(shard_a, "110", "120")).await, through_120);
     // Sequence numbers compare as numbers, whatever their length.
@@ -1638,11 +1647,80 @@ pub async fn stream_rollups_are_counted_once_per_origin(store: &dyn BrandDataSto
     assert_eq!(add(2, span(shard_a, "121", "1000")).await, Ok(None));
     assert_eq!(
         add(1, span(shard_a, "999", "999")).await,
-        Ok(Some("0000000000000000000000000000000000001000".to_owned()))
+        through(&[(shard_a, "1000")])
     );
-    // Another stream shard has its own mark.
+    // Another origin has its own mark.
     assert_eq!(add(5, span("shardId-b", "7", "9")).await, Ok(None));
     assert_eq!(clicks(totals(store, &brand, day).await), 10);
+    // Several origins in one write: all counted, or (one of them counted already) none, with the
+    // answer naming only the origins that refused it.
+    assert_eq!(
+        add_spans(
+            4,
+            vec![span("origin-c", "1", "2"), span("origin-d", "5", "8")]
+        )
+        .await,
+        Ok(None)
+    );
+    assert_eq!(clicks(totals(store, &brand, day).await), 14);
+    assert_eq!(
+        add_spans(
+            6,
+            vec![
+                span("origin-c", "3", "4"),
+                span("origin-d", "8", "9"),
+                span("origin-e", "1", "1"),
+            ]
+        )
+        .await,
+        through(&[("origin-d", "8")])
+    );
+    assert_eq!(clicks(totals(store, &brand, day).await), 14);
+    // Sent again without what origin-d had counted, it goes through, and every mark moved.
+    assert_eq!(
+        add_spans(
+            5,
+            vec![
+                span("origin-c", "3", "4"),
+                span("origin-d", "9", "9"),
+                span("origin-e", "1", "1"),
+            ]
+        )
+        .await,
+        Ok(None)
+    );
+    assert_eq!(clicks(totals(store, &brand, day).await), 19);
+    assert_eq!(
+        add_spans(
+            1,
+            vec![
+                span("origin-c", "4", "4"),
+                span("origin-d", "9", "9"),
+                span("origin-e", "1", "1"),
+            ]
+        )
+        .await,
+        through(&[("origin-c", "4"), ("origin-d", "9"), ("origin-e", "1")])
+    );
+    // No span, two spans of one origin, or more than a write may carry are refused.
+    let many: Vec<StreamSpan> = (0..=MAX_SPANS_PER_ROW_UPDATE)
+        .map(|index| span(&format!("many-{index}"), "1", "1"))
+        .collect();
+    for spans in [
+        Vec::new(),
+        vec![span("origin-f", "1", "1"), span("origin-f", "2", "2")],
+        many,
+    ] {
+        assert!(
+            matches!(
+                add_spans(1, spans.clone()).await,
+                Err(StoreError::Rejected(_))
+            ),
+            "{} spans",
+            spans.len()
+        );
+    }
+    assert_eq!(clicks(totals(store, &brand, day).await), 19);
     // A bad span or increment is refused and changes nothing.
     for bad in [
         span(shard_a, "2000", "1999"),
@@ -1662,11 +1740,11 @@ pub async fn stream_rollups_are_counted_once_per_origin(store: &dyn BrandDataSto
     };
     assert!(matches!(
         store
-            .add_rollup_once(&brand, &bad_day, &span(shard_a, "5000", "5001"))
+            .add_rollup_once(&brand, &bad_day, &[span(shard_a, "5000", "5001")])
             .await,
         Err(StoreError::Rejected(_))
     ));
-    assert_eq!(clicks(totals(store, &brand, day).await), 10);
+    assert_eq!(clicks(totals(store, &brand, day).await), 19);
     // The mark is not a counter: the row reads back with its counters only.
     let rows = totals(store, &brand, day).await;
     assert!(

@@ -29,12 +29,13 @@ use super::clicks::{ClickFilter, ClickRecord, click_shard, click_sort_key};
 use super::layout;
 use super::rollups::{
     RollupDimension, RollupIncrement, RollupRow, StreamSpan, check_rollup_range,
-    check_transaction_size, merge_increments, rollup_brand, rollup_expires_at,
+    check_transaction_size, merge_increments, normalized_spans, rollup_brand, rollup_expires_at,
 };
 use super::{
-    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
-    list_activity_across_surfaces, list_clicks_across_shards, read_rollups_across_shards,
+    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CountedThrough, CounterStore,
+    Document, DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface,
+    UniqueClaim, list_activity_across_surfaces, list_clicks_across_shards,
+    read_rollups_across_shards,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -112,18 +113,19 @@ impl DynamoBrandData {
         brand_id: &BrandId,
         increment: &RollupIncrement,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = self.rollup_change(brand_id, increment, None)?;
+        let update = self.rollup_change(brand_id, increment, &[])?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// The update of one rollup row: `ADD` of every counter of one (merged) increment and the
-    /// row's TTL; with a stream span, also the row's mark for that origin, on the condition
-    /// that the row has not counted the span's first event yet.
+    /// row's TTL; with stream spans (origin, first and last sequence, normalized), also the row's
+    /// mark for each origin, on the condition that the row has counted none of the spans' first
+    /// events yet.
     fn rollup_change(
         &self,
         brand_id: &BrandId,
         increment: &RollupIncrement,
-        span: Option<(&str, &str, &str)>,
+        spans: &[(&str, &str, &str)],
     ) -> Result<Update, StoreError> {
         let expires_at = rollup_expires_at(&increment.day).ok_or_else(|| {
             StoreError::Rejected(format!("rollup day {:?} is not YYYY-MM-DD", increment.day))
@@ -151,13 +153,22 @@ impl DynamoBrandData {
                 .expression_attribute_values(format!(":c{index}"), number(*amount));
         }
         let mut sets = "#ttl = :expires".to_owned();
-        if let Some((origin, first, last)) = span {
-            sets.push_str(", #mark = :last");
+        let mut conditions = Vec::with_capacity(spans.len());
+        for (index, (origin, first, last)) in spans.iter().enumerate() {
+            sets.push_str(&format!(", #m{index} = :l{index}"));
+            conditions.push(format!(
+                "(attribute_not_exists(#m{index}) OR #m{index} < :f{index})"
+            ));
             update = update
-                .expression_attribute_names("#mark", format!("{STREAM_MARK_PREFIX}{origin}"))
-                .expression_attribute_values(":first", text(first))
-                .expression_attribute_values(":last", text(last))
-                .condition_expression("attribute_not_exists(#mark) OR #mark < :first");
+                .expression_attribute_names(
+                    format!("#m{index}"),
+                    format!("{STREAM_MARK_PREFIX}{origin}"),
+                )
+                .expression_attribute_values(format!(":f{index}"), text(*first))
+                .expression_attribute_values(format!(":l{index}"), text(*last));
+        }
+        if !conditions.is_empty() {
+            update = update.condition_expression(conditions.join(" AND "));
         }
         update
             .update_expression(format!("ADD {} SET {sets}", additions.join(", ")))
@@ -820,16 +831,19 @@ impl RollupStore for DynamoBrandData {
         &self,
         brand_id: &BrandId,
         increment: &RollupIncrement,
-        span: &StreamSpan,
-    ) -> Result<Option<String>, StoreError> {
+        spans: &[StreamSpan],
+    ) -> Result<Option<CountedThrough>, StoreError> {
         let merged = merge_increments(std::slice::from_ref(increment))?;
-        let (first, last) = span.normalized()?;
+        let normalized = normalized_spans(spans)?;
         let Some(increment) = merged.first() else {
             // Nothing to count.
             return Ok(None);
         };
-        let change =
-            self.rollup_change(brand_id, increment, Some((&span.origin, &first, &last)))?;
+        let marks: Vec<(&str, &str, &str)> = normalized
+            .iter()
+            .map(|(origin, (first, last))| (origin.as_str(), first.as_str(), last.as_str()))
+            .collect();
+        let change = self.rollup_change(brand_id, increment, &marks)?;
         let result = self
             .client
             .update_item()
@@ -845,13 +859,24 @@ impl RollupStore for DynamoBrandData {
         match result {
             Ok(_) => Ok(None),
             Err(error) if is_condition_failure(&error) => {
-                // The row as it stands came back with the failure: its mark for this origin.
-                let mark = format!("{STREAM_MARK_PREFIX}{}", span.origin);
-                let counted = condition_failure_item(&error)
-                    .and_then(|item| item.get(&mark).and_then(|value| value.as_s().ok()).cloned())
-                    .ok_or_else(|| {
-                        StoreError::Corrupt("a replayed rollup row without its mark".into())
-                    })?;
+                // The row as it stands came back with the failure: the marks that refused it.
+                let item = condition_failure_item(&error).ok_or_else(|| {
+                    StoreError::Corrupt("a replayed rollup row came back without its item".into())
+                })?;
+                let counted: CountedThrough = normalized
+                    .iter()
+                    .filter_map(|(origin, (first, _))| {
+                        let mark = item
+                            .get(&format!("{STREAM_MARK_PREFIX}{origin}"))
+                            .and_then(|value| value.as_s().ok())?;
+                        (mark >= first).then(|| (origin.clone(), mark.clone()))
+                    })
+                    .collect();
+                if counted.is_empty() {
+                    return Err(StoreError::Corrupt(
+                        "a replayed rollup row without the mark that refused it".into(),
+                    ));
+                }
                 Ok(Some(counted))
             }
             Err(error) => Err(classify(error)),

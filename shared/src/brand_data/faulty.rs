@@ -23,8 +23,9 @@ use async_trait::async_trait;
 use super::clicks::{ClickFilter, ClickRecord};
 use super::rollups::{RollupDimension, RollupIncrement, RollupRow, StreamSpan};
 use super::{
-    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
+    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CountedThrough, CounterStore,
+    Document, DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface,
+    UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -438,13 +439,13 @@ impl<S: RollupStore> RollupStore for FaultyBrandData<S> {
         &self,
         brand_id: &BrandId,
         increment: &RollupIncrement,
-        span: &StreamSpan,
-    ) -> Result<Option<String>, StoreError> {
+        spans: &[StreamSpan],
+    ) -> Result<Option<CountedThrough>, StoreError> {
         self.record("add_rollup_once");
         self.faults
             .run(
                 "add_rollup_once",
-                self.inner.add_rollup_once(brand_id, increment, span),
+                self.inner.add_rollup_once(brand_id, increment, spans),
             )
             .await
     }

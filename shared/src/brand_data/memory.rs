@@ -12,12 +12,12 @@ use super::clicks::{CLICK_SHARDS, ClickFilter, ClickRecord, click_shard, click_s
 use super::layout;
 use super::rollups::{
     RollupDimension, RollupIncrement, RollupRow, StreamSpan, check_rollup_range,
-    check_transaction_size, merge_increments, rollup_brand,
+    check_transaction_size, merge_increments, normalized_spans, rollup_brand,
 };
 use super::{
-    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CounterStore, Document,
-    DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface, UniqueClaim,
-    activity_sort_key, click_list_bounds, list_activity_across_surfaces,
+    ActivityFilter, ActivityRecord, ActivityStore, ClickStore, CountedThrough, CounterStore,
+    Document, DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface,
+    UniqueClaim, activity_sort_key, click_list_bounds, list_activity_across_surfaces,
     read_rollups_across_shards,
 };
 use crate::clock::UnixMillis;
@@ -777,26 +777,36 @@ impl RollupStore for MemoryBrandData {
         &self,
         brand_id: &BrandId,
         increment: &RollupIncrement,
-        span: &StreamSpan,
-    ) -> Result<Option<String>, StoreError> {
+        spans: &[StreamSpan],
+    ) -> Result<Option<CountedThrough>, StoreError> {
         let merged = merge_increments(std::slice::from_ref(increment))?;
-        let (first, last) = span.normalized()?;
+        let spans = normalized_spans(spans)?;
         let mut state = self.lock();
-        let row = (
-            (brand_id.clone(), increment.dimension, increment.shard),
-            increment.day.clone(),
-            increment.group.clone(),
-            span.origin.clone(),
-        );
-        if let Some(counted) = state
-            .stream_watermarks
-            .get(&row)
-            .filter(|counted| **counted >= first)
-        {
-            return Ok(Some(counted.clone()));
+        let row = |origin: &str| {
+            (
+                (brand_id.clone(), increment.dimension, increment.shard),
+                increment.day.clone(),
+                increment.group.clone(),
+                origin.to_owned(),
+            )
+        };
+        let counted: CountedThrough = spans
+            .iter()
+            .filter_map(|(origin, (first, _))| {
+                state
+                    .stream_watermarks
+                    .get(&row(origin))
+                    .filter(|counted| *counted >= first)
+                    .map(|counted| (origin.clone(), counted.clone()))
+            })
+            .collect();
+        if !counted.is_empty() {
+            return Ok(Some(counted));
         }
         state.apply_rollups(brand_id, &merged, self.rollup_cap);
-        state.stream_watermarks.insert(row, last);
+        for (origin, (_, last)) in spans {
+            state.stream_watermarks.insert(row(&origin), last);
+        }
         Ok(None)
     }
 }

@@ -413,18 +413,25 @@ pub trait RollupStore: Send + Sync {
         to_day: &str,
     ) -> Result<Vec<RollupRow>, StoreError>;
 
-    /// Adds one row's counts from a stream batch, once: unless the row has already counted this
-    /// origin at or past `span.first_sequence`, the counters are added and the row notes
-    /// `span.last_sequence` for the origin, in one atomic write: `Ok(None)`. A replay changes
-    /// nothing and answers the sequence the row has counted the origin through (40 digits), so
-    /// a redelivery that reaches past it can send the rest. `Rejected` for a bad increment or span.
+    /// Adds one row's counts from a stream batch, once, with one span per origin partition the
+    /// counts came from: unless the row has already counted one of those origins at or past its
+    /// span's `first_sequence`, the counters are added and the row notes every span's
+    /// `last_sequence` for its origin, in one atomic write: `Ok(None)`. Otherwise nothing
+    /// changes and the answer maps each origin the row has counted at or past its span's first
+    /// event to the sequence it has counted through (40 digits), so a redelivery that reaches
+    /// past a mark can send the rest. `Rejected` for a bad increment or spans
+    /// ([`rollups::normalized_spans`]).
     async fn add_rollup_once(
         &self,
         brand_id: &BrandId,
         increment: &RollupIncrement,
-        span: &rollups::StreamSpan,
-    ) -> Result<Option<String>, StoreError>;
+        spans: &[rollups::StreamSpan],
+    ) -> Result<Option<CountedThrough>, StoreError>;
 }
+
+/// What a rollup row answers a replay: per origin it has counted at or past the span's first
+/// event, the sequence it has counted through (40 digits).
+pub type CountedThrough = std::collections::BTreeMap<String, String>;
 
 /// Fixed-window counters: the edge's rate limits and capture's per-source click counts.
 #[async_trait]

@@ -24,9 +24,9 @@ use super::dynamo::STREAM_MARK_PREFIX;
 use super::layout::{self, ItemKey};
 use super::rollups::{ROLLUP_SHARDS, RollupDimension, RollupIncrement, RollupRow, StreamSpan};
 use super::{
-    ActivityFilter, ActivityPartition, ActivityRecord, ActivityStore, ClickStore, CounterStore,
-    Document, DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally, Surface,
-    UniqueClaim,
+    ActivityFilter, ActivityPartition, ActivityRecord, ActivityStore, ClickStore, CountedThrough,
+    CounterStore, Document, DocumentKind, DocumentStore, RollupStore, SourceHits, SourceTally,
+    Surface, UniqueClaim,
 };
 use crate::clock::UnixMillis;
 use crate::ids::BrandId;
@@ -188,6 +188,8 @@ struct State {
     report: ModelReport,
     /// Per source item, the stream shards it holds a mark for: the item's size grows by them.
     source_marks: HashMap<ItemKey, BTreeSet<String>>,
+    /// Per rollup row, the origins it holds a mark for: the row's size grows by them too.
+    rollup_marks: HashMap<ItemKey, BTreeSet<String>>,
 }
 
 /// A transaction's hold on its items, released when dropped.
@@ -988,14 +990,42 @@ impl<S: RollupStore> RollupStore for DynamoModel<S> {
         &self,
         brand_id: &BrandId,
         increment: &RollupIncrement,
-        span: &super::rollups::StreamSpan,
-    ) -> Result<Option<String>, StoreError> {
-        // One conditional `UpdateItem` of the row (a failed condition pays its units too).
-        let writes = rollup_items(brand_id, std::slice::from_ref(increment));
-        self.write("add_rollup_once", writes, WriteKind::Single, || {
-            self.inner.add_rollup_once(brand_id, increment, span)
-        })
-        .await
+        spans: &[StreamSpan],
+    ) -> Result<Option<CountedThrough>, StoreError> {
+        // One conditional `UpdateItem` of the row (a failed condition pays its units too). The
+        // row carries a `w:<origin>` mark (40 digits) per origin it has counted, this call's
+        // included: DynamoDB charges the larger image.
+        let mut writes = rollup_items(brand_id, std::slice::from_ref(increment));
+        if let Some((key, bytes)) = writes.items.first_mut() {
+            let state = self.lock();
+            let held = state.rollup_marks.get(key);
+            *bytes += held
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .chain(
+                    spans
+                        .iter()
+                        .map(|span| span.origin.as_str())
+                        .filter(|origin| !held.is_some_and(|held| held.contains(*origin))),
+                )
+                .map(|origin| STREAM_MARK_PREFIX.len() + origin.len() + 40)
+                .sum::<usize>();
+        }
+        let row = writes.items.first().map(|(key, _)| key.clone());
+        let counted = self
+            .write("add_rollup_once", writes, WriteKind::Single, || {
+                self.inner.add_rollup_once(brand_id, increment, spans)
+            })
+            .await?;
+        if let (None, Some(row)) = (&counted, row) {
+            self.lock()
+                .rollup_marks
+                .entry(row)
+                .or_default()
+                .extend(spans.iter().map(|span| span.origin.clone()));
+        }
+        Ok(counted)
     }
 }
 

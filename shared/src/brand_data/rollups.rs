@@ -311,6 +311,38 @@ impl StreamSpan {
     }
 }
 
+/// The most spans one [`add_rollup_once`](super::RollupStore::add_rollup_once) may carry: a batch
+/// rarely holds more origins than a brand has click shards plus its documents partition, and the
+/// condition (one clause per origin) must stay within DynamoDB's 4 KB expression limit.
+pub const MAX_SPANS_PER_ROW_UPDATE: usize = 40;
+
+/// Every span's sequence numbers normalized ([`StreamSpan::normalized`]), keyed by origin:
+/// `Rejected` for no span, more than [`MAX_SPANS_PER_ROW_UPDATE`], two with one origin, or a bad
+/// one. Every backend checks spans through this before it writes.
+pub fn normalized_spans(
+    spans: &[StreamSpan],
+) -> Result<BTreeMap<String, (String, String)>, StoreError> {
+    if spans.is_empty() || spans.len() > MAX_SPANS_PER_ROW_UPDATE {
+        return Err(rejected(format!(
+            "{} stream spans: a row update carries 1 to {MAX_SPANS_PER_ROW_UPDATE}",
+            spans.len()
+        )));
+    }
+    let mut normalized = BTreeMap::new();
+    for span in spans {
+        if normalized
+            .insert(span.origin.clone(), span.normalized()?)
+            .is_some()
+        {
+            return Err(rejected(format!(
+                "two stream spans of origin {:?} in one row update",
+                span.origin
+            )));
+        }
+    }
+    Ok(normalized)
+}
+
 /// The same counters for the brand total and, where present, the offer and the partner.
 pub fn increments_for(
     at: UnixMillis,
