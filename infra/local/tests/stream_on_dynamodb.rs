@@ -6,7 +6,8 @@
 //! click (there before the stream is read: the click item holds it), the rollups in agreement with the stored clicks and signals, a score raised by
 //! velocity; nothing counted twice by a second drain, a second poller reading the stream again
 //! from its trim horizon, or the backends' own poller; and that poller, run in the background as
-//! the binary runs it, deriving a new capture within about a second.
+//! the binary runs it, deriving a new capture and a conversion of it (with its fast-conversion
+//! signal) within about a second, which a reader from the trim horizon does not count again.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,7 +28,8 @@ use trcker_shared::brand_data::clicks::{ClickFilter, FLAGGED_SCORE};
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
 use trcker_shared::brand_data::faulty::FaultyBrandData;
 use trcker_shared::brand_data::rollups::{
-    CLICKS, FLAGGED_CLICKS, RollupDimension, SIGNALS_PREFIX, utc_day,
+    CLICKS, CONVERSIONS, FLAGGED_CLICKS, REVENUE_MICROS_PREFIX, RollupDimension, SIGNALS_PREFIX,
+    utc_day,
 };
 use trcker_shared::brand_data::{BrandDataStore, DocumentKind};
 use trcker_shared::config::KEYS_TABLE_VAR;
@@ -384,34 +386,68 @@ async fn the_dynamodb_backends_derive_the_stream_once() {
         after
     );
 
-    // In the background, as `trcker-local --store dynamodb` runs it: a new capture's record
-    // follows within about a second.
+    // In the background, as `trcker-local --store dynamodb` runs it: a new capture is listed at
+    // once, and it and a conversion of it (seconds after it: a fast one, with its signal) are
+    // counted within about a second.
     let background = own_poller.clone().spawn(POLL_INTERVAL);
+    let (status, _, offer) = call(
+        &app,
+        Method::POST,
+        "/api/public/offers",
+        key,
+        ("127.0.0.1", BROWSER),
+        Some(
+            json!({"name": "Autumn", "slug": "autumn", "destination_url": "https://shop.example/",
+            "default_payout": {"type": "flat", "amount": 10, "currency": "USD"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{offer}");
     let (status, headers, answer) = call(
         &app,
         Method::POST,
         "/api/clicks/capture",
         key,
         ("198.51.100.9", BROWSER),
-        Some(json!({"click_id": "late"})),
+        Some(json!({"click_id": "late", "offer": "autumn"})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let request_id = headers["apigw-requestid"].to_str().unwrap().to_owned();
+    let (status, _, conversion) = call(
+        &app,
+        Method::POST,
+        "/api/public/conversions",
+        key,
+        ("127.0.0.1", BROWSER),
+        Some(json!({"click_id": "late", "amount": 80.0, "txn_id": "order-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{conversion}");
+    let listed = derived(&app, key, backends.data.as_ref(), &brand, days).await;
+    assert!(listed.captures.contains(&request_id), "{listed:?}");
     let started = Instant::now();
-    loop {
+    let counted = loop {
         let now = derived(&app, key, backends.data.as_ref(), &brand, days).await;
-        if now.captures.contains(&request_id) {
-            assert_eq!(now.totals[CLICKS], 9);
-            break;
+        let total = |name: &str| now.totals.get(name).copied().unwrap_or(0);
+        let fast = total(&format!("{SIGNALS_PREFIX}fast_conversion"));
+        if total(CLICKS) == 9 && total(CONVERSIONS) == 1 && fast == 1 {
+            assert_eq!(now.signals["fast_conversion"], ["late"]);
+            assert_eq!(total(&format!("{REVENUE_MICROS_PREFIX}USD")), 80_000_000);
+            break now;
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
-            "no activity record 5 s after the capture: {now:?}"
+            "the capture and the conversion not counted 5 s after them: {now:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     background.abort();
+    // Drained again from the trim horizon: the conversion too is counted once.
+    let third = StreamPoller::new(&aws, &data_table, backends.data.clone(), THRESHOLDS);
+    assert!(third.drain().await.unwrap() > records);
+    let replayed = derived(&app, key, backends.data.as_ref(), &brand, days).await;
+    assert_eq!(replayed.totals, counted.totals);
 }
 
 /// `--create-tables` enables the stream of a data table made before it had one; without it, the
