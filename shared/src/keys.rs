@@ -405,9 +405,17 @@ impl KeyService {
         Ok(KeySummary::from(&record))
     }
 
-    /// Authenticates a presented token. Malformed tokens never reach the store; a cache miss costs
-    /// exactly one strongly consistent read.
+    /// Authenticates a presented token and notes the key's use ([`Self::note_use`]). Malformed
+    /// tokens never reach the store; a cache miss costs exactly one strongly consistent read.
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
+        let principal = self.verify_key(token).await?;
+        self.note_use(&principal, self.clock.now_ms()).await;
+        Ok(principal)
+    }
+
+    /// [`Self::verify`] without noting the key's use: for a caller that notes it beside its own
+    /// store calls (the edge guard), so the write costs the request no round trip of its own.
+    pub async fn verify_key(&self, token: &str) -> Result<Principal, Rejection> {
         let key = parse_key(token).map_err(Rejection::Malformed)?;
         let key_hash = self.hasher.hash(key.expose_secret());
         let now = self.clock.now_ms();
@@ -442,13 +450,12 @@ impl KeyService {
         if lookup.revoked_at.is_some() {
             return Err(Rejection::Revoked(principal));
         }
-        self.note_use(&principal, now).await;
         Ok(principal)
     }
 
     /// Writes `last_used_at` at most once per interval per key in this container. Its failure is
     /// logged and never fails the request it rides on.
-    async fn note_use(&self, principal: &Principal, now: UnixMillis) {
+    pub async fn note_use(&self, principal: &Principal, now: UnixMillis) {
         {
             let mut written = self
                 .last_use_written

@@ -80,6 +80,7 @@ pub fn routes(
         activity_retention_days: limits.activity_retention_days,
         source_limit_per_minute: Some(config.source_rate_limit_per_minute),
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
+        read_only_routes: false,
     });
     let state = CaptureState {
         keys,

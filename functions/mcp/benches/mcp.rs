@@ -23,6 +23,7 @@ fn mcp_benches(c: &mut Criterion) {
         keys: keys.clone(),
         data: data.clone(),
         min_click_to_conversion_ms: limits.min_click_to_conversion_ms,
+        activity_retention_days: limits.activity_retention_days,
     };
     let brand = BrandId::parse("bench").unwrap();
     let key = runtime.block_on(async {

@@ -70,11 +70,14 @@ pub fn routes(
         activity_retention_days: limits.activity_retention_days,
         source_limit_per_minute: None,
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
+        // Every tool reads; the server writes nothing but its activity records and counters.
+        read_only_routes: true,
     });
     let program = Program {
         keys,
         data,
         min_click_to_conversion_ms: limits.min_click_to_conversion_ms,
+        activity_retention_days: limits.activity_retention_days,
     };
     let service = mcp_service(program, config);
     Router::new()

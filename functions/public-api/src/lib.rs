@@ -58,11 +58,13 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         activity_retention_days: limits.activity_retention_days,
         source_limit_per_minute: None,
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
+        read_only_routes: false,
     });
     let state = Program {
         keys,
         data,
         min_click_to_conversion_ms: limits.min_click_to_conversion_ms,
+        activity_retention_days: limits.activity_retention_days,
     };
     let document = prepare();
     let guarded = Router::new()

@@ -199,9 +199,17 @@ async fn each_request_type_costs_its_minimum_of_store_calls() {
         duplicate,
         Cost {
             key_store: 0,
-            brand_data: with_guard(&["claim_holder", "get_document"]),
+            brand_data: with_guard(&[
+                "claim_holder",
+                "get_document",
+                "get_click",
+                "get_document",
+                "list_documents_by_prefix",
+            ]),
         },
-        "a repeated txn_id reads the claim and the original, and writes nothing"
+        "a repeated txn_id reads the claim and the original beside the attribution (the click, \
+         its offer and rules, read in the same round: no round trip more, three reads more), and \
+         writes nothing"
     );
     assert_eq!(
         new_conversion,

@@ -47,6 +47,8 @@ pub async fn demo_with(
         data: data.clone(),
         min_click_to_conversion_ms: trcker_shared::edge::config::EdgeLimits::default()
             .min_click_to_conversion_ms,
+        activity_retention_days: trcker_shared::edge::config::EdgeLimits::default()
+            .activity_retention_days,
     };
     let mut partner_ids = Vec::new();
     for (name, slug, email, status) in [

@@ -1,8 +1,7 @@
 //! The data table's stream, read through the DynamoDB Streams API and derived the way Lambda's
 //! event source mapping runs the stream function over it (`functions/stream`): what
-//! `trcker-local --store dynamodb` runs in the background, so that the capture's activity record,
-//! source counters, rescoring, fraud signals and rollups follow a capture locally as they do on
-//! AWS.
+//! `trcker-local --store dynamodb` runs in the background, so that source counters, rescoring,
+//! fraud signals and rollups follow a capture or a conversion locally as they do on AWS.
 //!
 //! - The stream is the table's `LatestStreamArn` (`DescribeTable`), its shards those
 //!   `DescribeStream` lists (every page). A stream that changes (the table was recreated) is read
@@ -277,8 +276,8 @@ impl StreamPoller {
             .map(str::to_owned)
             .ok_or_else(|| {
                 format!(
-                    "table {} has no stream, so nothing derives activity, scores, signals or \
-                     rollups: enable its stream (NEW_AND_OLD_IMAGES; `trcker-local --store \
+                    "table {} has no stream, so nothing derives scores, signals or rollups: \
+                     enable its stream (NEW_AND_OLD_IMAGES; `trcker-local --store \
                      dynamodb --create-tables` does)",
                     self.table
                 )

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -56,6 +56,9 @@ pub struct EdgeGuard {
     /// Attempts with one revoked key recorded one by one per minute; beyond, they are refused with
     /// 429 and counted on one summary record per window.
     pub revoked_records_per_minute: u32,
+    /// Every route behind this guard only reads program data (MCP), so its handler runs beside
+    /// the key's rate check, as a `GET` or `HEAD` does everywhere; a refusal drops its answer.
+    pub read_only_routes: bool,
 }
 
 /// A summary record is rewritten for each of the first [`EXACT_SUMMARY_ATTEMPTS`] attempts beyond
@@ -88,7 +91,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub struct AuditTarget(pub String);
 
 /// On a response: the handler's own write holds this request's activity record (a new capture's
-/// click item), so the guard writes none; the stream function copies it to the activity log.
+/// click item), so the guard writes none; the delivery log lists it from the click shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivityInItem;
 
@@ -135,7 +138,7 @@ pub async fn authenticate(
             return credentials_error(error).into_response();
         }
     };
-    let principal = match guard.keys.verify(token).await {
+    let principal = match guard.keys.verify_key(token).await {
         Ok(principal) => principal,
         Err(Rejection::Revoked(principal)) => {
             return guard
@@ -168,13 +171,17 @@ pub async fn authenticate(
                 .source_budget(&principal.brand_id, &context.source_ip, limit);
         Some(guard.limiter.count_local(&source_budget, now)).filter(|source| !source.allowed)
     });
+    // The key's `last_used_at` is written beside the request's own store calls, never before
+    // them (at most once per interval per key and container).
+    let note_use = guard.keys.note_use(&principal, now);
     if let Some(source) = source_refusal {
         let summary_id = format!(
             "summary-source-{}",
             super::rate_limit::source_of(&context.source_ip)
         );
-        guard
-            .record_summary(
+        tokio::join!(
+            note_use,
+            guard.record_summary(
                 &principal,
                 &context,
                 &parts,
@@ -183,7 +190,7 @@ pub async fn authenticate(
                 &source,
                 "rate_limited",
             )
-            .await;
+        );
         return rate_limited(
             &source,
             format!(
@@ -193,7 +200,26 @@ pub async fn authenticate(
             ),
         );
     }
-    let decision = guard.limiter.count_key(&key_budget, now).await;
+    parts.extensions.insert(Caller {
+        principal: principal.clone(),
+        context: context.clone(),
+    });
+    parts.extensions.insert(RequestStarted(started));
+    let audit_parts = AuditedRequest::of(&parts);
+    let read_only = guard.read_only_routes || matches!(parts.method, Method::GET | Method::HEAD);
+    let request = Request::from_parts(parts, body);
+    // A read needs nothing from the rate check: both go at once. A write waits for it.
+    let (decision, answered) = if read_only {
+        let (_, decision, response) = tokio::join!(
+            note_use,
+            guard.limiter.count_key(&key_budget, now),
+            next.run(request)
+        );
+        (decision, Ok(response))
+    } else {
+        let (_, decision) = tokio::join!(note_use, guard.limiter.count_key(&key_budget, now));
+        (decision, Err((request, next)))
+    };
     if let Some(decision) = decision.filter(|decision| !decision.allowed) {
         let response = rate_limited(
             &decision,
@@ -202,20 +228,22 @@ pub async fn authenticate(
                 decision.limit, decision.reset_seconds
             ),
         );
-        guard
-            .audit
-            .record(&guard.activity(&principal, &context, &parts, 429, started, "rate_limited"))
-            .await;
+        let record = guard.build_record(
+            &principal,
+            &context,
+            audit_parts.method,
+            audit_parts.path,
+            429,
+            started,
+            "rate_limited",
+        );
+        guard.audit.record(&record).await;
         return response;
     }
-
-    parts.extensions.insert(Caller {
-        principal: principal.clone(),
-        context: context.clone(),
-    });
-    parts.extensions.insert(RequestStarted(started));
-    let audit_parts = AuditedRequest::of(&parts);
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = match answered {
+        Ok(response) => response,
+        Err((request, next)) => next.run(request).await,
+    };
     if let Some(decision) = decision {
         RateDecision::write_headers(&decision, response.headers_mut());
     }

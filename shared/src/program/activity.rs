@@ -125,9 +125,14 @@ pub async fn listed_page(
     {
         return Err(crate::cursor::InvalidCursor.into());
     }
-    // Records past their retention are not listed, whether or not the store has dropped them.
+    // Records past their retention are not listed, whether or not the store has dropped them,
+    // and nothing older than the retention is read (click items, which hold new captures'
+    // records, never expire).
+    let now = program.keys.now_ms();
+    let oldest = now.saturating_sub(i64::from(program.activity_retention_days) * 86_400_000);
     let filter = ActivityFilter {
-        live_at: Some(program.keys.now_ms().div_euclid(1000)),
+        from: Some(filter.from.map_or(oldest, |from| from.max(oldest))),
+        live_at: Some(now.div_euclid(1000)),
         ..*filter
     };
     let page = program
@@ -143,4 +148,94 @@ pub async fn listed_page(
         })
         .collect();
     Ok(Listed::new(LISTING, items, page.next_position))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::brand_data::clicks::{CaptureAudit, ClickRecord};
+    use crate::brand_data::memory::MemoryBrandData;
+    use crate::brand_data::{ActivityStore, ClickStoreExt};
+    use crate::clock::ManualClock;
+    use crate::keys::KeyService;
+    use crate::store::memory::MemoryStore;
+
+    const NOW: i64 = 1_795_867_200_000;
+    const DAY: i64 = 86_400_000;
+
+    fn captured(brand_id: &BrandId, click_id: &str, at: i64) -> ClickRecord {
+        ClickRecord {
+            brand_id: brand_id.clone(),
+            click_id: click_id.into(),
+            at,
+            offer_id: None,
+            partner_id: None,
+            sub_ids: Default::default(),
+            landing_url: None,
+            referrer: None,
+            source_ip: "192.0.2.1".into(),
+            user_agent: "Mozilla/5.0".into(),
+            fraud_score: 0,
+            audit: Some(CaptureAudit {
+                request_id: format!("req-{click_id}"),
+                method: "POST".into(),
+                target: "/api/clicks/capture".into(),
+                latency_ms: 3,
+                key_id: "key_1".into(),
+                fingerprint: "fp".into(),
+                expires_at: at / 1000 + 90 * 86_400,
+            }),
+        }
+    }
+
+    /// The delivery log lists records within the retention only: a capture's click item older
+    /// than that (click items never expire) is not read, and a stored record past its expiry
+    /// that DynamoDB's TTL has not deleted yet is skipped.
+    #[tokio::test]
+    async fn the_log_lists_nothing_past_its_retention() {
+        let data = Arc::new(MemoryBrandData::new());
+        let program = Program {
+            keys: Arc::new(KeyService::with_insecure_dev_pepper(
+                Arc::new(MemoryStore::new()),
+                Arc::new(ManualClock::starting_at(NOW)),
+            )),
+            data: data.clone(),
+            min_click_to_conversion_ms: 15_000,
+            activity_retention_days: 90,
+        };
+        let brand = BrandId::parse("acme").unwrap();
+        data.insert_click(&captured(&brand, "recent", NOW - DAY))
+            .await
+            .unwrap();
+        data.insert_click(&captured(&brand, "old", NOW - 200 * DAY))
+            .await
+            .unwrap();
+        let mut lapsed = captured(&brand, "lapsed", NOW - 10 * DAY)
+            .capture_activity()
+            .unwrap();
+        lapsed.click_id = None;
+        lapsed.surface = Surface::Api;
+        lapsed.expires_at = NOW / 1000 - 1;
+        data.append_activity(&lapsed).await.unwrap();
+        let query = ActivityQuery::from_pairs(&[]).unwrap();
+        let page = listed_page(&program, &brand, &query).await.unwrap();
+        let listed: Vec<&str> = page
+            .items()
+            .iter()
+            .map(|entry| entry.request_id.as_str())
+            .collect();
+        assert_eq!(listed, ["req-recent"]);
+        // Asked for the old click's time, the log has nothing.
+        let query =
+            ActivityQuery::from_pairs(&[("to".into(), (NOW - 150 * DAY).to_string())]).unwrap();
+        assert!(
+            listed_page(&program, &brand, &query)
+                .await
+                .unwrap()
+                .items()
+                .is_empty()
+        );
+    }
 }

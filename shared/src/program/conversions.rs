@@ -20,7 +20,7 @@ use crate::program::documents::{
 use crate::program::fraud::{self, FraudSignal, ReviewState};
 use crate::program::offers::{Offer, PayoutType};
 use crate::program::paging::{Paging, optional_time, param};
-use crate::program::pricing::{PayoutSource, resolve_payout, rules_of_offer};
+use crate::program::pricing::{PayoutSource, PricingRule, resolve_payout, rules_of_offer};
 use crate::program::validate;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -234,17 +234,26 @@ pub async fn record_conversion(
     input: CreateConversion,
 ) -> Result<Recorded, ProgramError> {
     let (amount, currency, txn_id, event) = validated(&input)?;
-    if let Some(txn) = &txn_id
-        && let Some(original) = existing_duplicate(program, brand_id, txn).await?
-    {
+    // The txn_id lookup and the attribution do not depend on each other: one round of reads.
+    let duplicate = async {
+        match &txn_id {
+            Some(txn) => existing_duplicate(program, brand_id, txn).await,
+            None => Ok(None),
+        }
+    };
+    let (duplicate, attributed) = tokio::join!(
+        duplicate,
+        attributed_click(program, brand_id, &input.click_id)
+    );
+    if let Some(original) = duplicate? {
         return Ok(Recorded {
             conversion: original,
             duplicate: true,
         });
     }
-    let (click, offer) = attributed_click(program, brand_id, &input.click_id).await?;
+    let (click, offer, rules) = attributed?;
     let now = program.keys.now_ms();
-    let payout = priced(program, brand_id, &click, &offer, amount, &currency, now).await?;
+    let payout = priced(&click, &offer, &rules, amount, &currency, now)?;
     let elapsed_ms = now.saturating_sub(click.at).max(0);
     let created_at = format_rfc3339(now);
     for _ in 0..ID_ATTEMPTS {
@@ -305,13 +314,14 @@ pub async fn record_conversion(
     ))
 }
 
-/// The brand's click a conversion names, and the offer it was for: a conversion is attributed
-/// through its click, so a click without an offer (or whose offer is gone) cannot be priced.
+/// The brand's click a conversion names, the offer it was for and the offer's pricing rules (read
+/// together): a conversion is attributed through its click, so a click without an offer (or
+/// whose offer is gone) cannot be priced.
 async fn attributed_click(
     program: &Program,
     brand_id: &BrandId,
     click_id: &str,
-) -> Result<(ClickRecord, Offer), ProgramError> {
+) -> Result<(ClickRecord, Offer, Vec<PricingRule>), ProgramError> {
     let click = program
         .data
         .get_click(brand_id, click_id)
@@ -320,35 +330,35 @@ async fn attributed_click(
     let offer_id = click.offer_id.clone().ok_or_else(|| {
         unprocessable("the click has no offer, so the conversion cannot be priced")
     })?;
-    let offer: Stored<Offer> = load(
-        program,
-        brand_id,
-        DocumentKind::Offer,
-        "off",
-        &offer_id,
-        "offer",
-    )
-    .await
-    .map_err(|error| match error.code {
+    let (offer, rules) = tokio::join!(
+        load::<Offer>(
+            program,
+            brand_id,
+            DocumentKind::Offer,
+            "off",
+            &offer_id,
+            "offer",
+        ),
+        rules_of_offer(program, brand_id, &offer_id)
+    );
+    let offer: Stored<Offer> = offer.map_err(|error| match error.code {
         ErrorCode::NotFound => unprocessable("the click's offer no longer exists"),
         _ => error,
     })?;
-    Ok((click, offer.value))
+    Ok((click, offer.value, rules?))
 }
 
-/// What the conversion pays its click's partner, by the offer's rules at `now`: a flat amount, or
-/// a percentage of the sale `amount` (required then), in cents.
-async fn priced(
-    program: &Program,
-    brand_id: &BrandId,
+/// What the conversion pays its click's partner, by the offer's `rules` at `now`: a flat amount,
+/// or a percentage of the sale `amount` (required then), in cents.
+fn priced(
     click: &ClickRecord,
     offer: &Offer,
+    rules: &[PricingRule],
     amount: Option<f64>,
     currency: &str,
     now: UnixMillis,
 ) -> Result<ConversionPayout, ProgramError> {
-    let rules = rules_of_offer(program, brand_id, &offer.id).await?;
-    let resolved = resolve_payout(offer, &rules, click.partner_id.as_deref(), now);
+    let resolved = resolve_payout(offer, rules, click.partner_id.as_deref(), now);
     Ok(match resolved.payout.kind {
         PayoutType::Flat => ConversionPayout {
             amount: round_cents(resolved.payout.amount),

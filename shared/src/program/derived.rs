@@ -42,7 +42,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// Writes in flight at once for one batch: enough to hide the store's latency, few enough that a
 /// batch of 1,000 does not open 1,000 connections.
 const WRITE_CONCURRENCY: usize = 64;
-/// How many times one (row, origin) or source update is re-sent for the events its replay answer
+/// How many times one row or source update is re-sent for the events its replay answer
 /// shows it has not counted yet.
 const MAX_PARTIAL_REPLAYS: usize = 3;
 /// The unique claim that keeps click signals to one per kind, source and hour.
@@ -701,7 +701,8 @@ fn summed(contributions: &[&Contribution]) -> Vec<(String, i64)> {
     for contribution in contributions {
         for (name, amount) in &contribution.counters {
             match totals.iter_mut().find(|(total, _)| total == name) {
-                Some((_, total)) => *total += amount,
+                // Money in micro-units can pass i64 over a batch: saturate, as reads do.
+                Some((_, total)) => *total = total.saturating_add(*amount),
                 None => totals.push((name.clone(), *amount)),
             }
         }

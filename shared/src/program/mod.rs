@@ -34,6 +34,8 @@ pub struct Program {
     pub data: Arc<dyn BrandDataStore>,
     /// A conversion sooner than this after its click raises a fraud signal.
     pub min_click_to_conversion_ms: i64,
+    /// How long the delivery log keeps a record: a listing reads nothing older.
+    pub activity_retention_days: u32,
 }
 
 /// Why a program operation was refused or could not be done: a stable code (one of

@@ -58,8 +58,9 @@ pub const CLICKS_BY_TIME: IndexDefinition = IndexDefinition {
 
 /// Program data: documents, claims, clicks, the activity log and rate counters (activity and
 /// counters expire by TTL). Its stream carries both images of every change: the stream function
-/// (and `trcker-local --store dynamodb`, polling it) derives activity, rescoring, signals and
-/// rollups from new clicks (`INSERT`) and rescorings' before and after (`MODIFY`).
+/// (and `trcker-local --store dynamodb`, polling it) derives source counts, rescoring, signals
+/// and rollups from new clicks and documents (`INSERT`) and rescorings' before and after
+/// (`MODIFY`).
 pub const DATA_TABLE: TableDefinition = TableDefinition {
     purpose: "data",
     partition_key: PARTITION_KEY,

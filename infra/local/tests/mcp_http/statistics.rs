@@ -84,6 +84,7 @@ async fn stats_calls(events: usize, tool: &str, arguments: Value) -> Vec<&'stati
         keys: edge.keys.clone(),
         data: edge.data.clone(),
         min_click_to_conversion_ms: EdgeLimits::default().min_click_to_conversion_ms,
+        activity_retention_days: EdgeLimits::default().activity_retention_days,
     };
     // Sixty clicks (one per 10-minute slot of `write_clicks`), then a conversion on the first,
     // the newest: the memory store keeps a brand's newest 2,000 clicks, so it still holds it.
