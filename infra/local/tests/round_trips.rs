@@ -165,116 +165,85 @@ async fn measured() -> Vec<(&'static str, u128, StatusCode)> {
     edge.slow_down();
 
     let key = edge.key.clone();
+    let partner_path = format!("/api/public/partners/{partner_id}");
+    let conversion = json!({"click_id": "warm", "amount": 50.0, "txn_id": "order-1"});
     let mut rows = Vec::new();
-    let mut row = |route: &'static str, (depth, status): (u128, StatusCode)| {
-        rows.push((route, depth, status));
-    };
-    row(
-        "GET /whoami",
-        edge.depth(edge.send(&key, Method::GET, "/api/public/whoami", None))
-            .await,
-    );
-    row(
-        "GET /partners (list)",
-        edge.depth(edge.send(&key, Method::GET, "/api/public/partners", None))
-            .await,
-    );
-    row(
-        "GET /partners/{id}",
-        edge.depth(edge.send(
-            &key,
+    // The REST routes, in order (the conversion twice: new, then its txn_id repeated; the
+    // partner deleted last).
+    let rest: [(&'static str, Method, &str, Option<Value>); 9] = [
+        ("GET /whoami", Method::GET, "/api/public/whoami", None),
+        (
+            "GET /partners (list)",
             Method::GET,
-            &format!("/api/public/partners/{partner_id}"),
+            "/api/public/partners",
             None,
-        ))
-        .await,
-    );
-    row(
-        "GET /clicks (list)",
-        edge.depth(edge.send(&key, Method::GET, "/api/public/clicks", None))
-            .await,
-    );
-    row(
-        "GET /activity (list)",
-        edge.depth(edge.send(&key, Method::GET, "/api/public/activity", None))
-            .await,
-    );
-    row(
-        "POST /partners (create)",
-        edge.depth(edge.send(
-            &key,
+        ),
+        ("GET /partners/{id}", Method::GET, &partner_path, None),
+        (
+            "GET /clicks (list)",
+            Method::GET,
+            "/api/public/clicks",
+            None,
+        ),
+        (
+            "GET /activity (list)",
+            Method::GET,
+            "/api/public/activity",
+            None,
+        ),
+        (
+            "POST /partners (create)",
             Method::POST,
             "/api/public/partners",
             Some(json!({"name": "Bob", "email": "b@example.com", "slug": "bob"})),
-        ))
-        .await,
-    );
-    row(
-        "PATCH /partners/{id} (update)",
-        edge.depth(edge.send(
-            &key,
+        ),
+        (
+            "PATCH /partners/{id} (update)",
             Method::PATCH,
-            &format!("/api/public/partners/{partner_id}"),
+            &partner_path,
             Some(json!({"name": "Alice A."})),
-        ))
-        .await,
-    );
-    row(
-        "POST /conversions (new txn_id)",
-        edge.depth(edge.send(
-            &key,
+        ),
+        (
+            "POST /conversions (new txn_id)",
             Method::POST,
             "/api/public/conversions",
-            Some(json!({"click_id": "warm", "amount": 50.0, "txn_id": "order-1"})),
-        ))
-        .await,
-    );
-    row(
-        "POST /conversions (repeated txn_id)",
-        edge.depth(edge.send(
-            &key,
+            Some(conversion.clone()),
+        ),
+        (
+            "POST /conversions (repeated txn_id)",
             Method::POST,
             "/api/public/conversions",
-            Some(json!({"click_id": "warm", "amount": 50.0, "txn_id": "order-1"})),
-        ))
-        .await,
-    );
-    row(
-        "MCP list_partners",
-        edge.depth(edge.mcp_tool(&key, "list_partners", json!({})))
-            .await,
-    );
-    row(
-        "MCP get_program_stats",
-        edge.depth(edge.mcp_tool(&key, "get_program_stats", json!({})))
-            .await,
-    );
-    row(
-        "capture (new click)",
-        edge.depth(capture("new-1".into()).send()).await,
-    );
-    row(
-        "capture (duplicate)",
-        edge.depth(capture("new-1".into()).send()).await,
-    );
-    row(
-        "DELETE /partners/{id}",
-        edge.depth(edge.send(
-            &key,
-            Method::DELETE,
-            &format!("/api/public/partners/{partner_id}"),
-            None,
-        ))
-        .await,
-    );
+            Some(conversion),
+        ),
+    ];
+    for (route, method, path, body) in rest {
+        let (depth, status) = edge.depth(edge.send(&key, method, path, body)).await;
+        rows.push((route, depth, status));
+    }
+    for tool in ["list_partners", "get_program_stats"] {
+        let (depth, status) = edge.depth(edge.mcp_tool(&key, tool, json!({}))).await;
+        let route = if tool == "list_partners" {
+            "MCP list_partners"
+        } else {
+            "MCP get_program_stats"
+        };
+        rows.push((route, depth, status));
+    }
+    for route in ["capture (new click)", "capture (duplicate)"] {
+        let (depth, status) = edge.depth(capture("new-1".into()).send()).await;
+        rows.push((route, depth, status));
+    }
+    let (depth, status) = edge
+        .depth(edge.send(&key, Method::DELETE, &partner_path, None))
+        .await;
+    rows.push(("DELETE /partners/{id}", depth, status));
     // Cold: a key this container has not verified yet.
     let cold = edge.keys.generate(&edge.brand, None).await.unwrap();
     let cold = cold.key.expose_secret().to_owned();
-    row(
-        "GET /whoami, cold key",
-        edge.depth(edge.send(&cold, Method::GET, "/api/public/whoami", None))
-            .await,
-    );
+    let (depth, status) = edge
+        .depth(edge.send(&cold, Method::GET, "/api/public/whoami", None))
+        .await;
+    rows.push(("GET /whoami, cold key", depth, status));
     rows
 }
 
