@@ -498,6 +498,25 @@ pub async fn activity_summaries_keep_the_largest_count(store: &dyn BrandDataStor
     assert_eq!(listed.items.len(), 2);
 }
 
+/// A click with no offer, partner, sub ids or audit, from a browser: for tests that need only its
+/// identity and time.
+pub fn bare_click(brand_id: &BrandId, click_id: &str, at: i64) -> ClickRecord {
+    ClickRecord {
+        brand_id: brand_id.clone(),
+        click_id: click_id.to_owned(),
+        at,
+        offer_id: None,
+        partner_id: None,
+        sub_ids: Default::default(),
+        landing_url: None,
+        referrer: None,
+        source_ip: "198.51.100.7".into(),
+        user_agent: "Mozilla/5.0".into(),
+        fraud_score: 0,
+        audit: None,
+    }
+}
+
 fn click(brand_id: &BrandId, click_id: &str, at: i64, offer: &str, partner: &str) -> ClickRecord {
     ClickRecord {
         brand_id: brand_id.clone(),

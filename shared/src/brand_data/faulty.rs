@@ -500,20 +500,7 @@ mod tests {
     use crate::store::conformance::fresh_brand_id;
 
     fn click(brand_id: &BrandId, click_id: &str, at: UnixMillis) -> ClickRecord {
-        ClickRecord {
-            brand_id: brand_id.clone(),
-            click_id: click_id.into(),
-            at,
-            offer_id: None,
-            partner_id: None,
-            sub_ids: Default::default(),
-            landing_url: None,
-            referrer: None,
-            source_ip: "198.51.100.7".into(),
-            user_agent: "wrapper".into(),
-            fraud_score: 0,
-            audit: None,
-        }
+        crate::brand_data::conformance::bare_click(brand_id, click_id, at)
     }
 
     /// A listing is the inner store's own (the memory store's one range read, not the default

@@ -921,20 +921,7 @@ mod tests {
 
     /// A click with no offer, partner or sub ids.
     fn click_at(brand_id: &BrandId, click_id: &str, at: UnixMillis) -> ClickRecord {
-        ClickRecord {
-            brand_id: brand_id.clone(),
-            click_id: click_id.to_owned(),
-            at,
-            offer_id: None,
-            partner_id: None,
-            sub_ids: Default::default(),
-            landing_url: None,
-            referrer: None,
-            source_ip: "ip".into(),
-            user_agent: "ua".into(),
-            fraud_score: 0,
-            audit: None,
-        }
+        super::super::conformance::bare_click(brand_id, click_id, at)
     }
 
     #[tokio::test]

@@ -156,6 +156,7 @@ mod tests {
 
     use super::*;
     use crate::brand_data::clicks::{CaptureAudit, ClickRecord};
+    use crate::brand_data::conformance::bare_click;
     use crate::brand_data::memory::MemoryBrandData;
     use crate::brand_data::{ActivityStore, ClickStoreExt};
     use crate::clock::ManualClock;
@@ -167,17 +168,6 @@ mod tests {
 
     fn captured(brand_id: &BrandId, click_id: &str, at: i64) -> ClickRecord {
         ClickRecord {
-            brand_id: brand_id.clone(),
-            click_id: click_id.into(),
-            at,
-            offer_id: None,
-            partner_id: None,
-            sub_ids: Default::default(),
-            landing_url: None,
-            referrer: None,
-            source_ip: "192.0.2.1".into(),
-            user_agent: "Mozilla/5.0".into(),
-            fraud_score: 0,
             audit: Some(CaptureAudit {
                 request_id: format!("req-{click_id}"),
                 method: "POST".into(),
@@ -187,6 +177,7 @@ mod tests {
                 fingerprint: "fp".into(),
                 expires_at: at / 1000 + 90 * 86_400,
             }),
+            ..bare_click(brand_id, click_id, at)
         }
     }
 
