@@ -22,6 +22,8 @@ pub enum CachedVerdict {
 struct Entry {
     verdict: CachedVerdict,
     expires_at: UnixMillis,
+    /// A re-read of this entry is under way ([`VerifyCache::get_or_claim_refresh`]).
+    refreshing: bool,
 }
 
 #[derive(Debug)]
@@ -72,6 +74,46 @@ impl VerifyCache {
         })
     }
 
+    /// [`Self::get`], and whether the caller should re-read the key now, beside its request: a
+    /// known key's entry in the second half of its life, not already being re-read by another
+    /// request. So a key in steady use is re-verified before its entry expires, never in front
+    /// of a request; the request itself runs on the entry, still within its TTL, so the
+    /// revocation bound is unchanged.
+    pub fn get_or_claim_refresh(
+        &self,
+        key_hash: &KeyHash,
+        now: UnixMillis,
+    ) -> Option<(CachedVerdict, bool)> {
+        if !self.enabled() {
+            return None;
+        }
+        {
+            let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = known
+                .get_mut(key_hash)
+                .filter(|entry| entry.expires_at > now)
+            {
+                let refresh = !entry.refreshing && entry.expires_at - now <= self.ttl_ms / 2;
+                entry.refreshing |= refresh;
+                return Some((entry.verdict.clone(), refresh));
+            }
+        }
+        self.get(key_hash, now).map(|verdict| (verdict, false))
+    }
+
+    /// Gives up a refresh claimed by [`Self::get_or_claim_refresh`] that could not read the
+    /// store: the entry lives out its TTL and a later request may try again.
+    pub fn release_refresh(&self, key_hash: &KeyHash) {
+        if let Some(entry) = self
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(key_hash)
+        {
+            entry.refreshing = false;
+        }
+    }
+
     pub fn insert(&self, key_hash: KeyHash, verdict: CachedVerdict, now: UnixMillis) {
         if !self.enabled() {
             return;
@@ -93,6 +135,7 @@ impl VerifyCache {
             Entry {
                 verdict,
                 expires_at: now.saturating_add(self.ttl_ms),
+                refreshing: false,
             },
         );
     }

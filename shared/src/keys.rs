@@ -10,7 +10,7 @@ use crate::cache::{CachedVerdict, VerifyCache};
 use crate::clock::{Clock, UnixMillis, format_rfc3339};
 use crate::cursor::{CursorCodec, InvalidCursor};
 use crate::error::{ErrorBody, ErrorCode};
-use crate::hashing::{Fingerprint, KeyHasher, Pepper};
+use crate::hashing::{Fingerprint, KeyHash, KeyHasher, Pepper};
 use crate::ids::{BrandId, KeyId, MAX_BRAND_NAME_LEN, MAX_LABEL_LEN, validate_text};
 use crate::store::{
     BrandRecord, KeyRecord, KeyStore, MAX_LIVE_KEYS_PER_BRAND, RevokeOutcome, StoreError,
@@ -84,6 +84,10 @@ impl Rejection {
         }
     }
 }
+
+/// A cached verdict to re-read beside the request it was found for ([`KeyService::refresh`]).
+#[derive(Debug)]
+pub struct VerdictRefresh(KeyHash);
 
 /// The one response that carries a plaintext key. `Debug` redacts it.
 #[derive(Debug, Clone)]
@@ -416,11 +420,29 @@ impl KeyService {
     /// [`Self::verify`] without noting the key's use: for a caller that notes it beside its own
     /// store calls (the edge guard), so the write costs the request no round trip of its own.
     pub async fn verify_key(&self, token: &str) -> Result<Principal, Rejection> {
+        let (principal, refresh) = self.verify_key_for_request(token).await?;
+        if let Some(refresh) = refresh {
+            self.refresh(refresh).await;
+        }
+        Ok(principal)
+    }
+
+    /// [`Self::verify_key`], leaving the re-read of a cached verdict in the second half of its
+    /// life to the caller ([`Self::refresh`]), to run beside the request's own store calls: a
+    /// key in steady use is then never re-read in front of a request.
+    pub async fn verify_key_for_request(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Option<VerdictRefresh>), Rejection> {
         let key = parse_key(token).map_err(Rejection::Malformed)?;
         let key_hash = self.hasher.hash(key.expose_secret());
         let now = self.clock.now_ms();
-        let verdict = match self.cache.get(&key_hash, now) {
-            Some(verdict) => verdict,
+        let mut refresh = None;
+        let verdict = match self.cache.get_or_claim_refresh(&key_hash, now) {
+            Some((verdict, due)) => {
+                refresh = due.then_some(VerdictRefresh(key_hash));
+                verdict
+            }
             None => {
                 let verdict = match self.store.find_key_by_hash(&key_hash).await {
                     Ok(Some(lookup)) => CachedVerdict::Known(lookup),
@@ -448,9 +470,30 @@ impl KeyService {
             fingerprint: lookup.fingerprint,
         };
         if lookup.revoked_at.is_some() {
+            if let Some(refresh) = refresh {
+                self.cache.release_refresh(&refresh.0);
+            }
             return Err(Rejection::Revoked(principal));
         }
-        Ok(principal)
+        Ok((principal, refresh))
+    }
+
+    /// Re-reads the key a [`VerdictRefresh`] names and caches what the store says now (revoked
+    /// included, so the next request is refused). A failed read leaves the entry to its TTL.
+    pub async fn refresh(&self, refresh: VerdictRefresh) {
+        let VerdictRefresh(key_hash) = refresh;
+        let verdict = match self.store.find_key_by_hash(&key_hash).await {
+            Ok(Some(lookup)) => CachedVerdict::Known(lookup),
+            Ok(None) => CachedVerdict::Unknown,
+            Err(error) => {
+                tracing::warn!(error = %error, "key re-read failed; the cached verdict stands");
+                self.cache.release_refresh(&key_hash);
+                return;
+            }
+        };
+        // An unknown hash (the key item gone) must not stay cached as known.
+        self.cache.remove(&key_hash);
+        self.cache.insert(key_hash, verdict, self.clock.now_ms());
     }
 
     /// Writes `last_used_at` at most once per interval per key in this container. Its failure is
@@ -659,6 +702,55 @@ mod tests {
         };
         assert_eq!(principal.brand_id, brand_id, "attributable to its brand");
         assert_eq!(principal.key_id, generated.key_id);
+    }
+
+    #[tokio::test]
+    async fn a_key_in_steady_use_is_re_read_beside_its_requests_within_the_same_bound() {
+        let h = harness();
+        let (brand_id, generated) = brand_with_key(&h, "acme").await;
+        let token = generated.key.expose_secret();
+        let lookups = || h.store.calls(StoreOperation::FindKeyByHash);
+        let (_, refresh) = h.service.verify_key_for_request(token).await.unwrap();
+        assert!(refresh.is_none(), "a fresh verdict needs no re-read");
+        assert_eq!(lookups(), 1);
+        // Half-way through the verdict's life, one request (and only one) is asked to re-read
+        // it beside itself; it is served on the cached verdict meanwhile.
+        h.clock.advance_ms(2_500);
+        let (_, refresh) = h.service.verify_key_for_request(token).await.unwrap();
+        let refresh = refresh.expect("a re-read is due");
+        let (_, again) = h.service.verify_key_for_request(token).await.unwrap();
+        assert!(again.is_none(), "one re-read at a time");
+        assert_eq!(lookups(), 1, "nothing read in front of a request");
+        // Revoked elsewhere before the re-read: the re-read learns it, the next request is
+        // refused, well within the TTL of the verdict first read.
+        let operator = KeyService::with_insecure_dev_pepper(h.store.clone(), h.clock.clone());
+        operator.revoke(&brand_id, &generated.key_id).await.unwrap();
+        h.service.refresh(refresh).await;
+        assert!(matches!(
+            h.service.verify_key_for_request(token).await,
+            Err(Rejection::Revoked(_))
+        ));
+        assert_eq!(lookups(), 2);
+    }
+
+    #[tokio::test]
+    async fn without_a_re_read_a_revocation_still_lands_at_the_ttl() {
+        let h = harness();
+        let (brand_id, generated) = brand_with_key(&h, "acme").await;
+        let token = generated.key.expose_secret();
+        h.service.verify_key_for_request(token).await.unwrap();
+        let operator = KeyService::with_insecure_dev_pepper(h.store.clone(), h.clock.clone());
+        operator.revoke(&brand_id, &generated.key_id).await.unwrap();
+        // A re-read claimed and dropped (its request failed before running it) is given up at
+        // the TTL: the entry expires and the next request reads the store in front.
+        h.clock.advance_ms(3_000);
+        let (_, refresh) = h.service.verify_key_for_request(token).await.unwrap();
+        assert!(refresh.is_some(), "claimed, and never run");
+        h.clock.advance_ms(2_000);
+        assert!(matches!(
+            h.service.verify_key_for_request(token).await,
+            Err(Rejection::Revoked(_))
+        ));
     }
 
     #[tokio::test]

@@ -328,3 +328,61 @@ async fn source_items_have_the_documented_item_layout() {
     ]);
     assert_eq!(item, expected);
 }
+
+/// The activity item a document write carries in its transaction is the item
+/// `append_activity` stores: the same key, record text and TTL attribute, attribute for
+/// attribute.
+#[tokio::test]
+async fn a_document_writes_activity_item_is_the_appended_item() {
+    use trcker_shared::brand_data::conformance::sample_activity;
+    use trcker_shared::brand_data::{
+        ActivityStore, Document, DocumentKind, DocumentStore, Surface,
+    };
+    use trcker_shared::testing::RawItem;
+
+    // A transaction, cancelled or not, takes its turn with the suites' (see MOTO_TRANSACTIONS).
+    let _turn = MOTO_TRANSACTIONS.lock().await;
+    let client = aws_sdk_dynamodb::Client::new(&moto_aws_config().await);
+    let brand_id = conformance::fresh_brand_id("layout");
+    let record = sample_activity(&brand_id, 1_795_000_000_000, Surface::Api, "req_layout");
+    let key = trcker_shared::brand_data::layout::activity(&record);
+    let stored = |table: String| {
+        let client = client.clone();
+        let key = key.clone();
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(key.partition),
+                )
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(key.sort))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .expect("the activity item")
+        }
+    };
+
+    let appending = trcker_shared::testing::fresh_dynamo_brand_data().await;
+    appending.append_activity(&record).await.unwrap();
+    let appended: RawItem = stored(appending.table().to_owned()).await;
+
+    let writing = trcker_shared::testing::fresh_dynamo_brand_data().await;
+    let document = Document {
+        brand_id: brand_id.clone(),
+        kind: DocumentKind::Partner,
+        id: "ptr_layout".into(),
+        version: 1,
+        body: serde_json::json!({ "name": "Layout" }),
+    };
+    writing
+        .create_documents_counted(&[(&document, &[])], &[], Some(&record))
+        .await
+        .unwrap();
+    assert_eq!(stored(writing.table().to_owned()).await, appended);
+    assert!(appended.contains_key("expires_at"), "{appended:?}");
+}

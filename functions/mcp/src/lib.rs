@@ -64,7 +64,8 @@ pub fn routes(
             data.clone(),
             "rate",
             limits.rate_limit_per_minute,
-        ),
+        )
+        .with_leases(limits.key_budget_leases),
         surface: Surface::Mcp,
         credential_headers: CredentialHeaders::BearerOnly,
         activity_retention_days: limits.activity_retention_days,

@@ -12,7 +12,8 @@ use crate::responses::{ConversionList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::Caller;
+use axum::response::{IntoResponse, Response};
+use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::conversions::{
@@ -37,15 +38,18 @@ use trcker_shared::program::documents::ListBody;
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     JsonBody(input): JsonBody<CreateConversion>,
-) -> Result<(StatusCode, Json<Recorded>), ApiError> {
-    let recorded = record_conversion(&app, &caller.principal.brand_id, input).await?;
-    let status = if recorded.duplicate {
-        StatusCode::OK
+) -> Result<Response, ApiError> {
+    let record = draft.completed(StatusCode::CREATED);
+    let recorded =
+        record_conversion(&app, &caller.principal.brand_id, input, Some(&record)).await?;
+    // A repeated txn_id wrote nothing, so its record is the guard's to write.
+    Ok(if recorded.duplicate {
+        (StatusCode::OK, Json(recorded)).into_response()
     } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(recorded)))
+        RecordedInWrite((StatusCode::CREATED, Json(recorded))).into_response()
+    })
 }
 
 #[utoipa::path(
@@ -88,13 +92,15 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateConversion>,
-) -> Result<Json<Conversion>, ApiError> {
-    Ok(Json(
-        program::conversions::update_conversion(&app, &caller.principal.brand_id, &id, input)
-            .await?,
-    ))
+) -> Result<RecordedInWrite<Json<Conversion>>, ApiError> {
+    let record = draft.completed(StatusCode::OK);
+    let brand_id = &caller.principal.brand_id;
+    let updated =
+        program::conversions::update_conversion(&app, brand_id, &id, input, Some(&record));
+    Ok(RecordedInWrite(Json(updated.await?)))
 }
 
 #[utoipa::path(

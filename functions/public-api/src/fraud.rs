@@ -6,8 +6,8 @@ use crate::extract::{IdPath, JsonBody, query_params};
 use crate::responses::{FraudSignalList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
-use axum::http::Uri;
-use trcker_shared::edge::auth::Caller;
+use axum::http::{StatusCode, Uri};
+use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
@@ -83,10 +83,12 @@ pub async fn get(
 pub async fn review(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<ReviewUpdate>,
-) -> Result<Json<FraudSignal>, ApiError> {
-    Ok(Json(
-        program::fraud::review_signal(&app, &caller.principal.brand_id, &id, input).await?,
-    ))
+) -> Result<RecordedInWrite<Json<FraudSignal>>, ApiError> {
+    let record = draft.completed(StatusCode::OK);
+    let brand_id = &caller.principal.brand_id;
+    let reviewed = program::fraud::review_signal(&app, brand_id, &id, input, Some(&record));
+    Ok(RecordedInWrite(Json(reviewed.await?)))
 }

@@ -52,7 +52,8 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
     let guard = Arc::new(EdgeGuard {
         keys: keys.clone(),
         audit: AuditLog::new(data.clone()),
-        limiter: RateLimiter::new(data.clone(), "rate", limits.rate_limit_per_minute),
+        limiter: RateLimiter::new(data.clone(), "rate", limits.rate_limit_per_minute)
+            .with_leases(limits.key_budget_leases),
         surface: Surface::Api,
         credential_headers: CredentialHeaders::BearerOnly,
         activity_retention_days: limits.activity_retention_days,

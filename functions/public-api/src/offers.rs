@@ -7,7 +7,7 @@ use crate::responses::{OfferList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
@@ -103,12 +103,14 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateOffer>,
-) -> Result<Json<Offer>, ApiError> {
-    Ok(Json(
-        program::offers::update_offer(&app, &caller.principal.brand_id, &id, input).await?,
-    ))
+) -> Result<RecordedInWrite<Json<Offer>>, ApiError> {
+    let record = draft.completed(StatusCode::OK);
+    let brand_id = &caller.principal.brand_id;
+    let updated = program::offers::update_offer(&app, brand_id, &id, input, Some(&record));
+    Ok(RecordedInWrite(Json(updated.await?)))
 }
 
 /// Archiving is one-way and idempotent.

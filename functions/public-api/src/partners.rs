@@ -7,7 +7,7 @@ use crate::responses::{PartnerList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
@@ -103,12 +103,14 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdatePartner>,
-) -> Result<Json<Partner>, ApiError> {
-    Ok(Json(
-        program::partners::update_partner(&app, &caller.principal.brand_id, &id, input).await?,
-    ))
+) -> Result<RecordedInWrite<Json<Partner>>, ApiError> {
+    let record = draft.completed(StatusCode::OK);
+    let brand_id = &caller.principal.brand_id;
+    let updated = program::partners::update_partner(&app, brand_id, &id, input, Some(&record));
+    Ok(RecordedInWrite(Json(updated.await?)))
 }
 
 #[utoipa::path(
@@ -128,8 +130,10 @@ pub async fn update(
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
-    program::partners::delete_partner(&app, &caller.principal.brand_id, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<RecordedInWrite<StatusCode>, ApiError> {
+    let record = draft.completed(StatusCode::NO_CONTENT);
+    program::partners::delete_partner(&app, &caller.principal.brand_id, &id, Some(&record)).await?;
+    Ok(RecordedInWrite(StatusCode::NO_CONTENT))
 }

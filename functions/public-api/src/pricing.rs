@@ -13,7 +13,7 @@ use crate::responses::{PricingRuleList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::Caller;
+use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
@@ -117,12 +117,14 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateRule>,
-) -> Result<Json<PricingRule>, ApiError> {
-    Ok(Json(
-        program::pricing::update_rule(&app, &caller.principal.brand_id, &id, input).await?,
-    ))
+) -> Result<RecordedInWrite<Json<PricingRule>>, ApiError> {
+    let record = draft.completed(StatusCode::OK);
+    let brand_id = &caller.principal.brand_id;
+    let updated = program::pricing::update_rule(&app, brand_id, &id, input, Some(&record));
+    Ok(RecordedInWrite(Json(updated.await?)))
 }
 
 #[utoipa::path(
@@ -142,10 +144,12 @@ pub async fn update(
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
+    draft: ActivityDraft,
     IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
-    program::pricing::delete_rule(&app, &caller.principal.brand_id, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<RecordedInWrite<StatusCode>, ApiError> {
+    let record = draft.completed(StatusCode::NO_CONTENT);
+    program::pricing::delete_rule(&app, &caller.principal.brand_id, &id, Some(&record)).await?;
+    Ok(RecordedInWrite(StatusCode::NO_CONTENT))
 }
 
 /// `GET /offers/{id}/payout?partner_id=&at=`: what a conversion would pay, and why.

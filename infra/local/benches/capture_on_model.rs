@@ -882,9 +882,10 @@ fn check(run: &Run) {
     let item_units = run.click_item_bytes.div_ceil(1024) as u64;
     assert_eq!(run.cost("insert_click").calls, sent);
     assert_eq!(run.cost("insert_click").write_units, 2 * item_units * sent);
-    // One lease write per 10 captures (the first capture's included).
+    // One lease write per 10 captures (the first capture's included), and at most two taken
+    // ahead and left unused at the run's end: the spent lease's successor, the next window's.
     assert!(
-        run.cost("increment_counter").write_units <= sent.div_ceil(10),
+        run.cost("increment_counter").write_units <= sent.div_ceil(10) + 2,
         "{:?}",
         run.cost("increment_counter")
     );

@@ -143,6 +143,7 @@ pub async fn demo_with(
                 txn_id: Some(txn_id.into()),
                 event: None,
             },
+            None,
         )
         .await
         .map_err(|error| error.message)?;

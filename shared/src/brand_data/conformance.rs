@@ -27,6 +27,11 @@ pub async fn run_all(store: &dyn BrandDataStore) {
     activity_lists_newest_first_with_filters(store).await;
     counters_count_per_window(store).await;
     activity_summaries_keep_the_largest_count(store).await;
+    a_replaced_activity_record_stands_in_place_of_the_first(store).await;
+    document_writes_store_their_activity_record(store).await;
+    failed_document_writes_store_no_activity_record(store).await;
+    a_document_write_whose_record_slot_is_taken_writes_nothing(store).await;
+    an_activity_record_counts_toward_the_transaction_limit(store).await;
     clicks_are_stored_once_and_listed_newest_first(store).await;
     documents_are_created_together_and_queried_by_id_range(store).await;
     clicks_are_rescored_in_place(store).await;
@@ -87,7 +92,7 @@ pub async fn documents_have_a_versioned_lifecycle(store: &dyn BrandDataStore) {
 
     let v2 = partner(&brand, "ptr_1", 2, "Renamed");
     store
-        .update_document(&v2, &[slug("first")], &[slug("second")])
+        .update_document(&v2, &[slug("first")], &[slug("second")], None)
         .await
         .unwrap();
     assert_eq!(
@@ -100,12 +105,12 @@ pub async fn documents_have_a_versioned_lifecycle(store: &dyn BrandDataStore) {
     // A writer still holding version 1 loses instead of overwriting.
     let stale = partner(&brand, "ptr_1", 2, "Stale");
     assert_eq!(
-        store.update_document(&stale, &[], &[]).await,
+        store.update_document(&stale, &[], &[], None).await,
         Err(StoreError::Contention)
     );
     let missing = partner(&brand, "ptr_missing", 2, "Nobody");
     assert_eq!(
-        store.update_document(&missing, &[], &[]).await,
+        store.update_document(&missing, &[], &[], None).await,
         Err(StoreError::NotFound)
     );
 
@@ -130,13 +135,27 @@ pub async fn documents_have_a_versioned_lifecycle(store: &dyn BrandDataStore) {
 
     assert_eq!(
         store
-            .delete_document(&brand, DocumentKind::Partner, "ptr_1", 1, &[slug("second")])
+            .delete_document(
+                &brand,
+                DocumentKind::Partner,
+                "ptr_1",
+                1,
+                &[slug("second")],
+                None,
+            )
             .await,
         Err(StoreError::Contention),
         "deleting needs the current version"
     );
     store
-        .delete_document(&brand, DocumentKind::Partner, "ptr_1", 2, &[slug("second")])
+        .delete_document(
+            &brand,
+            DocumentKind::Partner,
+            "ptr_1",
+            2,
+            &[slug("second")],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -148,7 +167,7 @@ pub async fn documents_have_a_versioned_lifecycle(store: &dyn BrandDataStore) {
     );
     assert_eq!(
         store
-            .delete_document(&brand, DocumentKind::Partner, "ptr_1", 2, &[])
+            .delete_document(&brand, DocumentKind::Partner, "ptr_1", 2, &[], None)
             .await,
         Err(StoreError::NotFound)
     );
@@ -463,6 +482,26 @@ pub async fn counters_count_per_window(store: &dyn BrandDataStore) {
 
 /// A summary stands for many refused attempts: the largest count written wins, whichever
 /// container writes last, and it lists like any other record.
+pub async fn a_replaced_activity_record_stands_in_place_of_the_first(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("replace");
+    let first = sample_activity(&brand, 60_500, Surface::Mcp, "r1");
+    store.append_activity(&first).await.unwrap();
+    let refused = ActivityRecord {
+        status: 429,
+        outcome: "rate_limited".into(),
+        ..first.clone()
+    };
+    store.replace_activity(&refused).await.unwrap();
+    // With nothing in its place, a replacement is a new record.
+    let alone = sample_activity(&brand, 61_000, Surface::Mcp, "r2");
+    store.replace_activity(&alone).await.unwrap();
+    let listed = store
+        .list_activity(&brand, ActivityFilter::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![alone, refused]);
+}
+
 pub async fn activity_summaries_keep_the_largest_count(store: &dyn BrandDataStore) {
     let brand = fresh_brand_id("summary");
     let summary = |attempts: u64, source_ip: &str| ActivityRecord {
@@ -496,6 +535,442 @@ pub async fn activity_summaries_keep_the_largest_count(store: &dyn BrandDataStor
     assert_eq!(summaries[0].attempts, Some(5));
     assert_eq!(summaries[0].source_ip, "b");
     assert_eq!(listed.items.len(), 2);
+}
+
+/// Every record of `brand`'s activity log, newest first.
+async fn logged_activity(store: &dyn BrandDataStore, brand: &BrandId) -> Vec<ActivityRecord> {
+    store
+        .list_activity(brand, ActivityFilter::default(), 100, None)
+        .await
+        .unwrap()
+        .items
+}
+
+/// The records of `record`'s shard of its surface at its instant, read as a shard's query reads
+/// them.
+async fn records_in_slot(
+    store: &dyn BrandDataStore,
+    record: &ActivityRecord,
+) -> Vec<ActivityRecord> {
+    let at = super::activity_sort_bounds(&ActivityFilter {
+        from: Some(record.at),
+        to: Some(record.at),
+        ..ActivityFilter::default()
+    });
+    let shard = record.surface.activity_shard(&record.request_id);
+    store
+        .query_activity(&record.brand_id, record.surface, shard, &at.0, &at.1, 10)
+        .await
+        .unwrap()
+}
+
+/// A create, an update and a delete each store the record they carry, on any surface, with
+/// rollups or without, exactly as an appended one: listed and queried as written, and in the
+/// same slot (appending it again is refused).
+pub async fn document_writes_store_their_activity_record(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("write-audit");
+    let appended = sample_activity(&brand, 1_000, Surface::Api, "req_appended");
+    store.append_activity(&appended).await.unwrap();
+
+    let created = sample_activity(&brand, 2_000, Surface::Api, "req_create");
+    let v1 = partner(&brand, "ptr_1", 1, "First");
+    store
+        .create_documents_counted(&[(&v1, &[slug("first")])], &[], Some(&created))
+        .await
+        .unwrap();
+    let counted = sample_activity(&brand, 2_500, Surface::Mcp, "req_counted");
+    let conversion = conversion_document(&brand, "cnv_1");
+    let increments = increments_for(
+        ROLLUP_START,
+        "cnv_1",
+        Some("off_a"),
+        None,
+        &counters(&[(CONVERSIONS, 1)]),
+    );
+    store
+        .create_documents_counted(
+            &[(&conversion, std::slice::from_ref(&txn("order-1")))],
+            &increments,
+            Some(&counted),
+        )
+        .await
+        .unwrap();
+    let mut updated = sample_activity(&brand, 3_000, Surface::Mcp, "req_update");
+    updated.method = "tools/call".into();
+    let v2 = partner(&brand, "ptr_1", 2, "Renamed");
+    store
+        .update_document(&v2, &[slug("first")], &[slug("second")], Some(&updated))
+        .await
+        .unwrap();
+    let mut deleted = sample_activity(&brand, 4_000, Surface::Capture, "req_delete");
+    deleted.status = 204;
+    store
+        .delete_document(
+            &brand,
+            DocumentKind::Partner,
+            "ptr_1",
+            2,
+            &[slug("second")],
+            Some(&deleted),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        None,
+        "the writes themselves took effect"
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Conversion, "cnv_1")
+            .await
+            .unwrap(),
+        Some(conversion)
+    );
+    let day = utc_day(ROLLUP_START);
+    assert_eq!(
+        column(&totals(store, &brand, &day).await, CONVERSIONS),
+        [row(&day, "", 1)]
+    );
+    assert_eq!(
+        logged_activity(store, &brand).await,
+        [
+            deleted.clone(),
+            updated.clone(),
+            counted.clone(),
+            created.clone(),
+            appended.clone()
+        ],
+        "listed exactly as written, beside an appended record"
+    );
+    for record in [&appended, &created, &counted, &updated, &deleted] {
+        assert_eq!(
+            records_in_slot(store, record).await,
+            std::slice::from_ref(record),
+            "{}",
+            record.request_id
+        );
+        assert_eq!(
+            store.append_activity(record).await,
+            Err(StoreError::AlreadyExists),
+            "{}: the record holds its slot, as an appended one does",
+            record.request_id
+        );
+    }
+}
+
+/// A write that fails stores none of its record, and the document stays as it was.
+pub async fn failed_document_writes_store_no_activity_record(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("write-audit");
+    let v1 = partner(&brand, "ptr_1", 1, "First");
+    store.create_document(&v1, &[slug("first")]).await.unwrap();
+    let v2 = partner(&brand, "ptr_1", 2, "Renamed");
+    store.update_document(&v2, &[], &[], None).await.unwrap();
+    let record = |request_id: &str| sample_activity(&brand, 1_000, Surface::Api, request_id);
+
+    let stale = partner(&brand, "ptr_1", 2, "Stale");
+    assert_eq!(
+        store
+            .update_document(
+                &stale,
+                &[slug("first")],
+                &[slug("stale")],
+                Some(&record("r1"))
+            )
+            .await,
+        Err(StoreError::Contention),
+        "a stale version"
+    );
+    let missing = partner(&brand, "ptr_missing", 2, "Nobody");
+    assert_eq!(
+        store
+            .update_document(&missing, &[], &[], Some(&record("r2")))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store
+            .create_documents_counted(
+                &[(&partner(&brand, "ptr_2", 1, "Clash"), &[slug("first")])],
+                &[],
+                Some(&record("r3")),
+            )
+            .await,
+        Err(StoreError::AlreadyExists),
+        "a taken claim"
+    );
+    let counted = increments_for(
+        ROLLUP_START,
+        "cnv_1",
+        None,
+        None,
+        &counters(&[(CONVERSIONS, 1)]),
+    );
+    assert_eq!(
+        store
+            .create_documents_counted(
+                &[
+                    (&conversion_document(&brand, "cnv_1"), &[]),
+                    (&partner(&brand, "ptr_3", 1, "Clash"), &[slug("first")]),
+                ],
+                &counted,
+                Some(&record("r4")),
+            )
+            .await,
+        Err(StoreError::AlreadyExists),
+        "a taken claim in a counted batch"
+    );
+    assert_eq!(
+        store
+            .create_documents_counted(&[(&v1, &[])], &[], Some(&record("r5")))
+            .await,
+        Err(StoreError::AlreadyExists),
+        "a taken id"
+    );
+    assert_eq!(
+        store
+            .delete_document(
+                &brand,
+                DocumentKind::Partner,
+                "ptr_1",
+                1,
+                &[slug("first")],
+                Some(&record("r6")),
+            )
+            .await,
+        Err(StoreError::Contention),
+        "a stale version"
+    );
+    assert_eq!(
+        store
+            .delete_document(
+                &brand,
+                DocumentKind::Partner,
+                "ptr_missing",
+                1,
+                &[],
+                Some(&record("r7")),
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+
+    assert_eq!(logged_activity(store, &brand).await, [], "no record stored");
+    for id in ["r1", "r2", "r3", "r4", "r5", "r6", "r7"] {
+        assert!(records_in_slot(store, &record(id)).await.is_empty(), "{id}");
+    }
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        Some(v2),
+        "the document is unchanged"
+    );
+    for id in ["ptr_2", "ptr_3"] {
+        assert_eq!(
+            store
+                .get_document(&brand, DocumentKind::Partner, id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Conversion, "cnv_1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .claim_holder(&brand, DocumentKind::Partner, &slug("first"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ptr_1")
+    );
+    assert_eq!(
+        store
+            .claim_holder(&brand, DocumentKind::Partner, &slug("stale"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        totals(store, &brand, &utc_day(ROLLUP_START))
+            .await
+            .is_empty()
+    );
+}
+
+/// A write whose record's slot is taken (the same surface, instant and request id) writes
+/// nothing: `AlreadyExists`, the document and its claims as they were, the stored record kept.
+pub async fn a_document_write_whose_record_slot_is_taken_writes_nothing(
+    store: &dyn BrandDataStore,
+) {
+    let brand = fresh_brand_id("write-audit");
+    let first = sample_activity(&brand, 1_000, Surface::Api, "req_taken");
+    store.append_activity(&first).await.unwrap();
+    let mut again = first.clone();
+    again.status = 201;
+    again.target = "/api/public/partners".into();
+
+    let v1 = partner(&brand, "ptr_1", 1, "First");
+    assert_eq!(
+        store
+            .create_documents_counted(&[(&v1, &[slug("first")])], &[], Some(&again))
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .claim_holder(&brand, DocumentKind::Partner, &slug("first"))
+            .await
+            .unwrap(),
+        None,
+        "the claim was not taken"
+    );
+    let counted = increments_for(
+        ROLLUP_START,
+        "cnv_1",
+        None,
+        None,
+        &counters(&[(CONVERSIONS, 1)]),
+    );
+    assert_eq!(
+        store
+            .create_documents_counted(
+                &[(&conversion_document(&brand, "cnv_1"), &[])],
+                &counted,
+                Some(&again),
+            )
+            .await,
+        Err(StoreError::AlreadyExists),
+        "a counted create"
+    );
+    assert!(
+        totals(store, &brand, &utc_day(ROLLUP_START))
+            .await
+            .is_empty()
+    );
+
+    store.create_document(&v1, &[slug("first")]).await.unwrap();
+    let v2 = partner(&brand, "ptr_1", 2, "Renamed");
+    assert_eq!(
+        store
+            .update_document(&v2, &[slug("first")], &[slug("second")], Some(&again))
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        store
+            .delete_document(
+                &brand,
+                DocumentKind::Partner,
+                "ptr_1",
+                1,
+                &[slug("first")],
+                Some(&again),
+            )
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        Some(v1),
+        "neither the update nor the delete happened"
+    );
+    assert_eq!(
+        store
+            .claim_holder(&brand, DocumentKind::Partner, &slug("first"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ptr_1")
+    );
+    assert_eq!(
+        store
+            .claim_holder(&brand, DocumentKind::Partner, &slug("second"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        logged_activity(store, &brand).await,
+        [first],
+        "the stored record is kept"
+    );
+}
+
+/// The record is one item of the write's transaction: a write that fits the limit only without
+/// it is refused with it, and stores nothing.
+pub async fn an_activity_record_counts_toward_the_transaction_limit(store: &dyn BrandDataStore) {
+    let brand = fresh_brand_id("write-audit");
+    let record = sample_activity(&brand, 1_000, Surface::Api, "req_big");
+    let claims: Vec<UniqueClaim> = (1..MAX_TRANSACTION_ITEMS)
+        .map(|index| slug(&format!("s{index:03}")))
+        .collect();
+    let v1 = partner(&brand, "ptr_1", 1, "Big");
+    assert!(rejected(
+        store
+            .create_documents_counted(&[(&v1, &claims)], &[], Some(&record))
+            .await
+    ));
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        None
+    );
+    store.create_document(&v1, &[]).await.unwrap();
+    let v2 = partner(&brand, "ptr_1", 2, "Bigger");
+    assert!(rejected(
+        store
+            .update_document(&v2, &[], &claims, Some(&record))
+            .await
+    ));
+    assert!(rejected(
+        store
+            .delete_document(
+                &brand,
+                DocumentKind::Partner,
+                "ptr_1",
+                1,
+                &claims,
+                Some(&record),
+            )
+            .await
+    ));
+    assert_eq!(
+        store
+            .get_document(&brand, DocumentKind::Partner, "ptr_1")
+            .await
+            .unwrap(),
+        Some(v1)
+    );
+    assert_eq!(logged_activity(store, &brand).await, []);
+    // Without the record, the same update fits.
+    store
+        .update_document(&v2, &[], &claims, None)
+        .await
+        .unwrap();
 }
 
 /// A click with no offer, partner, sub ids or audit, from a browser: for tests that need only its
@@ -1232,6 +1707,7 @@ pub async fn documents_with_a_taken_claim_add_nothing_to_rollups(store: &dyn Bra
                 std::slice::from_ref(&txn("order-1")),
             )],
             &conversion("cnv_1"),
+            None,
         )
         .await
         .unwrap();
@@ -1259,6 +1735,7 @@ pub async fn documents_with_a_taken_claim_add_nothing_to_rollups(store: &dyn Bra
                     (&signal, &[]),
                 ],
                 &increments,
+                None,
             )
             .await,
         Err(StoreError::AlreadyExists)
@@ -1269,6 +1746,7 @@ pub async fn documents_with_a_taken_claim_add_nothing_to_rollups(store: &dyn Bra
             .create_documents_counted(
                 &[(&conversion_document(&brand, "cnv_1"), &[])],
                 &conversion("cnv_1"),
+                None,
             )
             .await,
         Err(StoreError::AlreadyExists)
@@ -1347,6 +1825,7 @@ pub async fn increments_to_one_row_in_one_call_are_merged(store: &dyn BrandDataS
                 (&signal("frd_3"), &[]),
             ],
             &increments,
+            None,
         )
         .await
         .unwrap();
@@ -1486,7 +1965,11 @@ pub async fn money_micros_sum_exactly(store: &dyn BrandDataStore) {
             ],
         );
         store
-            .create_documents_counted(&[(&conversion_document(&brand, &id), &[])], &increments)
+            .create_documents_counted(
+                &[(&conversion_document(&brand, &id), &[])],
+                &increments,
+                None,
+            )
             .await
             .unwrap();
         expected_usd += to_micros(*amount);
@@ -1502,7 +1985,11 @@ pub async fn money_micros_sum_exactly(store: &dyn BrandDataStore) {
         ],
     );
     store
-        .create_documents_counted(&[(&conversion_document(&brand, "cnv_eur"), &[])], &euro)
+        .create_documents_counted(
+            &[(&conversion_document(&brand, "cnv_eur"), &[])],
+            &euro,
+            None,
+        )
         .await
         .unwrap();
 
@@ -1603,7 +2090,7 @@ pub async fn bad_rollup_input_is_rejected_and_writes_nothing(store: &dyn BrandDa
     // Counters need a document to name their brand.
     assert!(rejected(
         store
-            .create_documents_counted(&[], &click_increments(&record, &[(CLICKS, 1)]))
+            .create_documents_counted(&[], &click_increments(&record, &[(CLICKS, 1)]), None)
             .await
     ));
     assert!(totals(store, &brand, &day).await.is_empty());

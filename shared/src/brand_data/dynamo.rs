@@ -194,6 +194,29 @@ impl DynamoBrandData {
         retry_on_contention(|| self.transact(items.clone(), event_failure.clone())).await
     }
 
+    /// An activity record's item, as [`ActivityStore::append_activity`] writes it and as a
+    /// document write that carries the record puts it in its transaction.
+    fn activity_item(record: &ActivityRecord) -> Result<Item, StoreError> {
+        let body = encode_record(record, "activity record")?;
+        let mut item = Self::item_key(layout::activity(record));
+        item.insert("record".into(), text(body));
+        item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
+        Ok(item)
+    }
+
+    /// A document write's audit record in its transaction: put only into a free slot, as
+    /// [`ActivityStore::append_activity`] does. It goes after the document's own item, so its
+    /// failed condition reads as `AlreadyExists` in [`Self::transact`].
+    fn put_activity(&self, record: &ActivityRecord) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::activity_item(record)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     fn document_item(document: &Document) -> Item {
         let mut item = Self::document_key(&document.brand_id, document.kind, &document.id);
         item.insert("body".into(), text(document.body.to_string()));
@@ -235,7 +258,8 @@ impl DynamoBrandData {
     }
 
     /// Runs a transaction whose first item is the document itself and maps a cancellation:
-    /// the document's condition failing is `document_failure`, a claim's is `AlreadyExists`.
+    /// the document's condition failing is `document_failure`, a claim's or the audit record's
+    /// (its slot taken) is `AlreadyExists`.
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
@@ -344,10 +368,11 @@ impl DocumentStore for DynamoBrandData {
         &self,
         documents: &[(&Document, &[UniqueClaim])],
         increments: &[RollupIncrement],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         let increments = merge_increments(increments)?;
         let brand_id = rollup_brand(documents, &increments)?;
-        if documents.is_empty() {
+        if documents.is_empty() && activity.is_none() {
             return Ok(());
         }
         let mut items = Vec::new();
@@ -363,8 +388,12 @@ impl DocumentStore for DynamoBrandData {
                 items.push(self.put_claim(document, claim)?);
             }
         }
+        if let Some(record) = activity {
+            items.push(self.put_activity(record)?);
+        }
         match brand_id {
-            // Documents and claims come first, so the cancellation reasons keep their indices.
+            // Documents, claims and the record come first, so the cancellation reasons keep their
+            // indices.
             Some(brand_id) => {
                 self.transact_counted(brand_id, items, &increments, StoreError::AlreadyExists)
                     .await
@@ -450,6 +479,7 @@ impl DocumentStore for DynamoBrandData {
         document: &Document,
         released_claims: &[UniqueClaim],
         new_claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         let previous = i64::try_from(document.version.saturating_sub(1)).unwrap_or(i64::MAX);
         let put = Put::builder()
@@ -466,6 +496,10 @@ impl DocumentStore for DynamoBrandData {
         for claim in new_claims {
             items.push(self.put_claim(document, claim)?);
         }
+        if let Some(record) = activity {
+            items.push(self.put_activity(record)?);
+        }
+        check_transaction_size(items.len())?;
         match self.transact(items, StoreError::Contention).await {
             Err(StoreError::Contention) => Err(self
                 .missing_or_contended(&document.brand_id, document.kind, &document.id)
@@ -481,6 +515,7 @@ impl DocumentStore for DynamoBrandData {
         id: &str,
         version: u64,
         claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -496,6 +531,10 @@ impl DocumentStore for DynamoBrandData {
         for claim in claims {
             items.push(self.delete_claim(brand_id, kind, claim)?);
         }
+        if let Some(record) = activity {
+            items.push(self.put_activity(record)?);
+        }
+        check_transaction_size(items.len())?;
         match self.transact(items, StoreError::Contention).await {
             Err(StoreError::Contention) => Err(self.missing_or_contended(brand_id, kind, id).await),
             other => other,
@@ -541,12 +580,19 @@ impl DocumentStore for DynamoBrandData {
 #[async_trait]
 impl ActivityStore for DynamoBrandData {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
-        let body = encode_record(record, "activity record")?;
-        let mut item = Self::item_key(layout::activity(record));
-        item.insert("record".into(), text(body));
-        item.insert(TTL_ATTRIBUTE.into(), number(record.expires_at));
         // Never overwrite another request's record (request ids are unique; make sure).
-        self.put_if_absent(item).await
+        self.put_if_absent(Self::activity_item(record)?).await
+    }
+
+    async fn replace_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::activity_item(record)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 
     async fn record_activity_summary(&self, record: &ActivityRecord) -> Result<(), StoreError> {

@@ -2,11 +2,12 @@
 //! costs), injects faults into any operation or the Nth call ([`Fault`], [`Trigger`], the same as
 //! the key store's `FaultyStore`), and makes the guard's own writes fail on demand (activity
 //! appends, rate-limit counters), to prove that the limiter fails open and that an activity record
-//! is retried and, failing that, preserved in the logs. A write is logged by its plain name
-//! whether or not it carries rollup increments (`insert_click`, `create_documents`,
-//! `update_click`): it is one store call either way. The extension traits' shorthands reach this
-//! wrapper as the calls they stand for, so `create_document` is logged as `create_documents` and
-//! `list_documents` as `list_documents_by_prefix`.
+//! is retried and, failing that, preserved in the logs (a record a document write carries is
+//! that write's, and fails only with it). A write is logged by its plain name whether or not it
+//! carries rollup increments or an audit record (`insert_click`, `create_documents`,
+//! `update_click`, `update_document`): it is one store call either way. The extension traits'
+//! shorthands reach this wrapper as the calls they stand for, so `create_document` is logged as
+//! `create_documents` and `list_documents` as `list_documents_by_prefix`.
 //!
 //! It implements each of the five narrow traits and forwards every method of each to the inner
 //! store (`missing_trait_methods` is denied on every impl), so wrapping a store never changes what
@@ -140,12 +141,14 @@ impl<S: DocumentStore> DocumentStore for FaultyBrandData<S> {
         &self,
         documents: &[(&Document, &[UniqueClaim])],
         increments: &[RollupIncrement],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         self.record("create_documents");
         self.faults
             .run(
                 "create_documents",
-                self.inner.create_documents_counted(documents, increments),
+                self.inner
+                    .create_documents_counted(documents, increments, activity),
             )
             .await
     }
@@ -200,13 +203,14 @@ impl<S: DocumentStore> DocumentStore for FaultyBrandData<S> {
         document: &Document,
         released_claims: &[UniqueClaim],
         new_claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         self.record("update_document");
         self.faults
             .run(
                 "update_document",
                 self.inner
-                    .update_document(document, released_claims, new_claims),
+                    .update_document(document, released_claims, new_claims, activity),
             )
             .await
     }
@@ -218,13 +222,14 @@ impl<S: DocumentStore> DocumentStore for FaultyBrandData<S> {
         id: &str,
         version: u64,
         claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         self.record("delete_document");
         self.faults
             .run(
                 "delete_document",
                 self.inner
-                    .delete_document(brand_id, kind, id, version, claims),
+                    .delete_document(brand_id, kind, id, version, claims, activity),
             )
             .await
     }
@@ -269,6 +274,13 @@ impl<S: ActivityStore> ActivityStore for FaultyBrandData<S> {
         }
         self.faults
             .run("append_activity", self.inner.append_activity(record))
+            .await
+    }
+
+    async fn replace_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        self.record("replace_activity");
+        self.faults
+            .run("replace_activity", self.inner.replace_activity(record))
             .await
     }
 

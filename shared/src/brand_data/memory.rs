@@ -82,6 +82,33 @@ impl State {
         }
     }
 
+    /// Whether an activity record may be stored: `AlreadyExists` if its slot is taken. A write
+    /// that carries one asks before it changes anything, so a taken slot leaves it undone.
+    fn check_activity_slot(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        let taken = self
+            .activity
+            .get(&(record.brand_id.clone(), record.surface))
+            .is_some_and(|records| records.contains_key(&activity_sort_key(record)));
+        if taken {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(())
+    }
+
+    /// Stores an activity record as [`ActivityStore::append_activity`] does, after
+    /// [`Self::check_activity_slot`]: the partition keeps its newest `cap` records.
+    fn store_activity(&mut self, record: &ActivityRecord, cap: usize) {
+        let records = self
+            .activity
+            .entry((record.brand_id.clone(), record.surface))
+            .or_default();
+        records.insert(activity_sort_key(record), record.clone());
+        while records.len() > cap {
+            records.pop_first();
+        }
+        self.activity_appended[surface_index(record.surface)] += 1;
+    }
+
     /// Adds merged increments to `brand_id`'s rows; each partition keeps its newest `cap` rows.
     fn apply_rollups(&mut self, brand_id: &BrandId, increments: &[RollupIncrement], cap: usize) {
         for increment in increments {
@@ -280,11 +307,14 @@ impl DocumentStore for MemoryBrandData {
         &self,
         documents: &[(&Document, &[UniqueClaim])],
         increments: &[RollupIncrement],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         let increments = merge_increments(increments)?;
         let brand_id = rollup_brand(documents, &increments)?;
         let claims: usize = documents.iter().map(|(_, claims)| claims.len()).sum();
-        check_transaction_size(documents.len() + claims + increments.len())?;
+        check_transaction_size(
+            documents.len() + claims + increments.len() + usize::from(activity.is_some()),
+        )?;
         let mut state = self.lock();
         let mut claimed = std::collections::HashSet::new();
         for (document, claims) in documents {
@@ -301,6 +331,9 @@ impl DocumentStore for MemoryBrandData {
                     return Err(StoreError::AlreadyExists);
                 }
             }
+        }
+        if let Some(record) = activity {
+            state.check_activity_slot(record)?;
         }
         for (document, claims) in documents {
             for claim in *claims {
@@ -321,6 +354,9 @@ impl DocumentStore for MemoryBrandData {
         }
         if let Some(brand_id) = brand_id {
             state.apply_rollups(brand_id, &increments, self.rollup_cap);
+        }
+        if let Some(record) = activity {
+            state.store_activity(record, self.activity_cap);
         }
         Ok(())
     }
@@ -380,7 +416,11 @@ impl DocumentStore for MemoryBrandData {
         document: &Document,
         released_claims: &[UniqueClaim],
         new_claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
+        check_transaction_size(
+            1 + released_claims.len() + new_claims.len() + usize::from(activity.is_some()),
+        )?;
         let mut state = self.lock();
         let partition = (document.brand_id.clone(), document.kind);
         let stored_version = state
@@ -400,6 +440,9 @@ impl DocumentStore for MemoryBrandData {
         if taken {
             return Err(StoreError::AlreadyExists);
         }
+        if let Some(record) = activity {
+            state.check_activity_slot(record)?;
+        }
         for claim in released_claims {
             state
                 .claims
@@ -416,6 +459,9 @@ impl DocumentStore for MemoryBrandData {
             .entry(partition)
             .or_default()
             .insert(document.id.clone(), document.clone());
+        if let Some(record) = activity {
+            state.store_activity(record, self.activity_cap);
+        }
         Ok(())
     }
 
@@ -426,7 +472,9 @@ impl DocumentStore for MemoryBrandData {
         id: &str,
         version: u64,
         claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
+        check_transaction_size(1 + claims.len() + usize::from(activity.is_some()))?;
         let mut state = self.lock();
         let partition = (brand_id.clone(), kind);
         let stored_version = state
@@ -438,11 +486,17 @@ impl DocumentStore for MemoryBrandData {
         if stored_version != version {
             return Err(StoreError::Contention);
         }
+        if let Some(record) = activity {
+            state.check_activity_slot(record)?;
+        }
         for claim in claims {
             state.claims.remove(&claim_key(brand_id, kind, claim));
         }
         if let Some(docs) = state.documents.get_mut(&partition) {
             docs.remove(id);
+        }
+        if let Some(record) = activity {
+            state.store_activity(record, self.activity_cap);
         }
         Ok(())
     }
@@ -486,22 +540,22 @@ impl DocumentStore for MemoryBrandData {
 #[async_trait]
 impl ActivityStore for MemoryBrandData {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
-        let sort_key = activity_sort_key(record);
         let mut state = self.lock();
-        let partition = (record.brand_id.clone(), record.surface);
-        let records = state.activity.entry(partition).or_default();
-        match records.entry(sort_key) {
-            std::collections::btree_map::Entry::Occupied(_) => {
-                return Err(StoreError::AlreadyExists);
-            }
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(record.clone());
-            }
+        state.check_activity_slot(record)?;
+        state.store_activity(record, self.activity_cap);
+        Ok(())
+    }
+
+    async fn replace_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.check_activity_slot(record).is_ok() {
+            state.store_activity(record, self.activity_cap);
+        } else if let Some(records) = state
+            .activity
+            .get_mut(&(record.brand_id.clone(), record.surface))
+        {
+            records.insert(activity_sort_key(record), record.clone());
         }
-        while records.len() > self.activity_cap {
-            records.pop_first();
-        }
-        state.activity_appended[surface_index(record.surface)] += 1;
         Ok(())
     }
 

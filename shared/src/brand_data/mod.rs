@@ -177,6 +177,17 @@ impl ActivityFilter {
 
 /// A brand's documents (partners, offers, pricing rules, conversions, fraud signals): versioned
 /// JSON bodies with per-brand unique claims. Every method is scoped to the brand it is given.
+///
+/// # Activity
+///
+/// Each write takes the request's own audit record (`activity`), so that a request's record is
+/// durable with its write rather than one round trip after it. A record given is stored exactly
+/// as [`ActivityStore::append_activity`] stores it (the same item, key and TTL attribute, and
+/// never over an existing record), all or nothing with the write: if the write fails
+/// (`Contention`, `AlreadyExists` for a taken id or claim, `NotFound`, `Rejected`, ...) no record
+/// is stored, and if the record's slot is already taken nothing is written and the answer is
+/// `AlreadyExists`. When both fail, the write's own error is the answer. The record is one more
+/// item toward [`rollups::MAX_TRANSACTION_ITEMS`].
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
     /// Stores new documents (version 1), each with its unique claims, and adds `increments` to the
@@ -184,10 +195,15 @@ pub trait DocumentStore: Send + Sync {
     /// taken; `Rejected` for increments without a document (they would name no brand), documents
     /// of several brands with increments, bad increments, or more than
     /// [`rollups::MAX_TRANSACTION_ITEMS`] items in all.
+    ///
+    /// With `activity`, the request's audit record is stored in the same write, so it is durable
+    /// exactly when the documents are: see [the trait's note on activity](DocumentStore#activity).
+    /// Without documents, the record is stored alone.
     async fn create_documents_counted(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
         increments: &[RollupIncrement],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError>;
 
     /// The id of the document of `kind` holding `claim`, if any.
@@ -216,17 +232,22 @@ pub trait DocumentStore: Send + Sync {
     ) -> Result<Option<Document>, StoreError>;
 
     /// Replaces the body if the stored version is `document.version - 1`, releasing
-    /// `released_claims` and taking `new_claims`, all or nothing. `NotFound` if the document is
-    /// gone, `Contention` if another update got there first, `AlreadyExists` if a new claim is
-    /// taken.
+    /// `released_claims` and taking `new_claims`, all or nothing, with `activity` if given
+    /// ([see above](DocumentStore#activity)). `NotFound` if the document is gone, `Contention` if
+    /// another update got there first, `AlreadyExists` if a new claim or the record's slot is
+    /// taken; `Rejected` for more than [`rollups::MAX_TRANSACTION_ITEMS`] items in all.
     async fn update_document(
         &self,
         document: &Document,
         released_claims: &[UniqueClaim],
         new_claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes the document at `version` and its claims, all or nothing.
+    /// Deletes the document at `version` and its claims, all or nothing, with `activity` if given
+    /// ([see above](DocumentStore#activity)). `NotFound` if the document is gone, `Contention` if
+    /// it is at another version, `AlreadyExists` if the record's slot is taken; `Rejected` for
+    /// more than [`rollups::MAX_TRANSACTION_ITEMS`] items in all.
     async fn delete_document(
         &self,
         brand_id: &BrandId,
@@ -234,6 +255,7 @@ pub trait DocumentStore: Send + Sync {
         id: &str,
         version: u64,
         claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError>;
 
     /// The brand's documents of `kind` whose id starts with `id_prefix`, in id order, at most
@@ -252,21 +274,22 @@ pub trait DocumentStore: Send + Sync {
 /// so a wrapper cannot make them behave differently from the calls they stand for.
 #[async_trait]
 pub trait DocumentStoreExt: DocumentStore {
-    /// Stores new documents (version 1), each with its unique claims, all or nothing.
+    /// Stores new documents (version 1), each with its unique claims, all or nothing, without an
+    /// audit record.
     async fn create_documents(
         &self,
         documents: &[(&Document, &[UniqueClaim])],
     ) -> Result<(), StoreError> {
-        self.create_documents_counted(documents, &[]).await
+        self.create_documents_counted(documents, &[], None).await
     }
 
-    /// Stores one new document and its unique claims, all or nothing.
+    /// Stores one new document and its unique claims, all or nothing, without an audit record.
     async fn create_document(
         &self,
         document: &Document,
         claims: &[UniqueClaim],
     ) -> Result<(), StoreError> {
-        self.create_documents_counted(&[(document, claims)], &[])
+        self.create_documents_counted(&[(document, claims)], &[], None)
             .await
     }
 
@@ -295,6 +318,11 @@ pub trait ActivityStore: Send + Sync {
     /// written from several containers with counts read from one shared counter, so the largest
     /// count is the latest.
     async fn record_activity_summary(&self, record: &ActivityRecord) -> Result<(), StoreError>;
+
+    /// Stores `record` in place of the record with its time and request id, or as a new one if
+    /// there is none: how the guard rewrites a read's record, written beside the rate check,
+    /// when that check refused the request.
+    async fn replace_activity(&self, record: &ActivityRecord) -> Result<(), StoreError>;
 
     /// One shard of one surface's records ([`Surface::activity_shard`]) with
     /// `lower <= sort key <= upper`, newest first, at most `limit`.

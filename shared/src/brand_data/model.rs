@@ -536,6 +536,21 @@ fn rollup_items(brand_id: &BrandId, increments: &[RollupIncrement]) -> Writes {
     })
 }
 
+/// An activity record's item, appended alone or carried by a document write's transaction.
+fn activity_writes(record: &ActivityRecord) -> Writes {
+    let key = layout::activity(record);
+    let bytes = layout::activity_item_size(&key, record);
+    Writes::default().item(key, bytes)
+}
+
+/// A document write with its audit record, if it carries one: one more item in its transaction.
+fn with_activity(writes: Writes, activity: Option<&ActivityRecord>) -> Writes {
+    match activity {
+        Some(record) => merged(writes, activity_writes(record)),
+        None => writes,
+    }
+}
+
 fn click_writes(click: &ClickRecord) -> Writes {
     let key = layout::click(
         &click.brand_id,
@@ -615,6 +630,7 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
         &self,
         documents: &[(&Document, &[UniqueClaim])],
         increments: &[RollupIncrement],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         let mut writes = Writes::default();
         for (document, claims) in documents {
@@ -625,6 +641,7 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
                 claim_items(&document.brand_id, document.kind, claims),
             );
         }
+        writes = with_activity(writes, activity);
         if let Some((document, _)) = documents.first() {
             writes = merged(writes, rollup_items(&document.brand_id, increments));
         }
@@ -634,7 +651,8 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
             WriteKind::RetriedTransaction
         };
         self.write("create_documents", writes, kind, || {
-            self.inner.create_documents_counted(documents, increments)
+            self.inner
+                .create_documents_counted(documents, increments, activity)
         })
         .await
     }
@@ -698,6 +716,7 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
         document: &Document,
         released_claims: &[UniqueClaim],
         new_claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         let key = layout::document(&document.brand_id, document.kind, &document.id);
         let mut writes = Writes::default().item(key, document_size(document));
@@ -709,9 +728,12 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
             writes,
             claim_items(&document.brand_id, document.kind, new_claims),
         );
+        // The backend sends every update as a transaction, a lone document's too, so a record
+        // adds an item and never changes the kind of write.
+        let writes = with_activity(writes, activity);
         self.write("update_document", writes, WriteKind::Transaction, || {
             self.inner
-                .update_document(document, released_claims, new_claims)
+                .update_document(document, released_claims, new_claims, activity)
         })
         .await
     }
@@ -723,15 +745,17 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
         id: &str,
         version: u64,
         claims: &[UniqueClaim],
+        activity: Option<&ActivityRecord>,
     ) -> Result<(), StoreError> {
         let key = layout::document(brand_id, kind, id);
         let writes = merged(
             Writes::default().item(key, 100),
             claim_items(brand_id, kind, claims),
         );
+        let writes = with_activity(writes, activity);
         self.write("delete_document", writes, WriteKind::Transaction, || {
             self.inner
-                .delete_document(brand_id, kind, id, version, claims)
+                .delete_document(brand_id, kind, id, version, claims, activity)
         })
         .await
     }
@@ -767,11 +791,17 @@ impl<S: DocumentStore> DocumentStore for DynamoModel<S> {
 #[deny(clippy::missing_trait_methods)]
 impl<S: ActivityStore> ActivityStore for DynamoModel<S> {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
-        let key = layout::activity(record);
-        let bytes = layout::activity_item_size(&key, record);
-        let writes = Writes::default().item(key, bytes);
+        let writes = activity_writes(record);
         self.write("append_activity", writes, WriteKind::Single, || {
             self.inner.append_activity(record)
+        })
+        .await
+    }
+
+    async fn replace_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        let writes = activity_writes(record);
+        self.write("replace_activity", writes, WriteKind::Single, || {
+            self.inner.replace_activity(record)
         })
         .await
     }
@@ -1409,6 +1439,67 @@ mod tests {
             Err(StoreError::Rejected(_))
         ));
         assert_eq!(model.report().total_write_units(), 0);
+    }
+
+    /// An update that carries its request's audit record is still one call and one round trip:
+    /// one transaction of two items, the document and the record, at 2 write units each (under
+    /// 1 KB), where appending the record after it would be a second round trip.
+    #[tokio::test(start_paused = true)]
+    async fn an_update_with_its_activity_record_is_one_two_item_transaction() {
+        use crate::brand_data::DocumentStoreExt;
+        use crate::brand_data::conformance::sample_activity;
+
+        let latency = Duration::from_millis(10);
+        let model = model(ModelSettings::uniform(latency));
+        let v1 = Document {
+            brand_id: brand(),
+            kind: DocumentKind::Partner,
+            id: "ptr_1".into(),
+            version: 1,
+            body: serde_json::json!({ "name": "First" }),
+        };
+        model.create_document(&v1, &[]).await.unwrap();
+        model.reset_report();
+        let record = sample_activity(&brand(), AT, Surface::Api, "req_1");
+        let v2 = Document {
+            version: 2,
+            ..v1.clone()
+        };
+        let started = Instant::now();
+        model
+            .update_document(&v2, &[], &[], Some(&record))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), latency, "one round trip");
+        let report = model.report();
+        assert_eq!(
+            report.operations.keys().copied().collect::<Vec<_>>(),
+            ["update_document"],
+            "no append after the write"
+        );
+        let cost = &report.operations["update_document"];
+        assert_eq!((cost.calls, cost.requests), (1, 1));
+        assert_eq!(cost.write_units, 2 * 2, "a two-item transaction");
+        assert_eq!(
+            report.partitions[&layout::activity(&record).partition].write_units,
+            2
+        );
+        assert_eq!(report.partitions[brand().as_str()].write_units, 2);
+        let listed = model
+            .inner()
+            .list_activity(&brand(), ActivityFilter::default(), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(listed.items, [record]);
+
+        // Without a record: a one-item transaction.
+        model.reset_report();
+        let v3 = Document {
+            version: 3,
+            ..v1.clone()
+        };
+        model.update_document(&v3, &[], &[], None).await.unwrap();
+        assert_eq!(model.report().operations["update_document"].write_units, 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,6 +13,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(25);
 enum Write {
     Append,
     Summary,
+    Replace,
 }
 
 #[derive(Clone)]
@@ -35,11 +36,18 @@ impl AuditLog {
         self.store_or_log(record, Write::Summary).await;
     }
 
+    /// Stores the record in place of the one written earlier under its time and request id (a
+    /// read's record written before its rate check refused it), the same way.
+    pub async fn replace(&self, record: &ActivityRecord) {
+        self.store_or_log(record, Write::Replace).await;
+    }
+
     async fn store_or_log(&self, record: &ActivityRecord, write: Write) {
         let attempt = || async {
             match write {
                 Write::Append => self.store.append_activity(record).await,
                 Write::Summary => self.store.record_activity_summary(record).await,
+                Write::Replace => self.store.replace_activity(record).await,
             }
         };
         let first = match attempt().await {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -100,6 +100,54 @@ pub struct ActivityInItem;
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStarted(pub Instant);
 
+/// In a request's extensions behind the guard: the request's activity record, all but its
+/// outcome. A handler whose write can carry it (in the write's own transaction, so the record is
+/// durable with the write and costs no round trip after it) completes it with
+/// [`ActivityDraft::completed`] and answers [`RecordedInWrite`].
+#[derive(Debug, Clone)]
+pub struct ActivityDraft {
+    record: ActivityRecord,
+    started: Instant,
+}
+
+impl ActivityDraft {
+    /// The record of this request answered with `status`, its latency measured up to now (the
+    /// write it goes in is the request's last round trip).
+    pub fn completed(&self, status: StatusCode) -> ActivityRecord {
+        let mut record = self.record.clone();
+        record.status = status.as_u16();
+        record.latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        record
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ActivityDraft {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<ActivityDraft>()
+            .cloned()
+            .ok_or_else(|| {
+                tracing::error!("a guarded route ran without the guard");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            })
+    }
+}
+
+/// A response whose activity record went in the handler's own write (see [`ActivityDraft`]): the
+/// guard writes none for it.
+pub struct RecordedInWrite<T>(pub T);
+
+impl<T: IntoResponse> IntoResponse for RecordedInWrite<T> {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        response.extensions_mut().insert(ActivityInItem);
+        response
+    }
+}
+
 /// The axum middleware: `middleware::from_fn_with_state(guard, authenticate)`.
 pub async fn authenticate(
     State(guard): State<Arc<EdgeGuard>>,
@@ -138,8 +186,8 @@ pub async fn authenticate(
             return credentials_error(error).into_response();
         }
     };
-    let principal = match guard.keys.verify_key(token).await {
-        Ok(principal) => principal,
+    let (principal, refresh) = match guard.keys.verify_key_for_request(token).await {
+        Ok(verified) => verified,
         Err(Rejection::Revoked(principal)) => {
             return guard
                 .refuse_revoked(&principal, &context, &parts, started)
@@ -172,8 +220,16 @@ pub async fn authenticate(
         Some(guard.limiter.count_local(&source_budget, now)).filter(|source| !source.allowed)
     });
     // The key's `last_used_at` is written beside the request's own store calls, never before
-    // them (at most once per interval per key and container).
-    let note_use = guard.keys.note_use(&principal, now);
+    // them (at most once per interval per key and container), and so is the re-read of a
+    // cached verdict half-way through its life.
+    let note_use = async {
+        let refresh = async {
+            if let Some(refresh) = refresh {
+                guard.keys.refresh(refresh).await;
+            }
+        };
+        tokio::join!(guard.keys.note_use(&principal, now), refresh);
+    };
     if let Some(source) = source_refusal {
         let summary_id = format!(
             "summary-source-{}",
@@ -206,66 +262,173 @@ pub async fn authenticate(
     });
     parts.extensions.insert(RequestStarted(started));
     let audit_parts = AuditedRequest::of(&parts);
-    let read_only = guard.read_only_routes || matches!(parts.method, Method::GET | Method::HEAD);
-    let request = Request::from_parts(parts, body);
-    // A read needs nothing from the rate check: both go at once. A write waits for it.
-    let (decision, answered) = if read_only {
-        let (_, decision, response) = tokio::join!(
-            note_use,
-            guard.limiter.count_key(&key_budget, now),
-            next.run(request)
-        );
-        (decision, Ok(response))
-    } else {
-        let (_, decision) = tokio::join!(note_use, guard.limiter.count_key(&key_budget, now));
-        (decision, Err((request, next)))
-    };
-    if let Some(decision) = decision.filter(|decision| !decision.allowed) {
-        let response = rate_limited(
-            &decision,
-            format!(
-                "rate limit of {} requests per minute exceeded; retry in {} s",
-                decision.limit, decision.reset_seconds
-            ),
-        );
-        let record = guard.build_record(
+    let draft = ActivityDraft {
+        record: guard.build_record(
             &principal,
             &context,
-            audit_parts.method,
-            audit_parts.path,
-            429,
+            audit_parts.method.clone(),
+            audit_parts.path.clone(),
+            0,
             started,
-            "rate_limited",
-        );
-        guard.audit.record(&record).await;
-        return response;
-    }
-    let mut response = match answered {
-        Ok(response) => response,
-        Err((request, next)) => next.run(request).await,
-    };
-    if let Some(decision) = decision {
-        RateDecision::write_headers(&decision, response.headers_mut());
-    }
-    if response.extensions().get::<ActivityInItem>().is_some() {
-        return response;
-    }
-    let target = response
-        .extensions()
-        .get::<AuditTarget>()
-        .map(|target| target.0.clone())
-        .unwrap_or(audit_parts.path);
-    let record = guard.build_record(
-        &principal,
-        &context,
-        audit_parts.method,
-        target,
-        response.status().as_u16(),
+            "ok",
+        ),
         started,
-        "ok",
-    );
-    guard.audit.record(&record).await;
-    response
+    };
+    parts.extensions.insert(draft);
+    let read_only = guard.read_only_routes || matches!(parts.method, Method::GET | Method::HEAD);
+    let request = Request::from_parts(parts, body);
+    let audited = Audited {
+        guard: &guard,
+        principal: &principal,
+        context: &context,
+        request: &audit_parts,
+        started,
+    };
+    // Most requests find a unit of the container's lease: the budget costs no round trip, and a
+    // spent lease's successor is taken beside the request's own calls.
+    match guard.limiter.count_key_locally(&key_budget, now) {
+        Some(decision) if !decision.allowed => {
+            let (_, response) = tokio::join!(note_use, audited.refused(&decision));
+            response
+        }
+        Some(decision) => {
+            let (_, (), response) = tokio::join!(
+                note_use,
+                guard.limiter.renew_leases(&key_budget, now),
+                audited.answered(next.run(request), Some(decision))
+            );
+            response
+        }
+        // No unit held (a key new to this container, or a window's first request): the budget
+        // needs a round trip, and the request goes beside it, its audit record too. Should the
+        // budget refuse, a read is answered 429 after all (its record rewritten as the 429 it
+        // became); a write has been made, so it stands: one request per container and window
+        // at most beyond the limit (docs/ARCHITECTURE.md, "Rate budgets in leases").
+        None if read_only => {
+            let (_, decision, (response, record)) = tokio::join!(
+                note_use,
+                guard.limiter.count_key(&key_budget, now),
+                audited.answered_with_record(next.run(request))
+            );
+            let Some(decision) = decision.filter(|decision| !decision.allowed) else {
+                let mut response = response;
+                if let Some(decision) = decision {
+                    decision.write_headers(response.headers_mut());
+                }
+                return response;
+            };
+            let mut rewritten = audited.record(429, "rate_limited", None);
+            if let Some(record) = record {
+                rewritten.at = record.at;
+                rewritten.latency_ms = record.latency_ms;
+            }
+            guard.audit.replace(&rewritten).await;
+            rate_limited_response(&decision)
+        }
+        None => {
+            let (_, decision, (mut response, _)) = tokio::join!(
+                note_use,
+                guard.limiter.count_key(&key_budget, now),
+                audited.answered_with_record(next.run(request))
+            );
+            if let Some(decision) = decision {
+                if !decision.allowed {
+                    tracing::warn!(
+                        brand_id = %principal.brand_id,
+                        key_id = %principal.key_id,
+                        "a write made beside its key's lease is over the budget; it stands"
+                    );
+                }
+                decision.write_headers(response.headers_mut());
+            }
+            response
+        }
+    }
+}
+
+/// One guarded request as its activity record describes it.
+struct Audited<'a> {
+    guard: &'a EdgeGuard,
+    principal: &'a Principal,
+    context: &'a ClientContext,
+    request: &'a AuditedRequest,
+    started: Instant,
+}
+
+impl Audited<'_> {
+    fn record(&self, status: u16, outcome: &str, target: Option<String>) -> ActivityRecord {
+        self.guard.build_record(
+            self.principal,
+            self.context,
+            self.request.method.clone(),
+            target.unwrap_or_else(|| self.request.path.clone()),
+            status,
+            self.started,
+            outcome,
+        )
+    }
+
+    /// The record the guard writes for this response: none when the handler's own write holds
+    /// it ([`ActivityInItem`]); the handler's [`AuditTarget`] in place of the path if it named
+    /// one.
+    fn record_of(&self, response: &Response) -> Option<ActivityRecord> {
+        if response.extensions().get::<ActivityInItem>().is_some() {
+            return None;
+        }
+        let target = response
+            .extensions()
+            .get::<AuditTarget>()
+            .map(|target| target.0.clone());
+        Some(self.record(response.status().as_u16(), "ok", target))
+    }
+
+    /// The handler's response with the budget's headers, once its record is stored.
+    async fn answered(
+        &self,
+        handler: impl std::future::Future<Output = Response>,
+        decision: Option<RateDecision>,
+    ) -> Response {
+        let (mut response, _) = self.answered_with_record(handler).await;
+        if let Some(decision) = decision {
+            decision.write_headers(response.headers_mut());
+        }
+        response
+    }
+
+    /// The handler's response once its record is stored, and the record (none when the
+    /// handler's own write held it).
+    async fn answered_with_record(
+        &self,
+        handler: impl std::future::Future<Output = Response>,
+    ) -> (Response, Option<ActivityRecord>) {
+        let response = handler.await;
+        let record = self.record_of(&response);
+        if let Some(record) = &record {
+            self.guard.audit.record(record).await;
+        }
+        (response, record)
+    }
+
+    /// The 429 for a request over its key's budget, recorded.
+    async fn refused(&self, decision: &RateDecision) -> Response {
+        let response = rate_limited_response(decision);
+        self.guard
+            .audit
+            .record(&self.record(429, "rate_limited", None))
+            .await;
+        response
+    }
+}
+
+/// The 429 of a request over its key's budget.
+fn rate_limited_response(decision: &RateDecision) -> Response {
+    rate_limited(
+        decision,
+        format!(
+            "rate limit of {} requests per minute exceeded; retry in {} s",
+            decision.limit, decision.reset_seconds
+        ),
+    )
 }
 
 /// Whether the attempt numbered `over` beyond its budget updates the window's summary.

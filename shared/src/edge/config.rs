@@ -1,6 +1,7 @@
 //! Configuration of the HTTP functions beyond the key service: the data table, the rate limit and
 //! how long activity is kept. Read once at start; errors name the variable.
 
+use super::rate_limit::LeaseSettings;
 use crate::config::ConfigError;
 
 pub const DATA_TABLE_VAR: &str = "TRCKER_DATA_TABLE";
@@ -35,6 +36,8 @@ pub struct EdgeLimits {
     /// Attempts with one revoked key per minute that each get an activity record (and a 401);
     /// beyond, a 429 and one summary record per minute with their count.
     pub revoked_key_records_per_minute: u32,
+    /// How containers lease the key's API and MCP budget ([`LeaseSettings::API_KEY`]).
+    pub key_budget_leases: LeaseSettings,
 }
 
 impl Default for EdgeLimits {
@@ -44,6 +47,7 @@ impl Default for EdgeLimits {
             activity_retention_days: 90,
             min_click_to_conversion_ms: 15_000,
             revoked_key_records_per_minute: 20,
+            key_budget_leases: LeaseSettings::API_KEY,
         }
     }
 }
@@ -96,6 +100,9 @@ impl EdgeLimits {
                 defaults.revoked_key_records_per_minute,
                 1_000_000,
             )?,
+            // Not configurable: the lease size is a capacity decision (docs/ARCHITECTURE.md,
+            // "Rate budgets in leases").
+            key_budget_leases: defaults.key_budget_leases,
         })
     }
 }

@@ -89,6 +89,15 @@ pub struct LeaseSettings {
     pub lease: u32,
 }
 
+impl LeaseSettings {
+    /// The public API's and MCP's key budget: one counter item (so one container's rate-limit
+    /// headers count exactly) taken five units at a time, a fifth of a write per request.
+    pub const API_KEY: Self = Self {
+        shards: 1,
+        lease: 5,
+    };
+}
+
 impl Default for LeaseSettings {
     fn default() -> Self {
         Self {
@@ -98,11 +107,16 @@ impl Default for LeaseSettings {
     }
 }
 
-/// A container's unspent leases, per key budget counter.
+/// How close to a window's end a container takes its lease of the next window, beside a request's
+/// own store calls, so the first request of a window finds its lease already held.
+const NEXT_WINDOW_LOOKAHEAD_MS: i64 = 5_000;
+
+/// A container's unspent leases, per key budget counter: the current window's, and the next
+/// window's once it is taken ahead.
 #[derive(Debug, Default)]
 struct Leases {
     settings: Option<LeaseSettings>,
-    held: std::sync::Mutex<std::collections::HashMap<String, Lease>>,
+    held: std::sync::Mutex<std::collections::HashMap<String, Vec<Lease>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +134,7 @@ impl Leases {
         self.settings.unwrap_or_default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Lease>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<Lease>>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -129,10 +143,10 @@ impl Leases {
     /// lease).
     fn take(&self, counter: &str, window_start: UnixMillis) -> Option<(bool, Lease)> {
         let mut held = self.lock();
-        let lease = held.get_mut(counter)?;
-        if lease.window_start != window_start {
-            return None;
-        }
+        let lease = held
+            .get_mut(counter)?
+            .iter_mut()
+            .find(|lease| lease.window_start == window_start)?;
         if lease.remaining > 0 {
             lease.remaining -= 1;
             return Some((true, *lease));
@@ -140,23 +154,50 @@ impl Leases {
         lease.exhausted.then_some((false, *lease))
     }
 
+    /// The windows whose lease is worth taking now: the current one if its lease is spent (and
+    /// the budget not), the next one near the current one's end if none is held for it yet.
+    fn due(&self, counter: &str, now: UnixMillis) -> Vec<UnixMillis> {
+        let current = window_start(now);
+        let next = current + WINDOW_MS;
+        let held = self.lock();
+        let leases = held.get(counter).map(Vec::as_slice).unwrap_or_default();
+        let held_for = |window: UnixMillis| leases.iter().find(|l| l.window_start == window);
+        let mut due = Vec::new();
+        // No lease at all for the current window is the request path's business (it leases
+        // inline); only a spent one is renewed ahead of need.
+        if held_for(current).is_some_and(|lease| lease.remaining == 0 && !lease.exhausted) {
+            due.push(current);
+        }
+        if next - now <= NEXT_WINDOW_LOOKAHEAD_MS && held_for(next).is_none() {
+            due.push(next);
+        }
+        due
+    }
+
     /// Keeps a new lease. Requests of one container lease concurrently (a local gateway, or
     /// several requests finding the lease spent at once): units leased for the same window add
-    /// up, so none is lost, and a lease never replaces one of a later window.
-    fn keep(&self, counter: &str, lease: Lease) {
+    /// up, so none is lost. Leases of windows before `current_window` are dropped.
+    fn keep(&self, counter: &str, lease: Lease, current_window: UnixMillis) {
         let mut held = self.lock();
         // Leases of past windows are worth nothing: drop them as the map is written.
-        held.retain(|_, kept| kept.window_start >= lease.window_start);
-        match held.get_mut(counter) {
-            Some(kept) if kept.window_start > lease.window_start => {}
-            Some(kept) if kept.window_start == lease.window_start => {
+        held.retain(|_, leases| {
+            leases.retain(|kept| kept.window_start >= current_window);
+            !leases.is_empty()
+        });
+        if lease.window_start < current_window {
+            return;
+        }
+        let leases = held.entry(counter.to_owned()).or_default();
+        match leases
+            .iter_mut()
+            .find(|kept| kept.window_start == lease.window_start)
+        {
+            Some(kept) => {
                 kept.remaining = kept.remaining.saturating_add(lease.remaining);
                 kept.shared_remaining = kept.shared_remaining.min(lease.shared_remaining);
                 kept.exhausted |= lease.exhausted;
             }
-            _ => {
-                held.insert(counter.to_owned(), lease);
-            }
+            None => leases.push(lease),
         }
     }
 }
@@ -200,36 +241,84 @@ impl RateLimiter {
     pub async fn count_key(&self, budget: &Budget<'_>, now: UnixMillis) -> Option<RateDecision> {
         match &self.leases {
             None => self.count(budget, now).await,
-            Some(leases) => self.count_leased(leases, budget, now).await,
+            Some(leases) => match self.count_key_locally(budget, now) {
+                Some(decision) => Some(decision),
+                None => self.lease_and_count(leases, budget, now).await,
+            },
         }
     }
 
-    /// A leased count. A lease is drawn from one of the budget's shards, each holding its part
-    /// of the window's limit ([`shard_share`], the parts adding up to the limit exactly): the
-    /// shard's counter goes up by the lease, and what fits under its part is granted. A spent
-    /// shard sends the container on to the next; when every shard is spent, the container
-    /// refuses the key for the rest of the window without asking again. Everything admitted was
-    /// granted by a shard first, so the containers together never admit more than the limit, and
-    /// what they leave unused is at most one lease each
-    /// (`docs/ARCHITECTURE.md`, "The capture key budget").
-    async fn count_leased(
+    /// The key's budget as this container's lease answers it, with no store call: `None` when
+    /// the answer needs one (no lease held for the window, or an unleased budget).
+    pub fn count_key_locally(&self, budget: &Budget<'_>, now: UnixMillis) -> Option<RateDecision> {
+        let leases = self.leases.as_ref()?;
+        let (allowed, lease) = leases.take(&budget.counter, window_start(now))?;
+        Some(leased_decision(
+            budget,
+            allowed,
+            lease.shared_remaining,
+            lease.remaining,
+            now,
+        ))
+    }
+
+    /// Takes the leases [`Leases::due`] names (a spent lease's successor, the next window's
+    /// near a window's end) without counting a request, so that requests to come find units
+    /// held. Run beside a request's own store calls; nothing to wait for when none is due.
+    pub async fn renew_leases(&self, budget: &Budget<'_>, now: UnixMillis) {
+        let Some(leases) = &self.leases else {
+            return;
+        };
+        let due = leases.due(&budget.counter, now);
+        let current = window_start(now);
+        futures_util::future::join_all(
+            due.into_iter()
+                .map(|window| self.lease(leases, budget, window, current, false)),
+        )
+        .await;
+    }
+
+    /// A leased count that found no lease: one is drawn from the budget's shards (see
+    /// [`Self::lease`]) and this request takes its first unit; what is due then is renewed.
+    async fn lease_and_count(
         &self,
         leases: &Leases,
         budget: &Budget<'_>,
         now: UnixMillis,
     ) -> Option<RateDecision> {
         let window_start = window_start(now);
-        let decision = |allowed: bool, shared_remaining: u32, local: u32| {
-            let remaining = shared_remaining
-                .saturating_add(local)
-                .min(budget.limit_per_minute);
-            // A refused request is one over the limit, as a plain counter would count it.
-            let count = u64::from(budget.limit_per_minute - remaining) + u64::from(!allowed);
-            RateDecision::of_count(count, budget.limit_per_minute, now)
-        };
-        if let Some((allowed, lease)) = leases.take(&budget.counter, window_start) {
-            return Some(decision(allowed, lease.shared_remaining, lease.remaining));
-        }
+        let lease = self
+            .lease(leases, budget, window_start, window_start, true)
+            .await?;
+        // A lease this request spent at once (a small budget's share) is renewed before the
+        // answer, so the next request finds a unit or a refusal, not another missing lease.
+        self.renew_leases(budget, now).await;
+        Some(leased_decision(
+            budget,
+            !lease.exhausted,
+            lease.shared_remaining,
+            lease.remaining,
+            now,
+        ))
+    }
+
+    /// Leases units of `window_start` from one of the budget's shards, each holding its part of
+    /// the window's limit ([`shard_share`], the parts adding up to the limit exactly): the
+    /// shard's counter goes up by the lease, and what fits under its part is granted (less the
+    /// unit a request takes, when `take_one`) and kept. A spent shard sends the container on to
+    /// the next; when every shard is spent, the container refuses the key for the rest of the
+    /// window without asking again. Everything admitted was granted by a shard first, so the
+    /// containers together never admit more than the limit, and what they leave unused is at
+    /// most a lease each per window (`docs/ARCHITECTURE.md`, "The capture key budget"). `None`
+    /// if a counter could not be reached.
+    async fn lease(
+        &self,
+        leases: &Leases,
+        budget: &Budget<'_>,
+        window_start: UnixMillis,
+        current_window: UnixMillis,
+        take_one: bool,
+    ) -> Option<Lease> {
         let settings = leases.settings();
         let first = crate::token::random_u64().unwrap_or(0) % u64::from(settings.shards);
         let first = u32::try_from(first).unwrap_or(0);
@@ -273,27 +362,23 @@ impl RateLimiter {
             let shared_remaining =
                 u32::try_from(shard_left * u64::from(settings.shards)).unwrap_or(u32::MAX);
             let granted = u32::try_from(granted).unwrap_or(1);
-            leases.keep(
-                &budget.counter,
-                Lease {
-                    window_start,
-                    remaining: granted - 1,
-                    shared_remaining,
-                    exhausted: false,
-                },
-            );
-            return Some(decision(true, shared_remaining, granted - 1));
-        }
-        leases.keep(
-            &budget.counter,
-            Lease {
+            let lease = Lease {
                 window_start,
-                remaining: 0,
-                shared_remaining: 0,
-                exhausted: true,
-            },
-        );
-        Some(decision(false, 0, 0))
+                remaining: granted - u32::from(take_one),
+                shared_remaining,
+                exhausted: false,
+            };
+            leases.keep(&budget.counter, lease, current_window);
+            return Some(lease);
+        }
+        let spent = Lease {
+            window_start,
+            remaining: 0,
+            shared_remaining: 0,
+            exhausted: true,
+        };
+        leases.keep(&budget.counter, spent, current_window);
+        Some(spent)
     }
 
     /// The key's own budget on this limiter's surface.
@@ -383,6 +468,23 @@ impl RateLimiter {
             }
         }
     }
+}
+
+/// The decision a lease gives: what the key has left is the shared estimate plus this
+/// container's unspent units, and a refused request is one over the limit, as a plain counter
+/// would count it.
+fn leased_decision(
+    budget: &Budget<'_>,
+    allowed: bool,
+    shared_remaining: u32,
+    local: u32,
+    now: UnixMillis,
+) -> RateDecision {
+    let remaining = shared_remaining
+        .saturating_add(local)
+        .min(budget.limit_per_minute);
+    let count = u64::from(budget.limit_per_minute - remaining) + u64::from(!allowed);
+    RateDecision::of_count(count, budget.limit_per_minute, now)
 }
 
 /// Shard `shard`'s part of a leased budget of `limit` over `shards` shards: the limit split as
@@ -510,6 +612,82 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(refused.count, 161);
         assert!(!limiter.count_key(&budget, NOW).await.unwrap().allowed);
+    }
+
+    #[tokio::test]
+    async fn a_spent_lease_is_renewed_ahead_so_no_request_waits_on_the_counter() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let limiter =
+            RateLimiter::new(store.clone(), "rate", 100).with_leases(LeaseSettings::API_KEY);
+        let principal = principal();
+        let budget = limiter.key_budget(&principal);
+        assert_eq!(limiter.count_key_locally(&budget, NOW), None);
+        let mut remaining = vec![limiter.count_key(&budget, NOW).await.unwrap().remaining];
+        assert_eq!(store.take_calls(), vec!["increment_counter"]);
+        for _ in 0..14 {
+            let decision = limiter.count_key_locally(&budget, NOW).unwrap();
+            assert!(decision.allowed);
+            remaining.push(decision.remaining);
+            // Beside each request: a renewal only once the lease is spent.
+            limiter.renew_leases(&budget, NOW).await;
+        }
+        // One container counts exactly, as one counter would: 99 down to 85.
+        assert_eq!(remaining, (85..=99).rev().collect::<Vec<u32>>());
+        assert_eq!(store.take_calls(), vec!["increment_counter"; 3]);
+    }
+
+    #[tokio::test]
+    async fn the_next_windows_lease_is_taken_before_it_starts() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let limiter =
+            RateLimiter::new(store.clone(), "rate", 100).with_leases(LeaseSettings::API_KEY);
+        let principal = principal();
+        let budget = limiter.key_budget(&principal);
+        let window_end = window_start(NOW) + WINDOW_MS;
+        assert!(
+            limiter
+                .count_key(&budget, window_end - 10_000)
+                .await
+                .is_some()
+        );
+        limiter.renew_leases(&budget, window_end - 10_000).await;
+        assert_eq!(store.take_calls(), vec!["increment_counter"]);
+        // Within the lookahead, the next window's lease is taken once; the current one's units
+        // stay usable.
+        limiter.renew_leases(&budget, window_end - 4_000).await;
+        limiter.renew_leases(&budget, window_end - 3_000).await;
+        assert_eq!(store.take_calls(), vec!["increment_counter"]);
+        assert!(
+            limiter
+                .count_key_locally(&budget, window_end - 2_000)
+                .unwrap()
+                .allowed
+        );
+        let first_of_next = limiter.count_key_locally(&budget, window_end).unwrap();
+        assert!(first_of_next.allowed);
+        assert_eq!(first_of_next.remaining, 99);
+        assert!(store.take_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_renewal_that_finds_the_budget_spent_refuses_locally() {
+        let store = Arc::new(FaultyBrandData::new(MemoryBrandData::new()));
+        let limiter =
+            RateLimiter::new(store.clone(), "rate", 5).with_leases(LeaseSettings::API_KEY);
+        let principal = principal();
+        let budget = limiter.key_budget(&principal);
+        assert!(limiter.count_key(&budget, NOW).await.unwrap().allowed);
+        for _ in 0..4 {
+            assert!(limiter.count_key_locally(&budget, NOW).unwrap().allowed);
+        }
+        limiter.renew_leases(&budget, NOW).await;
+        store.take_calls();
+        let refused = limiter.count_key_locally(&budget, NOW).unwrap();
+        assert!(!refused.allowed);
+        assert_eq!((refused.count, refused.remaining), (6, 0));
+        // Spent is spent: no renewal is due, and none is attempted.
+        limiter.renew_leases(&budget, NOW).await;
+        assert!(store.take_calls().is_empty());
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::clicks::{ClickRecord, is_valid_click_id};
-use crate::brand_data::{Document, DocumentKind, DocumentStoreExt, UniqueClaim};
+use crate::brand_data::{ActivityRecord, Document, DocumentKind, UniqueClaim};
 use crate::clock::{UnixMillis, format_rfc3339};
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
@@ -227,11 +227,14 @@ async fn existing_duplicate(
 
 /// Records a conversion (or finds the one already recorded under its `txn_id`): attributed through
 /// its click, priced by the offer's rules, stored with its `txn_id` claim and its fast-conversion
-/// signal (if any) in one write. Its rollups follow from the stream.
+/// signal (if any) in one write, with the request's activity record when given (a duplicate
+/// writes nothing, so its record is not stored: [`Recorded::duplicate`] says so). Its rollups
+/// follow from the stream.
 pub async fn record_conversion(
     program: &Program,
     brand_id: &BrandId,
     input: CreateConversion,
+    activity: Option<&ActivityRecord>,
 ) -> Result<Recorded, ProgramError> {
     let (amount, currency, txn_id, event) = validated(&input)?;
     // The txn_id lookup and the attribution do not depend on each other: one round of reads.
@@ -284,7 +287,7 @@ pub async fn record_conversion(
         } else {
             None
         };
-        match store_new(program, brand_id, &conversion, signal.as_ref()).await {
+        match store_new(program, brand_id, &conversion, signal.as_ref(), activity).await {
             Ok(()) => {
                 return Ok(Recorded {
                     conversion,
@@ -380,7 +383,8 @@ fn priced(
     })
 }
 
-/// Stores a new conversion, its `txn_id` claim and its fraud signal in one write: all of them or
+/// Stores a new conversion, its `txn_id` claim, its fraud signal and the request's activity record
+/// in one write: all of them or
 /// none. Nothing else: the rollups they add to are derived from the stream's copy of the new
 /// documents (`program::derived`).
 async fn store_new(
@@ -388,6 +392,7 @@ async fn store_new(
     brand_id: &BrandId,
     conversion: &Conversion,
     signal: Option<&FraudSignal>,
+    activity: Option<&ActivityRecord>,
 ) -> Result<(), StoreError> {
     let encoded = |value: serde_json::Value, kind: DocumentKind, id: &str| Document {
         brand_id: brand_id.clone(),
@@ -410,7 +415,10 @@ async fn store_new(
     if let Some(signal_document) = &signal_document {
         batch.push((signal_document, &[]));
     }
-    program.data.create_documents(&batch).await
+    program
+        .data
+        .create_documents_counted(&batch, &[], activity)
+        .await
 }
 
 /// One of the brand's conversions by id; another brand's id is as missing as an unknown one.
@@ -510,12 +518,14 @@ fn time_bound(millis: i64, random_part: &str) -> String {
     )
 }
 
-/// Moves a conversion to a new status, along the allowed moves only.
+/// Moves a conversion to a new status, along the allowed moves only, with the request's activity
+/// record when given.
 pub async fn update_conversion(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
     input: UpdateConversion,
+    activity: Option<&ActivityRecord>,
 ) -> Result<Conversion, ProgramError> {
     let stored: Stored<Conversion> =
         load(program, brand_id, KIND, ID_PREFIX, id, "conversion").await?;
@@ -541,6 +551,7 @@ pub async fn update_conversion(
         &conversion,
         &[],
         &[],
+        activity,
     )
     .await?;
     Ok(conversion)

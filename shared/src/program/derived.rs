@@ -472,7 +472,7 @@ async fn raise_signal(
         };
         let claims = std::slice::from_ref(claim);
         match store
-            .create_documents_counted(&[(&document, claims)], &[])
+            .create_documents_counted(&[(&document, claims)], &[], None)
             .await
         {
             Ok(()) => return Ok(true),
@@ -1544,7 +1544,7 @@ mod tests {
                 };
                 store
                     .inner()
-                    .update_document(&updated, &[], &[])
+                    .update_document(&updated, &[], &[], None)
                     .await
                     .unwrap();
                 approved += 1;

@@ -3,7 +3,7 @@
 
 use super::ProgramError;
 use crate::brand_data::merge::{MergePlan, merge_newest_first};
-use crate::brand_data::{Document, DocumentKind, UniqueClaim};
+use crate::brand_data::{ActivityRecord, Document, DocumentKind, UniqueClaim};
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
 use crate::store::StoreError;
@@ -242,7 +242,8 @@ pub fn slug_change(before: &str, after: &str) -> (Vec<UniqueClaim>, Vec<UniqueCl
     }
 }
 
-/// Stores `value` as the next version of document `id`, swapping claims, all or nothing.
+/// Stores `value` as the next version of document `id`, swapping claims, all or nothing, with the
+/// request's activity record when given (in the same write).
 #[allow(clippy::too_many_arguments)]
 pub async fn save<T: Serialize>(
     program: &Program,
@@ -253,6 +254,7 @@ pub async fn save<T: Serialize>(
     value: &T,
     released: &[UniqueClaim],
     taken: &[UniqueClaim],
+    activity: Option<&ActivityRecord>,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_value(value)
         .map_err(|error| StoreError::Corrupt(format!("document does not encode: {error}")))?;
@@ -265,7 +267,7 @@ pub async fn save<T: Serialize>(
     };
     program
         .data
-        .update_document(&document, released, taken)
+        .update_document(&document, released, taken, activity)
         .await
 }
 

@@ -3,7 +3,7 @@
 
 use super::Program;
 use super::ProgramError;
-use crate::brand_data::DocumentKind;
+use crate::brand_data::{ActivityRecord, DocumentKind};
 use crate::clock::format_rfc3339;
 use crate::ids::BrandId;
 use crate::program::documents::{ListBody, Stored, load, newest_first_page, save};
@@ -132,12 +132,14 @@ pub async fn find(
     Ok(stored.value)
 }
 
-/// Sets the review state of one of the brand's fraud signals.
+/// Sets the review state of one of the brand's fraud signals, with the request's activity record
+/// when given.
 pub async fn review_signal(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
     input: ReviewUpdate,
+    activity: Option<&ActivityRecord>,
 ) -> Result<FraudSignal, ProgramError> {
     let stored: Stored<FraudSignal> =
         load(program, brand_id, KIND, ID_PREFIX, id, "fraud signal").await?;
@@ -153,6 +155,7 @@ pub async fn review_signal(
         &signal,
         &[],
         &[],
+        activity,
     )
     .await?;
     Ok(signal)

@@ -4,7 +4,7 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::DocumentStoreExt;
-use crate::brand_data::{Document, DocumentKind};
+use crate::brand_data::{ActivityRecord, Document, DocumentKind};
 use crate::clock::format_rfc3339;
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
@@ -236,23 +236,26 @@ async fn save(
     before: &Offer,
     mut after: Offer,
     version: u64,
+    activity: Option<&ActivityRecord>,
 ) -> Result<Offer, ProgramError> {
     after.updated_at = format_rfc3339(program.keys.now_ms());
     let (released, taken) = slug_change(&before.slug, &after.slug);
     documents::save(
-        program, brand_id, KIND, &after.id, version, &after, &released, &taken,
+        program, brand_id, KIND, &after.id, version, &after, &released, &taken, activity,
     )
     .await
     .map_err(|error| slug_taken(error, &after.slug))?;
     Ok(after)
 }
 
-/// Changes an offer's fields (an archived offer is read-only: `conflict`).
+/// Changes an offer's fields (an archived offer is read-only: `conflict`), with the request's
+/// activity record when given.
 pub async fn update_offer(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
     input: UpdateOffer,
+    activity: Option<&ActivityRecord>,
 ) -> Result<Offer, ProgramError> {
     let stored: Stored<Offer> = load(program, brand_id, KIND, ID_PREFIX, id, "offer").await?;
     let before = stored.value;
@@ -282,7 +285,7 @@ pub async fn update_offer(
     if let Some(caps) = input.caps {
         after.caps = caps;
     }
-    save(program, brand_id, &before, after, stored.version).await
+    save(program, brand_id, &before, after, stored.version, activity).await
 }
 
 /// Archives an offer: one-way and idempotent (offers are never deleted).
@@ -299,5 +302,13 @@ pub async fn archive_offer(
         status: OfferStatus::Archived,
         ..stored.value.clone()
     };
-    save(program, brand_id, &stored.value, after, stored.version).await
+    save(
+        program,
+        brand_id,
+        &stored.value,
+        after,
+        stored.version,
+        None,
+    )
+    .await
 }

@@ -4,7 +4,7 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::DocumentStoreExt;
-use crate::brand_data::{Document, DocumentKind};
+use crate::brand_data::{ActivityRecord, Document, DocumentKind};
 use crate::clock::format_rfc3339;
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
@@ -159,12 +159,14 @@ pub async fn find(
     Ok(stored.value)
 }
 
-/// Changes a partner's fields; a new slug is claimed and the old one released, all or nothing.
+/// Changes a partner's fields; a new slug is claimed and the old one released, all or nothing,
+/// with the request's activity record when given.
 pub async fn update_partner(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
     input: UpdatePartner,
+    activity: Option<&ActivityRecord>,
 ) -> Result<Partner, ProgramError> {
     let stored: Stored<Partner> = load(program, brand_id, KIND, ID_PREFIX, id, "partner").await?;
     let before = stored.value;
@@ -195,17 +197,19 @@ pub async fn update_partner(
         &after,
         &released,
         &taken,
+        activity,
     )
     .await
     .map_err(|error| slug_taken(error, &after.slug))?;
     Ok(after)
 }
 
-/// Deletes a partner and releases its slug.
+/// Deletes a partner and releases its slug, with the request's activity record when given.
 pub async fn delete_partner(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
+    activity: Option<&ActivityRecord>,
 ) -> Result<(), ProgramError> {
     let stored: Stored<Partner> = load(program, brand_id, KIND, ID_PREFIX, id, "partner").await?;
     program
@@ -216,6 +220,7 @@ pub async fn delete_partner(
             id,
             stored.version,
             &[slug_claim(&stored.value.slug)],
+            activity,
         )
         .await?;
     Ok(())

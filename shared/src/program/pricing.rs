@@ -10,7 +10,7 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::DocumentStoreExt;
-use crate::brand_data::{Document, DocumentKind};
+use crate::brand_data::{ActivityRecord, Document, DocumentKind};
 use crate::clock::{UnixMillis, format_rfc3339};
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
@@ -375,12 +375,14 @@ async fn load_rule(
     })
 }
 
-/// Changes a pricing rule's payout, priority or validity window.
+/// Changes a pricing rule's payout, priority or validity window, with the request's activity
+/// record when given.
 pub async fn update_rule(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
     input: UpdateRule,
+    activity: Option<&ActivityRecord>,
 ) -> Result<PricingRule, ProgramError> {
     let stored = load_rule(program, brand_id, id).await?;
     let mut rule = stored.value;
@@ -394,20 +396,32 @@ pub async fn update_rule(
     let until = input.valid_until.unwrap_or(rule.valid_until.clone());
     (rule.valid_from, rule.valid_until) = window(from.as_deref(), until.as_deref())?;
     rule.updated_at = format_rfc3339(program.keys.now_ms());
-    save(program, brand_id, KIND, id, stored.version, &rule, &[], &[]).await?;
+    save(
+        program,
+        brand_id,
+        KIND,
+        id,
+        stored.version,
+        &rule,
+        &[],
+        &[],
+        activity,
+    )
+    .await?;
     Ok(rule)
 }
 
-/// Deletes a pricing rule.
+/// Deletes a pricing rule, with the request's activity record when given.
 pub async fn delete_rule(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
+    activity: Option<&ActivityRecord>,
 ) -> Result<(), ProgramError> {
     let stored = load_rule(program, brand_id, id).await?;
     program
         .data
-        .delete_document(brand_id, KIND, id, stored.version, &[])
+        .delete_document(brand_id, KIND, id, stored.version, &[], activity)
         .await?;
     Ok(())
 }

@@ -119,9 +119,9 @@ async fn one_source_over_its_budget_leaves_other_visitors_their_clicks() {
 }
 
 /// The source budget is counted in the container, so it costs no store call: under the paused
-/// clock with every store call taking L, a new capture in a new minute waits 2 L (a lease of the
-/// key's budget, then the click) and one its source may not make 1 L (the summary record), with
-/// nothing taken from the key's budget.
+/// clock with every store call taking L, a new capture in a new minute waits 1 L (its click, with
+/// the lease of the key's budget taken beside it) and one its source may not make 1 L (the
+/// summary record), with nothing taken from the key's budget.
 #[tokio::test(start_paused = true)]
 async fn the_source_budget_costs_no_store_call() {
     use trcker_shared::store::fault::{Fault, Trigger};
@@ -152,7 +152,7 @@ async fn the_source_budget_costs_no_store_call() {
             (response.status, started.elapsed())
         }
     };
-    assert_eq!(timed("new").await, (StatusCode::CREATED, 2 * L));
+    assert_eq!(timed("new").await, (StatusCode::CREATED, L));
     assert_eq!(data.take_calls(), ["increment_counter", "insert_click"]);
     assert_eq!(timed("refused").await, (StatusCode::TOO_MANY_REQUESTS, L));
     assert_eq!(data.take_calls(), ["record_activity_summary"]);

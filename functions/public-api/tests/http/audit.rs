@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use trcker_shared::edge::config::EdgeLimits;
 use trcker_shared::ids::BrandId;
-use trcker_shared::testing::{Backend, TestApp};
+use trcker_shared::testing::{Backend, TestApp, TestClient};
 
 use crate::{activity_of, api, api_with};
 
@@ -31,6 +31,7 @@ trcker_shared::backend_tests! {
     in_memory: rate_limited(Backend::in_memory()),
     on_dynamodb: rate_limited(Backend::on_dynamodb().await);
     rate_limit_answers_429,
+    a_container_without_a_lease_refuses_reads_over_the_budget,
 }
 
 async fn whoami_and_audit(api: &TestApp) {
@@ -135,6 +136,70 @@ async fn rate_limit_answers_429(api_limited: &TestApp) {
         .collect();
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].status, 429);
+}
+
+/// Another container of the same function: its own rate limiter (and leases), the same stores.
+fn another_container(api: &TestApp) -> TestClient {
+    let limits = EdgeLimits {
+        rate_limit_per_minute: 3,
+        ..EdgeLimits::default()
+    };
+    TestClient::router(trcker_public_api::router(
+        api.keys.clone(),
+        api.data.clone(),
+        limits,
+    ))
+}
+
+/// A container that holds no lease of the key's budget sends its request beside the lease it
+/// takes. A read the lease refuses is answered 429, and the record written beside it is
+/// rewritten as that 429; a write has been made by then, so it stands (one request per
+/// container and window at most beyond the limit).
+async fn a_container_without_a_lease_refuses_reads_over_the_budget(api_limited: &TestApp) {
+    let key = api_limited.brand("acme").await;
+    for _ in 0..3 {
+        let response = api_limited.get("/api/public/whoami").bearer(&key).await;
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    let second = another_container(api_limited);
+    let refused = second.get("/api/public/partners").bearer(&key).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.error_code(), "rate_limited");
+    let brand_id = BrandId::parse("acme").unwrap();
+    let records = api_limited
+        .data
+        .list_activity(&brand_id, Default::default(), 10, None)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(records.len(), 4, "one record per request: {records:?}");
+    let listing: Vec<_> = records
+        .iter()
+        .filter(|record| record.target == "/api/public/partners")
+        .collect();
+    assert_eq!(listing.len(), 1);
+    assert_eq!(
+        (listing[0].status, listing[0].outcome.as_str()),
+        (429, "rate_limited")
+    );
+    // The same container now knows the budget is spent: refused locally.
+    let again = second.get("/api/public/whoami").bearer(&key).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let third = another_container(api_limited);
+    let written = third
+        .post("/api/public/partners")
+        .bearer(&key)
+        .json(crate::partner_body("beside-the-lease"))
+        .await;
+    assert_eq!(written.status, StatusCode::CREATED, "{}", written.text());
+    assert_eq!(written.headers["ratelimit-remaining"], "0");
+    let then_refused = third
+        .post("/api/public/partners")
+        .bearer(&key)
+        .json(crate::partner_body("after-the-lease"))
+        .await;
+    assert_eq!(then_refused.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 async fn activity_filters(api: &TestApp) {

@@ -104,7 +104,7 @@ async fn stats_calls(events: usize, tool: &str, arguments: Value) -> Vec<&'stati
             txn_id: Some(format!("txn-{index}")),
             event: None,
         };
-        record_conversion(&app, &brand.id, conversion)
+        record_conversion(&app, &brand.id, conversion, None)
             .await
             .unwrap();
     }
