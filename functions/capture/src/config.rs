@@ -126,7 +126,7 @@ impl CaptureConfig {
                 1_000_000_000,
             )?,
             // Not configurable: the lease and shard counts are capacity decisions made once
-            // (docs/ARCHITECTURE.md, "The capture key budget"), not per deployment.
+            // (docs/ARCHITECTURE.md, "Rate budgets in leases"), not per deployment.
             key_budget_leases: defaults.key_budget_leases,
             allowed_origins,
             trusted_proxy_hops: u8::try_from(number(TRUSTED_PROXY_HOPS_VAR, 0, 0, 5)?).unwrap_or(0),

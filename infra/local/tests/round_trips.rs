@@ -5,7 +5,7 @@
 //! mean depth and write units per request are asserted against the targets. Warm: the key
 //! verified before; cold: every request with a key this container has never verified. The table
 //! is printed (and written to `TRCKER_ROUND_TRIPS_OUT` when set) for BENCHMARKS.md, "Round trips
-//! per request".
+//! and write units per request" (`scripts/bench-round-trips` draws it).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -100,8 +100,8 @@ pub struct ActivityInItem;
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStarted(pub Instant);
 
-/// In a request's extensions behind the guard: the request's activity record, all but its
-/// outcome. A handler whose write can carry it (in the write's own transaction, so the record is
+/// In a write's extensions behind the guard (any method but `GET` and `HEAD`, outside MCP): the
+/// request's activity record, all but its outcome. A handler whose write can carry it (in the write's own transaction, so the record is
 /// durable with the write and costs no round trip after it) completes it with
 /// [`ActivityDraft::completed`] and answers [`RecordedInWrite`].
 #[derive(Debug, Clone)]
@@ -210,7 +210,7 @@ pub async fn authenticate(
     let key_budget = guard.limiter.key_budget(&principal);
     // The source's budget is counted in this container alone, so it costs no store call: a
     // source gets at most its limit from each container that serves it (docs/ARCHITECTURE.md,
-    // "The capture key budget"). It is asked first, so a request its source may not make takes
+    // "The HTTP edge", step 5). It is asked first, so a request its source may not make takes
     // nothing from the key's budget.
     let source_refusal = guard.source_limit_per_minute.and_then(|limit| {
         let source_budget =
@@ -262,20 +262,22 @@ pub async fn authenticate(
     });
     parts.extensions.insert(RequestStarted(started));
     let audit_parts = AuditedRequest::of(&parts);
-    let draft = ActivityDraft {
-        record: guard.build_record(
-            &principal,
-            &context,
-            audit_parts.method.clone(),
-            audit_parts.path.clone(),
-            0,
-            started,
-            "ok",
-        ),
-        started,
-    };
-    parts.extensions.insert(draft);
     let read_only = guard.read_only_routes || matches!(parts.method, Method::GET | Method::HEAD);
+    // Only a write can carry its record, so only a write is given the draft of it.
+    if !read_only {
+        parts.extensions.insert(ActivityDraft {
+            record: guard.build_record(
+                &principal,
+                &context,
+                audit_parts.method.clone(),
+                audit_parts.path.clone(),
+                0,
+                started,
+                "ok",
+            ),
+            started,
+        });
+    }
     let request = Request::from_parts(parts, body);
     let audited = Audited {
         guard: &guard,

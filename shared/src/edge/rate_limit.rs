@@ -1,9 +1,9 @@
-//! Fixed-window rate budgets on DynamoDB atomic counters, so each budget is shared by every
-//! container: a key's, a capture source's, and a revoked key's attempts. Capture's key budget is
-//! leased ([`LeaseSettings`]): a container takes units in batches from one of several counter
-//! shards, so no counter item is hot and most captures make no counter call at all. If a counter itself
-//! fails, the request goes through (fail open) and the failure is logged: the limiter must never
-//! be the outage.
+//! Fixed-window rate budgets: a key's and a revoked key's attempts on DynamoDB atomic counters,
+//! shared by every container, and a capture source's counted in the container. Key budgets are
+//! leased ([`LeaseSettings`]): a container takes units in batches from one of the budget's counter
+//! shards and renews them beside a request, so most requests make no counter call at all and no
+//! counter item is hot. If a counter itself fails, the request goes through (fail open) and the
+//! failure is logged: the limiter must never be the outage.
 
 use std::sync::Arc;
 
@@ -309,7 +309,7 @@ impl RateLimiter {
     /// the next; when every shard is spent, the container refuses the key for the rest of the
     /// window without asking again. Everything admitted was granted by a shard first, so the
     /// containers together never admit more than the limit, and what they leave unused is at
-    /// most a lease each per window (`docs/ARCHITECTURE.md`, "The capture key budget"). `None`
+    /// most a lease each per window (`docs/ARCHITECTURE.md`, "Rate budgets in leases"). `None`
     /// if a counter could not be reached.
     async fn lease(
         &self,
