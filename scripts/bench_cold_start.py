@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Cold-start benchmark driver for scripts/bench-cold-start: each release function binary, and a
-hello-world `lambda_http` baseline, started again and again against a minimal Lambda Runtime API
-served here on loopback, on moto as DynamoDB and Secrets Manager.
+hello-world `lambda_http` baseline that makes the functions' two network calls at init, started
+again and again against a minimal Lambda Runtime API served here on loopback, on moto as DynamoDB
+and Secrets Manager.
 
     scripts/bench-cold-start [--runs N] ...   # builds the release binaries, then runs this
 
@@ -14,21 +15,54 @@ loopback port), with times taken on this side of the Runtime API:
   top of init);
 - warm invoke: the same for the 2nd and later events of the run (a short pause before each, so
   whatever the previous request left running has finished, as between real requests).
+And from the process's own log: every binary logs one `init finished` line (JSON, info) just
+before its runtime loop (`trcker_shared::bootstrap::InitClock`), parsed from each run's log:
+- in-process init: `init_us`, from the start of `main` (before the async runtime is built) to
+  that line (so without the exec, the loader and the process start that `init` above counts);
+- network wait: `network_us`, the part of it spent waiting on the joined pepper fetch and store
+  warm-up (the baseline: the same two calls);
+- init without network: `init_us - network_us` per run, the binary's own init work.
 Runs of the binaries are interleaved (run 1 of each, then run 2 of each, ...) so a busy moment of
 the machine does not fall on one binary only. One discarded warm-up run per binary first.
 
-The functions run with their environment as in infra/template.yaml (tables, the pepper secret's
-ARN, allowed hosts), against this script's own moto on a free port. DynamoDB and Secrets Manager
-get different endpoint host names (`127.0.0.1` and `localhost`), as they have in AWS: a connection
-opened for the pepper fetch is not reused by the first DynamoDB call (`--shared-endpoint` to turn
-this off). moto closes every connection after one response; `--tls` puts
-scripts/tls_keepalive_proxy.py in between (HTTPS, keep-alive), so connections are reused and the
-first call on each pays a TLS handshake, as with AWS endpoints. Setup through the same Runtime API: the keys function creates the `demo` brand and a
-key, the public API function the offer capture's event names.
+The baseline (infra/cold-start-baseline) answers "hello" but does at init what every function
+does: the SDK configuration of `trcker_shared::bootstrap::load_aws_config` (same timeout and trust
+settings), then, concurrently, the pepper secret's `GetSecretValue` and the warm-up `GetItem` on
+the keys table. So 'init / baseline' compares the functions' own start-up against the same
+network work (target `INIT_RATIO_TARGET`).
+
+The functions, and the baseline, run with their environment as in infra/template.yaml (tables,
+the pepper secret's ARN, allowed hosts), against this script's own moto on a free port. DynamoDB
+and Secrets Manager get different endpoint host names (`127.0.0.1` and `localhost`), as they have
+in AWS: a connection opened for the pepper fetch is not reused by the first DynamoDB call
+(`--shared-endpoint` to turn this off). moto closes every connection after one response; `--tls`
+puts scripts/tls_keepalive_proxy.py in between (HTTPS, keep-alive), so connections are reused and
+the first call on each pays a TLS handshake, as with AWS endpoints. Setup through the same Runtime
+API: the keys function creates the `demo` brand and a key, the public API function the offer
+capture's event names.
 
 Also reports each binary's size, stripped size and the size of a Lambda zip of it (the binary as
 `bootstrap`). Writes .tmp/bench-cold-start.md (tables, targets), .tmp/bench-cold-start.json (every
 sample) and docs/bench/cold-start.svg (chart).
+
+Memory and CPU share (off unless asked: `--warm-invocations N`, `--cpu-shares MB,MB,...`), after
+the cold runs: each binary is started once more per phase and sent one cold event and N warm ones
+(its usual event, `--warm-pause-ms` before each warm one), through a keep-alive proxy that holds
+every answer from moto back by `--latency-ms` (default 5, a stand-in for DynamoDB's latency:
+moto alone answers in well under a millisecond, which would leave only CPU in a duration):
+- full-CPU phase: peak RSS (`VmHWM`) and `VmRSS` from /proc/<pid>/status after the N warm
+  invocations (target: under 40 MiB), CPU time per warm invocation (utime + stime from
+  /proc/<pid>/stat over the N, divided by N), and the warm invoke's duration without a limit;
+- one phase per `--cpu-shares` size: the process in a cgroup v1 CPU group (/sys/fs/cgroup/cpu)
+  with `cpu.cfs_quota_us` = share x `cpu.cfs_period_us`, share = MB / 1769 (Lambda gives one
+  full vCPU at 1,769 MB); the period is set to `--cfs-period-us` first (default 20 ms, the
+  throttling interval observed in Lambda). The group is removed afterwards, even on error. If
+  the group cannot be made, the duration is estimated from the full-CPU phase instead, per
+  invocation: wall - cpu + cpu / share (said so in the output);
+- cost per million requests at each size: the median warm invoke at that share, rounded up to
+  whole ms as Lambda bills, x GB x the price per GB-second, plus the price per request (x86 list
+  prices), and per function the MemorySize with the lowest cost (as Lambda Power Tuning picks).
+Tables in the Markdown output; chart docs/bench/cost-per-million.svg (`--cost-svg`).
 """
 
 from __future__ import annotations
@@ -55,7 +89,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e_lambda import Process, free_port, url_answers, wait_until  # noqa: E402
-from tls_keepalive_proxy import TlsKeepAliveProxy, make_certificate, trust_bundle  # noqa: E402
+from tls_keepalive_proxy import KeepAliveProxy, TlsKeepAliveProxy, make_certificate, trust_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TMP = ROOT / ".tmp"
@@ -64,9 +98,18 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 MCP_HOST = "api.trcker.example"  # the Host header of the sample events
 RUN_TIMEOUT_S = 60.0
-INIT_RATIO_TARGET = 1.5
+INIT_RATIO_TARGET = 1.2  # init median against the baseline's, which makes the same network calls
 FIRST_TO_WARM_TARGET = 3.0
 ZIP_TARGET_BYTES = 5 * 1024 * 1024
+PEAK_RSS_TARGET_KIB = 40 * 1024  # under 40 MiB (Lambda's memory sizes are MiB)
+# Lambda gives a function one full vCPU at 1,769 MB, and CPU in proportion below that.
+FULL_VCPU_MB = 1769
+# AWS Lambda list prices, x86, us-east-1 (first pricing tier): USD 0.0000166667 per GB-second of
+# duration and USD 0.20 per million requests. Duration is billed in 1 ms steps.
+PRICE_PER_GB_SECOND = 0.0000166667
+PRICE_PER_MILLION_REQUESTS = 0.20
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+CGROUP_PREFIX = "trcker-bench-cpu-"
 BASELINE = "cold-start-baseline"
 FUNCTIONS = ("keys", "public-api", "capture", "mcp")
 
@@ -89,6 +132,8 @@ class Session:
 
     events: list[bytes]
     pause_s: float
+    # Called with the event's index just before an event is handed out (after the pause).
+    on_deliver: Callable[[int], None] | None = None
     next_at: list[int] = field(default_factory=list)
     delivered_at: list[int] = field(default_factory=list)
     responded_at: list[int] = field(default_factory=list)
@@ -139,6 +184,8 @@ class RuntimeApi:
                 if index > 0 and session.pause_s > 0:
                     time.sleep(session.pause_s)
                 body = session.events[index]
+                if session.on_deliver is not None:
+                    session.on_deliver(index)
                 headers = {
                     "Lambda-Runtime-Aws-Request-Id": f"bench-{index}",
                     "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 30_000),
@@ -207,23 +254,45 @@ class RuntimeApi:
         self.server.server_close()
 
 
-def run_process(binary: Path, env: dict[str, str], events: list[bytes], pause_s: float, log_file: Any) -> tuple[Session, int]:
+@dataclass
+class Hooks:
+    """What a run does beside feeding events (the warm invocations' measurements): with the process
+    just started, with each event about to be handed out, and with every response in (the process
+    still alive, before it is stopped)."""
+
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None
+    deliver: Callable[[subprocess.Popen[bytes], int], None] | None = None
+    finished: Callable[[subprocess.Popen[bytes]], None] | None = None
+
+
+def run_process(binary: Path, env: dict[str, str], events: list[bytes], pause_s: float, log_file: Any, hooks: Hooks | None = None) -> tuple[Session, int]:
     """Starts `binary` against a fresh Runtime API, feeds it `events`, stops it (SIGKILL, as a
     frozen container is reclaimed); the session and the time of exec."""
+    hooks = hooks or Hooks()
     session = Session(events, pause_s)
     runtime = RuntimeApi(session)
     env = {**env, "AWS_LAMBDA_RUNTIME_API": runtime.address}
     started = now_ns()
     process = subprocess.Popen([str(binary)], env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, cwd=WORK)
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
+        if hooks.deliver is not None:
+            deliver = hooks.deliver
+            session.on_deliver = lambda index: deliver(process, index)
+        if hooks.started is not None:
+            hooks.started(process)
+        # The deadline is per response: a long warm phase is not cut off, a stuck one is.
+        deadline, answered = time.monotonic() + RUN_TIMEOUT_S, 0
         while not session.done.wait(0.05):
             if process.poll() is not None:
                 session.error = session.error or f"exited with status {process.returncode} after {len(session.responses)} of {len(events)} responses"
                 break
+            if len(session.responses) != answered:
+                deadline, answered = time.monotonic() + RUN_TIMEOUT_S, len(session.responses)
             if time.monotonic() > deadline:
                 session.error = f"no response {len(session.responses) + 1} within {RUN_TIMEOUT_S:.0f} s"
                 break
+        if session.error is None and hooks.finished is not None and process.poll() is None:
+            hooks.finished(process)
     finally:
         if process.poll() is None:
             process.kill()
@@ -283,9 +352,18 @@ def capture_event(key: str, run: int, invocation: int) -> dict[str, Any]:
     body["click_id"] = f"bench-{secrets.token_hex(4)}-{run}-{invocation}"
     body["landing_url"] = f"https://shop.example/landing?click_id={body['click_id']}"
     event["body"] = json.dumps(body)
-    event["requestContext"]["http"]["sourceIp"] = f"198.51.{100 + invocation}.{1 + run % 250}"
+    event["requestContext"]["http"]["sourceIp"] = source_address(run, invocation)
     event["requestContext"]["requestId"] = f"bench-capture-{run}-{invocation}"
     return event
+
+
+def source_address(run: int, invocation: int) -> str:
+    """A client address per (run, invocation): 198.51.x.y for the cold runs' few invocations; past
+    those (the warm invocations) one of 198.18.0.0/15, the benchmarking range of RFC 2544."""
+    if invocation < 150:
+        return f"198.51.{100 + invocation}.{1 + run % 250}"
+    number = (run * 7919 + invocation) % (1 << 17)
+    return f"198.{18 + (number >> 16)}.{(number >> 8) & 255}.{number & 255}"
 
 
 def mcp_event(key: str, run: int, invocation: int) -> dict[str, Any]:
@@ -312,7 +390,9 @@ def keys_ok(answer: Any) -> bool:
 
 
 SPECS = {
-    BASELINE: Spec(BASELINE, 128, whoami_event, http_ok(200), "hello world, `GET /api/public/whoami` event", lambda bench: {}),
+    # The baseline gets the functions' environment (tables, the pepper secret, endpoints): it makes
+    # their two init calls.
+    BASELINE: Spec(BASELINE, 128, whoami_event, http_ok(200), "hello world (pepper + `GetItem` at init), `GET /api/public/whoami` event", lambda bench: bench.data_env()),
     "keys": Spec("keys", 128, keys_event, keys_ok, "`list` (events/keys/list.json)", lambda bench: {}),
     "public-api": Spec("public-api", 256, whoami_event, http_ok(200), "`GET /api/public/whoami`", lambda bench: bench.data_env()),
     "capture": Spec(
@@ -350,6 +430,17 @@ class Target:
     first_invoke_ms: list[float] = field(default_factory=list)
     warm_invoke_ms: list[float] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
+    # From the `init finished` line of each cold run (empty for a build without it).
+    process_init_ms: list[float] = field(default_factory=list)
+    network_ms: list[float] = field(default_factory=list)
+    own_init_ms: list[float] = field(default_factory=list)
+    # Warm invocations (--warm-invocations): the full-CPU phase, then one phase per CPU share.
+    memory_kib: dict[str, int] = field(default_factory=dict)  # VmHWM, VmRSS
+    cpu_per_warm_ms: float = float("nan")
+    full_cpu_ms: list[float] = field(default_factory=list)
+    share_ms: dict[int, list[float]] = field(default_factory=dict)  # MemorySize (MB) -> warm invokes
+    share_method: dict[int, str] = field(default_factory=dict)  # "cgroup" or "scaled"
+    share_throttling: dict[int, dict[str, int]] = field(default_factory=dict)  # the group's cpu.stat
 
 
 def median(values: list[float]) -> float:
@@ -395,10 +486,15 @@ class Bench:
         self.proxy: TlsKeepAliveProxy | None = None
         self.trust_bundle: Path | None = None
         self.proxy_cert: Path | None = None
+        self.proxy_key: Path | None = None
+        # The warm invocations' front: every answer held back by --latency-ms (with TLS under --tls).
+        self.latency_proxy: KeepAliveProxy | None = None
+        self.cgroup_failures: dict[int, str] = {}  # MemorySize -> why no CPU group was made
 
     # -- environment ----------------------------------------------------------------------------
 
-    def aws_env(self) -> dict[str, str]:
+    def aws_env(self, latency: bool = False) -> dict[str, str]:
+        """The SDK's environment; `latency`: endpoints through the latency proxy (warm phases)."""
         env = {
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
@@ -407,21 +503,27 @@ class Bench:
             "AWS_SESSION_TOKEN": "test",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+        port = self.moto_port
+        if latency:
+            assert self.latency_proxy is not None, "start_latency_proxy() first"
+            port = self.latency_proxy.port
+        elif self.proxy is not None:
+            port = self.proxy.port
         if self.proxy is not None and self.trust_bundle is not None and self.proxy_cert is not None:
             # HTTPS with keep-alive, as AWS endpoints: see scripts/tls_keepalive_proxy.py. The
             # proxy's certificate is self-signed, so the functions cannot use their built-in
             # Amazon roots: they trust that one certificate instead (system mode, an empty
             # certificate directory), the nearest stand-in for the built-in store's cost.
-            env["AWS_ENDPOINT_URL_DYNAMODB"] = f"https://127.0.0.1:{self.proxy.port}"
-            env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"https://localhost:{self.proxy.port}"
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = f"https://127.0.0.1:{port}"
+            env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"https://localhost:{port}"
             env["TRCKER_TLS_ROOTS"] = "system"
             env["SSL_CERT_FILE"] = str(self.proxy_cert)
             env["SSL_CERT_DIR"] = str(self.empty_cert_dir())
         elif self.args.shared_endpoint:
-            env["AWS_ENDPOINT_URL"] = self.endpoint
+            env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
         else:
-            env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{self.moto_port}"
-            env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"http://localhost:{self.moto_port}"
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{port}"
+            env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"http://localhost:{port}"
         if self.args.system_roots:
             # Diagnostic: the SDK client loads the system's certificate store at init, as it did
             # before the built-in Amazon roots (shows what that costs).
@@ -447,8 +549,9 @@ class Bench:
             "TRCKER_MIN_CLICK_TO_CONVERSION_SECONDS": "15",
         }
 
-    def function_env(self, spec: Spec) -> dict[str, str]:
-        """What Lambda and infra/template.yaml give the function; nothing from this shell."""
+    def function_env(self, spec: Spec, latency: bool = False) -> dict[str, str]:
+        """What Lambda and infra/template.yaml give the function; nothing from this shell
+        (`latency`: its AWS endpoints through the latency proxy)."""
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -460,7 +563,7 @@ class Bench:
             "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         }
-        env.update(self.aws_env())
+        env.update(self.aws_env(latency))
         env.update(
             {
                 "TRCKER_KEYS_TABLE": self.keys_table,
@@ -487,10 +590,18 @@ class Bench:
 
     def start_proxy(self) -> None:
         cert, key = make_certificate(WORK)
-        self.proxy_cert = cert
+        self.proxy_cert, self.proxy_key = cert, key
         self.trust_bundle = trust_bundle(WORK, cert)
         self.proxy = TlsKeepAliveProxy(self.moto_port, cert, key)
         log(f"HTTPS keep-alive proxy to moto on 127.0.0.1:{self.proxy.port} (DynamoDB) and localhost:{self.proxy.port} (Secrets Manager)")
+
+    def start_latency_proxy(self) -> None:
+        """The warm phases' front for moto: keep-alive, every answer --latency-ms late, with TLS
+        (the same certificate) under --tls."""
+        delay_s = self.args.latency_ms / 1000
+        self.latency_proxy = KeepAliveProxy(self.moto_port, self.proxy_cert, self.proxy_key, delay_s)
+        scheme = "HTTPS" if self.latency_proxy.tls else "HTTP"
+        log(f"{scheme} keep-alive proxy to moto adding {self.args.latency_ms:g} ms to every answer on port {self.latency_proxy.port}")
 
     def create_secret(self) -> None:
         import boto3  # moto[server] brings it
@@ -554,17 +665,11 @@ class Bench:
     def measure_once(self, target: Target, run: int, log_file: Any) -> None:
         spec = target.spec
         events = [json.dumps(spec.event(self.key, run, invocation)).encode() for invocation in range(1 + self.args.warm_invokes)]
+        log_file.flush()
+        log_path, offset = WORK / f"{target.label}.log", os.fstat(log_file.fileno()).st_size
         session, started = run_process(target.path, self.function_env(spec), events, self.args.pause_ms / 1000, log_file)
         log_file.flush()
-        if session.error:
-            raise RuntimeError(f"{target.label}, run {run}: {session.error}\n{tail(WORK / f'{target.label}.log')}")
-        for index, body in enumerate(session.responses):
-            try:
-                answer = json.loads(body)
-            except ValueError:
-                answer = body.decode(errors="replace")
-            if not spec.ok(answer):
-                raise RuntimeError(f"{target.label}, run {run}, invocation {index + 1}: unexpected answer {str(answer)[:1500]}")
+        check_answers(target, f"run {run}", session, log_path)
         if run < 0:
             return
         ms = 1e-6
@@ -572,8 +677,112 @@ class Bench:
         target.first_response_ms.append((session.responded_at[0] - started) * ms)
         target.first_invoke_ms.append((session.responded_at[0] - session.delivered_at[0]) * ms)
         target.warm_invoke_ms.extend((session.responded_at[i] - session.delivered_at[i]) * ms for i in range(1, len(events)))
+        with open(log_path, "rb") as handle:
+            handle.seek(offset)
+            lines = init_finished_lines(handle.read())
+        if len(lines) == 1:
+            init_us, network_us = lines[0]
+            target.process_init_ms.append(init_us / 1000)
+            target.network_ms.append(network_us / 1000)
+            target.own_init_ms.append((init_us - network_us) / 1000)
+        elif lines:
+            raise RuntimeError(f"{target.label}, run {run}: {len(lines)} `init finished` lines in one run, expected one")
+        elif run == 0:
+            log(f"  note: {target.label} logs no `init finished` line (a build from before it?): no in-process init figures")
+
+    # -- warm invocations: memory, CPU share, cost ------------------------------------------------
+
+    def measure_warm(self, targets: list[Target]) -> None:
+        """A full-CPU phase (memory, CPU time, duration), then one phase per --cpu-shares size,
+        each binary in each phase a fresh process sent one cold and N warm events."""
+        args = self.args
+        self.start_latency_proxy()
+        remove_stale_cpu_groups()
+        phases = [0, *args.cpu_shares]  # 0: no CPU limit
+        logs = {target.label: open(WORK / f"{target.label}.warm.log", "wb") for target in targets}  # noqa: SIM115 - closed below
+        try:
+            for number, memory_mb in enumerate(phases):
+                what = f"at {memory_mb} MB's CPU share ({memory_mb / FULL_VCPU_MB:.1%} of a CPU)" if memory_mb else "at full CPU"
+                log(f"warm invocations {what}: {args.warm_invocations} per binary")
+                for target in targets:
+                    self.warm_once(target, number, memory_mb, logs[target.label])
+        finally:
+            for handle in logs.values():
+                handle.close()
+        for target in targets:
+            for memory_mb in args.cpu_shares:
+                if target.share_method.get(memory_mb) == "scaled":
+                    # No CPU group: the full-CPU durations with their CPU time stretched to the
+                    # share (the wait on the network stays as it was).
+                    cpu, share = target.cpu_per_warm_ms, memory_mb / FULL_VCPU_MB
+                    target.share_ms[memory_mb] = [wall - cpu + cpu / share for wall in target.full_cpu_ms]
+
+    def warm_once(self, target: Target, number: int, memory_mb: int, log_file: Any) -> None:
+        args, spec = self.args, target.spec
+        run = WARM_RUN_BASE + number  # apart from the cold runs: new click ids and addresses
+        events = [json.dumps(spec.event(self.key, run, invocation)).encode() for invocation in range(1 + args.warm_invocations)]
+        quota: CpuQuota | None = None
+        if memory_mb:
+            try:
+                quota = CpuQuota(f"{CGROUP_PREFIX}{self.run_id}-{memory_mb}", memory_mb / FULL_VCPU_MB, args.cfs_period_us)
+            except CgroupUnavailable as error:
+                self.cgroup_unavailable(target, memory_mb, str(error))
+                return
+        ticks: dict[str, int] = {}
+        status: dict[str, int] = {}
+
+        def started(process: subprocess.Popen[bytes]) -> None:
+            if quota is not None:
+                quota.add(process.pid)
+
+        def deliver(process: subprocess.Popen[bytes], index: int) -> None:
+            if index == 1:
+                ticks["start"] = process_cpu_ticks(process.pid)
+
+        def finished(process: subprocess.Popen[bytes]) -> None:
+            ticks["end"] = process_cpu_ticks(process.pid)
+            status.update(process_memory_kib(process.pid))
+
+        log_file.flush()
+        log_path = WORK / f"{target.label}.warm.log"
+        try:
+            session, _ = run_process(target.path, self.function_env(spec, latency=True), events, args.warm_pause_ms / 1000, log_file, Hooks(started, deliver, finished))
+            if quota is not None:
+                target.share_throttling[memory_mb] = quota.stats()
+        except CgroupUnavailable as error:
+            self.cgroup_unavailable(target, memory_mb, str(error))
+            return
+        finally:
+            if quota is not None:
+                quota.remove()
+        log_file.flush()
+        check_answers(target, f"warm phase {memory_mb or 'full CPU'}", session, log_path)
+        ms = 1e-6
+        durations = [(session.responded_at[i] - session.delivered_at[i]) * ms for i in range(1, len(events))]
+        cpu_ms = (ticks["end"] - ticks["start"]) * 1000 / os.sysconf("SC_CLK_TCK") / args.warm_invocations
+        if memory_mb:
+            target.share_ms[memory_mb] = durations
+            target.share_method[memory_mb] = "cgroup"
+            throttling = target.share_throttling.get(memory_mb, {})
+            log(
+                f"  {target.label}: median {fmt_ms(median(durations))} ms, CPU {cpu_ms:.2f} ms per invocation, "
+                f"throttled in {throttling.get('nr_throttled', 0)} of {throttling.get('nr_periods', 0)} periods"
+            )
+        else:
+            target.full_cpu_ms = durations
+            target.cpu_per_warm_ms = cpu_ms
+            target.memory_kib = {"VmHWM": status.get("VmHWM", 0), "VmRSS": status.get("VmRSS", 0)}
+            log(f"  {target.label}: median {fmt_ms(median(durations))} ms, CPU {cpu_ms:.2f} ms per invocation, peak RSS {target.memory_kib['VmHWM'] / 1024:.1f} MiB")
+
+    def cgroup_unavailable(self, target: Target, memory_mb: int, reason: str) -> None:
+        target.share_method[memory_mb] = "scaled"
+        if memory_mb not in self.cgroup_failures:
+            self.cgroup_failures[memory_mb] = reason
+            log(f"  no CPU group for {memory_mb} MB ({reason}): its durations are scaled from the full-CPU phase instead")
 
     def stop(self) -> None:
+        if self.latency_proxy is not None:
+            self.latency_proxy.close()
         if self.proxy is not None:
             self.proxy.close()
         if self.moto is not None:
@@ -585,6 +794,124 @@ def tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def check_answers(target: Target, what: str, session: Session, log_path: Path) -> None:
+    """Raises unless every event was answered, and as the binary's spec expects."""
+    if session.error:
+        raise RuntimeError(f"{target.label}, {what}: {session.error}\n{tail(log_path)}")
+    for index, body in enumerate(session.responses):
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = body.decode(errors="replace")
+        if not target.spec.ok(answer):
+            raise RuntimeError(f"{target.label}, {what}, invocation {index + 1}: unexpected answer {str(answer)[:1500]}")
+
+
+def init_finished_lines(text: bytes) -> list[tuple[int, int]]:
+    """(init_us, network_us) of every `init finished` log line (tracing's JSON format, the fields
+    under `fields` or, flattened, at the top) in a run's output."""
+    found = []
+    for line in text.splitlines():
+        if b"init finished" not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        fields = record.get("fields", record) if isinstance(record, dict) else {}
+        if fields.get("message") == "init finished" and "init_us" in fields and "network_us" in fields:
+            found.append((int(fields["init_us"]), int(fields["network_us"])))
+    return found
+
+
+# The run numbers of the warm phases' events (the cold runs count from -1).
+WARM_RUN_BASE = 100_000
+
+
+def process_cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, all its threads, in clock ticks (/proc/<pid>/stat)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state is fields[0]
+    return int(fields[11]) + int(fields[12])
+
+
+def process_memory_kib(pid: int) -> dict[str, int]:
+    """VmHWM (peak resident set) and VmRSS of a process, in KiB (/proc/<pid>/status)."""
+    memory = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmHWM", "VmRSS"):
+            memory[name] = int(value.split()[0])
+    return memory
+
+
+class CgroupUnavailable(Exception):
+    """A cgroup v1 CPU group could not be made, limited or joined."""
+
+
+class CpuQuota:
+    """A child group of the cgroup v1 CPU controller holding a process to `share` of one CPU:
+    `cpu.cfs_quota_us` = share x `cpu.cfs_period_us`, the period set to `period_us` first (0: the
+    group's default). Remove it when done, its processes ended."""
+
+    def __init__(self, name: str, share: float, period_us: int) -> None:
+        self.path = CGROUP_CPU / name
+        try:
+            self.path.mkdir()
+        except OSError as error:
+            raise CgroupUnavailable(f"mkdir {self.path}: {error.strerror or error}") from error
+        try:
+            if period_us:
+                (self.path / "cpu.cfs_period_us").write_text(f"{period_us}\n")
+            self.period_us = int((self.path / "cpu.cfs_period_us").read_text())
+            self.quota_us = round(share * self.period_us)
+            (self.path / "cpu.cfs_quota_us").write_text(f"{self.quota_us}\n")
+        except (OSError, ValueError) as error:
+            self.remove()
+            raise CgroupUnavailable(f"setting the quota of {self.path}: {error}") from error
+
+    def add(self, pid: int) -> None:
+        """Moves the process, all its threads, into the group."""
+        try:
+            (self.path / "cgroup.procs").write_text(f"{pid}\n")
+        except OSError as error:
+            raise CgroupUnavailable(f"moving pid {pid} into {self.path}: {error.strerror or error}") from error
+
+    def stats(self) -> dict[str, int]:
+        """The group's `cpu.stat`: nr_periods, nr_throttled, throttled_time (ns)."""
+        stats = {"period_us": self.period_us, "quota_us": self.quota_us}
+        try:
+            for line in (self.path / "cpu.stat").read_text().splitlines():
+                name, _, value = line.partition(" ")
+                stats[name] = int(value)
+        except (OSError, ValueError):
+            pass
+        return stats
+
+    def remove(self) -> None:
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)  # a killed process leaves its group once reaped
+        log(f"warning: could not remove {self.path}: remove it by hand (rmdir)")
+
+
+def remove_stale_cpu_groups() -> None:
+    """Groups an interrupted earlier run left behind (empty ones only: rmdir refuses the rest)."""
+    try:
+        for path in CGROUP_CPU.glob(f"{CGROUP_PREFIX}*"):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -634,9 +961,18 @@ def mib(size: int) -> str:
     return f"{size / 1024 / 1024:.2f} MiB"
 
 
+def baseline_of(target: Target, targets: list[Target]) -> Target | None:
+    """The baseline of the same build (label `cold-start-baseline@LABEL`), else the default one."""
+    baselines = {other.label: other for other in targets if other.spec.name == BASELINE}
+    return baselines.get(target.label.replace(target.spec.name, BASELINE, 1)) or baselines.get(BASELINE)
+
+
+def med_p90(values: list[float]) -> str:
+    return f"{fmt_ms(median(values))} / {fmt_ms(p90(values))}" if values else "n/a"
+
+
 def report(bench: Bench, targets: list[Target], started: str, loads: tuple[str, str]) -> str:
     args = bench.args
-    baselines = {target.label: target for target in targets if target.spec.name == BASELINE}
     lines = [
         "# Cold start (scripts/bench-cold-start)",
         "",
@@ -646,13 +982,15 @@ def report(bench: Bench, targets: list[Target], started: str, loads: tuple[str, 
         "Endpoints: " + endpoints_note(args),
         "",
         "Times in ms, median / p90. init: exec to the first `invocation/next`; first response: exec to the first response; "
-        "first invoke: first event handed out to its response; warm invoke: the same for later events.",
+        "first invoke: first event handed out to its response; warm invoke: the same for later events. "
+        "The baseline makes the functions' two init calls (the pepper secret's `GetSecretValue` and a keys-table `GetItem`, concurrently), "
+        "so init / baseline compares the functions' own start-up on top of the same network work.",
         "",
         "| binary | request | init | first response | first invoke | warm invoke | init / baseline | first / warm invoke |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for target in targets:
-        baseline = baselines.get(target.label.replace(target.spec.name, BASELINE, 1)) or baselines.get(BASELINE)
+        baseline = baseline_of(target, targets)
         init_ratio = median(target.init_ms) / median(baseline.init_ms) if baseline else float("nan")
         warm_ratio = median(target.first_invoke_ms) / median(target.warm_invoke_ms)
         cells = [
@@ -663,15 +1001,32 @@ def report(bench: Bench, targets: list[Target], started: str, loads: tuple[str, 
             f"{warm_ratio:.2f}x",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "In-process init, from each run's `init finished` log line (ms, median / p90): in-process init is `main` (before the async runtime "
+        "is built) to the runtime loop; network wait is the part of it waiting on the joined pepper fetch and store warm-up (the "
+        "baseline: its same two calls); init without network is `init_us - network_us` per run, the binary's own init work.",
+        "",
+        "| binary | in-process init | network wait | init without network | without network / baseline's |",
+        "|---|---|---|---|---|",
+    ]
+    for target in targets:
+        baseline = baseline_of(target, targets)
+        ratio = "n/a"
+        if baseline and baseline.own_init_ms and target.own_init_ms and target is not baseline:
+            ratio = f"{median(target.own_init_ms) / median(baseline.own_init_ms):.2f}x"
+        lines.append(f"| `{target.label}` | {med_p90(target.process_init_ms)} | {med_p90(target.network_ms)} | {med_p90(target.own_init_ms)} | {ratio} |")
     lines += ["", "| binary | built | stripped | zip (`bootstrap`) |", "|---|---|---|---|"]
     for target in targets:
         sizes = target.sizes
         lines.append(f"| `{target.label}` | {mib(sizes['built'])} | {mib(sizes['stripped'])} | {mib(sizes['zip'])} ({sizes['zip']:,} B) |")
+    if args.warm_invocations:
+        lines += warm_report(bench, targets)
     lines += ["", "Targets:", "", "| target | binary | measured | |", "|---|---|---|---|"]
     for target in targets:
         if target.spec.name == BASELINE:
             continue
-        baseline = baselines.get(target.label.replace(target.spec.name, BASELINE, 1)) or baselines.get(BASELINE)
+        baseline = baseline_of(target, targets)
         if baseline:
             ratio = median(target.init_ms) / median(baseline.init_ms)
             lines.append(f"| init median <= {INIT_RATIO_TARGET}x baseline | `{target.label}` | {ratio:.2f}x ({fmt_ms(median(target.init_ms))} vs {fmt_ms(median(baseline.init_ms))} ms) | {verdict(ratio <= INIT_RATIO_TARGET)} |")
@@ -679,7 +1034,114 @@ def report(bench: Bench, targets: list[Target], started: str, loads: tuple[str, 
         lines.append(f"| first invoke <= {FIRST_TO_WARM_TARGET:.0f}x warm invoke (medians) | `{target.label}` | {ratio:.2f}x ({fmt_ms(median(target.first_invoke_ms))} vs {fmt_ms(median(target.warm_invoke_ms))} ms) | {verdict(ratio <= FIRST_TO_WARM_TARGET)} |")
         zipped = target.sizes["zip"]
         lines.append(f"| zip <= 5 MiB | `{target.label}` | {mib(zipped)} | {verdict(zipped <= ZIP_TARGET_BYTES)} |")
+        if target.memory_kib:
+            peak = target.memory_kib["VmHWM"]
+            lines.append(f"| peak RSS < {PEAK_RSS_TARGET_KIB // 1024} MiB over {args.warm_invocations} warm invocations | `{target.label}` | {peak / 1024:.1f} MiB | {verdict(peak < PEAK_RSS_TARGET_KIB)} |")
     return "\n".join(lines) + "\n"
+
+
+def cost_per_million(duration_ms: float, memory_mb: int) -> tuple[int, float]:
+    """Lambda's price of a million requests of `duration_ms` at `memory_mb`: the billed duration
+    (whole ms, rounded up) and USD (duration x GB x the GB-second price, plus the request price)."""
+    billed_ms = max(1, math.ceil(duration_ms - 1e-9))
+    return billed_ms, 1_000_000 * billed_ms / 1000 * memory_mb / 1024 * PRICE_PER_GB_SECOND + PRICE_PER_MILLION_REQUESTS
+
+
+def cheapest(target: Target, shares: list[int]) -> tuple[int, int, float] | None:
+    """(MemorySize, billed ms, USD per million) with the lowest cost; ties to the faster."""
+    options = [(memory_mb, *cost_per_million(median(target.share_ms[memory_mb]), memory_mb)) for memory_mb in shares if target.share_ms.get(memory_mb)]
+    return min(options, key=lambda option: (round(option[2], 9), option[1])) if options else None
+
+
+def share_header(memory_mb: int) -> str:
+    return f"{memory_mb} MB ({memory_mb / FULL_VCPU_MB:.1%} CPU)"
+
+
+def warm_report(bench: Bench, targets: list[Target]) -> list[str]:
+    """The warm phases' tables: memory, duration per CPU share, cost per million."""
+    args = bench.args
+    proxy = bench.latency_proxy
+    scheme = "HTTPS" if proxy is not None and proxy.tls else "plain HTTP"
+    lines = [
+        "",
+        f"## Memory and CPU share: {args.warm_invocations} warm invocations per binary and phase",
+        "",
+        f"Each phase starts every binary once more (a fresh process: one cold event, then {args.warm_invocations} warm ones of its usual "
+        f"request, a {args.warm_pause_ms} ms pause before each), its AWS calls through a keep-alive proxy ({scheme}) that holds every "
+        f"moto answer back by {args.latency_ms:g} ms, a stand-in for DynamoDB's latency. Full-CPU phase: peak RSS (`VmHWM`) and `VmRSS` "
+        "from /proc/<pid>/status after the warm invocations, CPU per warm invocation (utime + stime over them, / N), warm invoke (ms, median / p90).",
+        "",
+        "| binary | request | peak RSS (VmHWM) | RSS after (VmRSS) | CPU per warm invocation | warm invoke, full CPU |",
+        "|---|---|---|---|---|---|",
+    ]
+    for target in targets:
+        memory = target.memory_kib
+        lines.append(
+            f"| `{target.label}` | {target.spec.what} | {memory.get('VmHWM', 0) / 1024:.1f} MiB | {memory.get('VmRSS', 0) / 1024:.1f} MiB | "
+            f"{target.cpu_per_warm_ms:.2f} ms | {med_p90(target.full_cpu_ms)} |"
+        )
+    shares = args.cpu_shares
+    if not shares:
+        return lines
+    methods = {memory_mb: {target.share_method.get(memory_mb) for target in targets} for memory_mb in shares}
+    cgroup_shares = [memory_mb for memory_mb in shares if "cgroup" in methods[memory_mb]]
+    scaled_shares = [memory_mb for memory_mb in shares if "scaled" in methods[memory_mb]]
+    notes = []
+    if cgroup_shares:
+        example = next(iter(target.share_throttling.get(cgroup_shares[0], {}) for target in targets if target.share_throttling.get(cgroup_shares[0])), {})
+        period = example.get("period_us", args.cfs_period_us)
+        notes.append(
+            f"measured in a cgroup v1 CPU group ({', '.join(f'{m} MB' for m in cgroup_shares)}): `cpu.cfs_quota_us` = MB / {FULL_VCPU_MB} x "
+            f"`cpu.cfs_period_us` ({period} us), the process and all its threads in it"
+        )
+    if scaled_shares:
+        reason = next(iter(bench.cgroup_failures.values()), "see the log")
+        notes.append(
+            f"**estimated, not measured** ({', '.join(f'{m} MB' for m in scaled_shares)}; no CPU group, first refusal: {reason}): each "
+            "full-CPU warm invoke with its CPU time stretched to the share, wall - cpu + cpu / share, cpu = the mean CPU per warm "
+            "invocation (pessimistic: under a CFS quota a short burst runs at full speed until the period's quota is spent)"
+        )
+    lines += [
+        "",
+        f"Warm invoke at Lambda's CPU share of each MemorySize (share = MB / {FULL_VCPU_MB}; ms, median / p90): " + "; ".join(notes) + ".",
+        "",
+        "| binary | request | " + " | ".join(share_header(memory_mb) for memory_mb in shares) + " | full CPU |",
+        "|---|---|" + "---|" * (len(shares) + 1),
+    ]
+    for target in targets:
+        cells = [med_p90(target.share_ms.get(memory_mb, [])) + (" (est.)" if target.share_method.get(memory_mb) == "scaled" else "") for memory_mb in shares]
+        lines.append(f"| `{target.label}` | {target.spec.what} | " + " | ".join(cells) + f" | {med_p90(target.full_cpu_ms)} |")
+    if cgroup_shares:
+        lines += ["", "CFS periods in which the CPU group was throttled, of those in which it ran (`cpu.stat`):", ""]
+        lines += ["| binary | " + " | ".join(f"{m} MB" for m in cgroup_shares) + " |", "|---|" + "---|" * len(cgroup_shares)]
+        for target in targets:
+            cells = []
+            for memory_mb in cgroup_shares:
+                stats = target.share_throttling.get(memory_mb)
+                cells.append(f"{stats.get('nr_throttled', 0)} of {stats.get('nr_periods', 0)}" if stats else "n/a")
+            lines.append(f"| `{target.label}` | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Cost per million requests (USD), x86 list prices: {PRICE_PER_GB_SECOND:.10f} per GB-second, {PRICE_PER_MILLION_REQUESTS:.2f} per million requests; "
+        "duration = the median warm invoke at that share, rounded up to whole ms as Lambda bills (shown in brackets); GB = MB / 1024. "
+        "Lowest cost: the MemorySize Lambda Power Tuning's cost strategy would pick (ties to the faster).",
+        "",
+        "| binary | " + " | ".join(f"{memory_mb} MB" for memory_mb in shares) + " | lowest cost |",
+        "|---|" + "---|" * (len(shares) + 1),
+    ]
+    for target in targets:
+        cells = []
+        for memory_mb in shares:
+            values = target.share_ms.get(memory_mb)
+            if values:
+                billed, usd = cost_per_million(median(values), memory_mb)
+                cells.append(f"{usd:.4f} ({billed} ms)")
+            else:
+                cells.append("n/a")
+        best = cheapest(target, shares)
+        cells.append(f"**{best[0]} MB** ({best[2]:.4f})" if best else "n/a")
+        lines.append(f"| `{target.label}` | " + " | ".join(cells) + " |")
+    return lines
 
 
 def endpoints_note(args: argparse.Namespace) -> str:
@@ -746,6 +1208,61 @@ def chart(targets: list[Target], path: Path, subtitle: str) -> None:
     path.write_text("\n".join(parts) + "\n")
 
 
+def cost_chart(targets: list[Target], shares: list[int], path: Path, subtitle: str) -> None:
+    """Horizontal bars per binary: USD per million requests at each MemorySize's CPU share (the
+    lowest marked), the request price alone as a dashed line."""
+    colours = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
+    rows = [target for target in targets if any(target.share_ms.get(memory_mb) for memory_mb in shares)]
+    if not rows:
+        return
+    bar, gap, left, width, top = 14, 14, 190, 560, 62
+    group = bar * len(shares) + gap
+    height = top + group * len(rows) + 40
+    costs = {(target.label, memory_mb): cost_per_million(median(target.share_ms[memory_mb]), memory_mb) for target in rows for memory_mb in shares if target.share_ms.get(memory_mb)}
+    peak = max(usd for _, usd in costs.values())
+    step = nice_step(peak / 6)
+    axis_max = step * math.ceil(peak / step)
+    scale = width / axis_max
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        '<text x="10" y="20" font-size="15" font-weight="bold">Cost per million requests (USD, x86 list prices) at each MemorySize\'s CPU share (lowest marked)</text>',
+        f'<text x="10" y="38" fill="#555">{escape(subtitle)}</text>',
+    ]
+    spacing = min(210, (left + width - 10) // max(1, len(shares)))
+    for index, memory_mb in enumerate(shares):
+        x = 10 + index * spacing
+        parts.append(f'<rect x="{x}" y="46" width="10" height="10" fill="{colours[index % len(colours)]}"/><text x="{x + 14}" y="55">{escape(share_header(memory_mb))}</text>')
+    tick = 0.0
+    while tick <= axis_max + 1e-9:
+        x = left + tick * scale
+        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 34}" stroke="#ddd"/>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle" fill="#555">{tick:g}</text>')
+        tick += step
+    floor = left + PRICE_PER_MILLION_REQUESTS * scale
+    parts.append(f'<line x1="{floor:.1f}" y1="{top - 4}" x2="{floor:.1f}" y2="{height - 34}" stroke="#999" stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{floor + 3:.1f}" y="{height - 36}" font-size="10" fill="#777">requests alone</text>')
+    parts.append(f'<text x="{left + width / 2}" y="{height - 5}" text-anchor="middle" fill="#555">USD per million requests</text>')
+    for row, target in enumerate(rows):
+        y0 = top + row * group
+        best = cheapest(target, shares)
+        parts.append(f'<text x="{left - 8}" y="{y0 + group / 2}" text-anchor="end" dominant-baseline="middle">{escape(target.label)}</text>')
+        for index, memory_mb in enumerate(shares):
+            if (target.label, memory_mb) not in costs:
+                continue
+            billed, usd = costs[(target.label, memory_mb)]
+            y = y0 + index * bar
+            length = usd * scale
+            marked = best is not None and best[0] == memory_mb
+            parts.append(f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar - 2}" fill="{colours[index % len(colours)]}"/>')
+            label = f"{usd:.4f} ({billed} ms)" + (" lowest" if marked else "")
+            weight = ' font-weight="bold"' if marked else ""
+            parts.append(f'<text x="{left + length + 4:.1f}" y="{y + bar - 4}" font-size="10" fill="#333"{weight}>{escape(label)}</text>')
+    parts.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n")
+
+
 def nice_step(raw: float) -> float:
     magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
     for factor in (1, 2, 2.5, 5, 10):
@@ -774,9 +1291,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tls", action="store_true", help="reach moto over HTTPS with keep-alive, as AWS endpoints (scripts/tls_keepalive_proxy.py)")
     parser.add_argument("--out", type=Path, default=TMP / "bench-cold-start.md", help="Markdown results")
     parser.add_argument("--svg", type=Path, default=ROOT / "docs/bench/cold-start.svg", help="chart")
+    warm = parser.add_argument_group("memory and CPU share (off unless --warm-invocations is given)")
+    warm.add_argument("--warm-invocations", type=int, default=0, metavar="N", help="after the cold runs, per binary and phase: one process sent one cold and N warm events; peak RSS, CPU per invocation, durations (default 0: off)")
+    warm.add_argument("--cpu-shares", default="", metavar="MB,MB,...", help="MemorySizes whose CPU share (MB / 1769 of a CPU) to run the warm invocations at, in a cgroup v1 CPU quota, e.g. 128,256,512,1024; with cost per million (needs --warm-invocations)")
+    warm.add_argument("--warm-pause-ms", type=int, default=25, help="pause before each warm invocation of those phases (default 25: longer than a CFS period, so each starts with a full quota, as a thawed Lambda sandbox)")
+    warm.add_argument("--latency-ms", type=float, default=5.0, help="delay the warm phases' proxy adds to every moto answer (default 5, a stand-in for DynamoDB's latency)")
+    warm.add_argument("--cfs-period-us", type=int, default=20_000, help="cpu.cfs_period_us of the CPU groups (default 20000: the 20 ms throttling interval observed in Lambda; 0 keeps the group's default)")
+    warm.add_argument("--cost-svg", type=Path, default=ROOT / "docs/bench/cost-per-million.svg", help="cost chart (written with --cpu-shares)")
     args = parser.parse_args()
     if args.runs < 1 or args.warm_invokes < 1:
         parser.error("--runs and --warm-invokes must be at least 1")
+    if args.warm_invocations < 0 or args.warm_pause_ms < 0 or args.latency_ms < 0 or args.cfs_period_us < 0:
+        parser.error("--warm-invocations, --warm-pause-ms, --latency-ms and --cfs-period-us cannot be negative")
+    try:
+        args.cpu_shares = sorted({int(size) for size in args.cpu_shares.split(",") if size.strip()})
+    except ValueError:
+        parser.error(f"--cpu-shares wants MemorySizes in MB, comma-separated, got {args.cpu_shares!r}")
+    if any(not 128 <= size <= 10_240 for size in args.cpu_shares):
+        parser.error("--cpu-shares: Lambda's MemorySize is 128 to 10240 MB")
+    if args.cpu_shares and not args.warm_invocations:
+        parser.error("--cpu-shares needs --warm-invocations N")
+    if args.cpu_shares and args.cfs_period_us and not 1_000 <= args.cfs_period_us <= 1_000_000:
+        parser.error("--cfs-period-us: the kernel takes 1000 to 1000000")
+    if args.cpu_shares and args.cfs_period_us and min(args.cpu_shares) / FULL_VCPU_MB * args.cfs_period_us < 1_000:
+        parser.error(f"--cfs-period-us {args.cfs_period_us}: the quota of {min(args.cpu_shares)} MB would be under the kernel's minimum of 1000 us")
     args.bin_dir = args.bin_dir.resolve()
     return args
 
@@ -815,6 +1353,8 @@ def main() -> int:
             measure_sizes(target)
         log(f"measuring {len(targets)} binaries, {args.runs} runs each (interleaved)")
         bench.measure(targets)
+        if args.warm_invocations:
+            bench.measure_warm(targets)
     finally:
         bench.stop()
     load_end = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -822,13 +1362,38 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     samples = {
-        target.label: {"path": str(target.path), "sizes": target.sizes, "init_ms": target.init_ms, "first_response_ms": target.first_response_ms, "first_invoke_ms": target.first_invoke_ms, "warm_invoke_ms": target.warm_invoke_ms}
+        target.label: {
+            "path": str(target.path),
+            "sizes": target.sizes,
+            "init_ms": target.init_ms,
+            "first_response_ms": target.first_response_ms,
+            "first_invoke_ms": target.first_invoke_ms,
+            "warm_invoke_ms": target.warm_invoke_ms,
+            "process_init_ms": target.process_init_ms,
+            "network_ms": target.network_ms,
+            "own_init_ms": target.own_init_ms,
+            "warm_phases": {
+                "memory_kib": target.memory_kib,
+                "cpu_per_warm_ms": None if math.isnan(target.cpu_per_warm_ms) else target.cpu_per_warm_ms,
+                "full_cpu_ms": target.full_cpu_ms,
+                "share_ms": {str(memory_mb): values for memory_mb, values in target.share_ms.items()},
+                "share_method": {str(memory_mb): method for memory_mb, method in target.share_method.items()},
+                "share_throttling": {str(memory_mb): stats for memory_mb, stats in target.share_throttling.items()},
+            }
+            if args.warm_invocations
+            else None,
+        }
         for target in targets
     }
     args.out.with_suffix(".json").write_text(json.dumps({"started": started, "args": {k: str(v) for k, v in vars(args).items()}, "targets": samples}, indent=1))
     chart(targets, args.svg, f"{started}; {args.runs} runs per binary; {machine()}")
+    charts = [args.svg]
+    if args.cpu_shares:
+        cost_chart(targets, args.cpu_shares, args.cost_svg, f"{started}; {args.warm_invocations} warm invocations per binary and share, +{args.latency_ms:g} ms per store call; {machine()}")
+        charts.append(args.cost_svg)
     print(text)
-    log(f"results: {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}; chart: {args.svg.relative_to(ROOT) if args.svg.is_relative_to(ROOT) else args.svg}")
+    shown = [str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path) for path in (args.out, *charts)]
+    log(f"results: {shown[0]}; charts: {', '.join(shown[1:])}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""HTTPS front for moto with keep-alive, for scripts/bench_cold_start.py's `--tls` mode.
+"""HTTPS front for moto with keep-alive, for scripts/bench_cold_start.py's `--tls` mode (and, with
+a delay and with or without TLS, its warm invocations' stand-in for DynamoDB's latency).
 
 moto's server (werkzeug) closes every connection after one response and speaks plain HTTP, so
 against it every SDK call opens a new connection for nothing and a warm connection is worth
@@ -10,6 +11,12 @@ keeps the client's connection open, and forwards each request to moto unchanged.
 The certificate is made with the `openssl` command. The functions trust it through
 `TRCKER_TLS_ROOTS=system` and `SSL_CERT_FILE`: alone (the nearest stand-in for their built-in Amazon
 roots) or, with `trust_bundle()`, appended to the system bundle (the cost of the system store).
+
+`KeepAliveProxy` is the same front without TLS when given no certificate, and either can hold
+every answer back by `delay_s` (scripts/bench_cold_start.py's warm invocations, `--latency-ms`):
+moto answers in well under a millisecond where DynamoDB takes a few, so a function's duration
+against bare moto is nearly all CPU. Each request waits in its own thread, so concurrent calls
+wait side by side, as on a network.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -52,12 +60,18 @@ def trust_bundle(directory: Path, cert: Path) -> Path:
     return bundle
 
 
-class TlsKeepAliveProxy:
-    """Listens on a free loopback port with TLS; forwards every request to `upstream_port`."""
+class KeepAliveProxy:
+    """Listens on a free loopback port (with TLS when given a certificate and its key), keeps the
+    client's connections open and forwards every request to `upstream_port`, each answer sent
+    `delay_s` after the upstream gave it."""
 
-    def __init__(self, upstream_port: int, cert: Path, key: Path) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
+    def __init__(self, upstream_port: int, cert: Path | None = None, key: Path | None = None, delay_s: float = 0.0) -> None:
+        context: ssl.SSLContext | None = None
+        if cert is not None and key is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+        self.tls = context is not None
+        self.delay_s = delay_s
         self.requests = 0
         self.connections = 0
         proxy = self
@@ -67,7 +81,8 @@ class TlsKeepAliveProxy:
 
             def setup(self) -> None:
                 # The handshake here, in the connection's thread, not in the accept loop.
-                self.request.do_handshake()
+                if context is not None:
+                    self.request.do_handshake()
                 super().setup()
                 proxy.connections += 1
 
@@ -83,6 +98,8 @@ class TlsKeepAliveProxy:
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     answer = upstream.getresponse()
                     payload = answer.read()
+                    if proxy.delay_s > 0:
+                        time.sleep(proxy.delay_s)
                     self.send_response(answer.status, answer.reason)
                     for name, value in answer.getheaders():
                         if name.lower() not in HOP_BY_HOP and name.lower() not in ("server", "date"):
@@ -105,6 +122,8 @@ class TlsKeepAliveProxy:
                 connection, address = super().get_request()
                 # No Nagle: a response's header and body writes must not wait for a delayed ACK.
                 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if context is None:
+                    return connection, address
                 return context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False), address
 
             def handle_error(self, request: Any, client_address: Any) -> None:
@@ -118,3 +137,10 @@ class TlsKeepAliveProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class TlsKeepAliveProxy(KeepAliveProxy):
+    """The HTTPS front: `KeepAliveProxy` with a certificate."""
+
+    def __init__(self, upstream_port: int, cert: Path, key: Path, delay_s: float = 0.0) -> None:
+        super().__init__(upstream_port, cert, key, delay_s)

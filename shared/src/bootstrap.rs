@@ -132,6 +132,39 @@ pub struct EdgeRuntime {
     pub aws: aws_config::SdkConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub keys: Arc<KeyService>,
+    /// How long init waited on the network: the pepper fetch and the store warm-up, joined
+    /// (for [`InitClock::finished`]).
+    pub init_network: Duration,
+}
+
+/// A function's init, timed for its one `init finished` log line (scripts/bench-cold-start
+/// reads it from every run's log): started first thing in `main`, before the async runtime is
+/// built, and finished just before the runtime loop (`lambda_http::run`, `lambda_runtime::run`).
+#[derive(Debug, Clone, Copy)]
+pub struct InitClock {
+    started: Instant,
+}
+
+impl InitClock {
+    pub fn start() -> Self {
+        Self {
+            started: Instant::now(),
+        }
+    }
+
+    /// Logs `init finished` (info, one JSON line) with `init_us`, the microseconds since
+    /// [`InitClock::start`], and `network_us`, the microseconds of them spent waiting on the
+    /// network (`network`: [`EdgeRuntime::init_network`], zero for a function that makes no call
+    /// at init). `init_us - network_us` is the function's own init work.
+    pub fn finished(self, network: Duration) {
+        let init_us = micros(self.started.elapsed());
+        let network_us = micros(network);
+        tracing::info!(init_us, network_us, "init finished");
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Configuration, AWS clients and the pepper, once, at container init. The store's connection is
@@ -153,7 +186,9 @@ pub async fn edge_from_config(
 ) -> Result<EdgeRuntime, StartupError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let store = DynamoStore::new(dynamodb.clone(), &config.keys_table);
+    let waiting = Instant::now();
     let (pepper, ()) = tokio::join!(load_pepper(&config.pepper, &aws), warm_up_store(&store));
+    let init_network = waiting.elapsed();
     let pepper = pepper?;
     let keys = Arc::new(KeyService::new(
         Arc::new(store),
@@ -166,6 +201,7 @@ pub async fn edge_from_config(
         aws,
         dynamodb,
         keys,
+        init_network,
     })
 }
 

@@ -4,17 +4,25 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::value::RawValue;
+use trcker_shared::bootstrap::InitClock;
+
+/// Init is timed from here, before the async runtime is built (the `init finished` log line).
+fn main() -> Result<(), Error> {
+    let init = InitClock::start();
+    serve(init)
+}
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn serve(init: InitClock) -> Result<(), Error> {
     trcker_shared::telemetry::init_json_logging();
-    let service = match trcker_shared::bootstrap::edge_from_env().await {
-        Ok(edge) => edge.keys,
+    let (service, network) = match trcker_shared::bootstrap::edge_from_env().await {
+        Ok(edge) => (edge.keys, edge.init_network),
         Err(error) => {
             tracing::error!(error = %error, "keys function failed to start");
             return Err(error.into());
         }
     };
+    init.finished(network);
     run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let service = service.clone();
         async move {

@@ -3,9 +3,10 @@
 //! [`trcker_stream::handle`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use trcker_shared::bootstrap::load_aws_config;
+use trcker_shared::bootstrap::{InitClock, load_aws_config};
 use trcker_shared::brand_data::BrandDataStore;
 use trcker_shared::brand_data::dynamo::DynamoBrandData;
 use trcker_stream::DynamoDbEvent;
@@ -16,8 +17,14 @@ use trcker_stream::config::StreamConfig;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Init is timed from here, before the async runtime is built (the `init finished` log line).
+fn main() -> Result<(), Error> {
+    let init = InitClock::start();
+    serve(init)
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn serve(init: InitClock) -> Result<(), Error> {
     trcker_shared::telemetry::init_json_logging();
     let config = match StreamConfig::from_env() {
         Ok(config) => config,
@@ -32,6 +39,8 @@ async fn main() -> Result<(), Error> {
         &config.data_table,
     ));
     let thresholds = config.thresholds;
+    // No network call at init: the stream function reads no pepper and warms no store.
+    init.finished(Duration::ZERO);
     run(service_fn(move |event: LambdaEvent<DynamoDbEvent>| {
         let data = data.clone();
         async move { trcker_stream::handle(data.as_ref(), &thresholds, event).await }
