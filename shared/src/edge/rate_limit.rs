@@ -270,6 +270,10 @@ impl RateLimiter {
             return;
         };
         let due = leases.due(&budget.counter, now);
+        // Most requests have nothing due: no future to build.
+        if due.is_empty() {
+            return;
+        }
         let current = window_start(now);
         futures_util::future::join_all(
             due.into_iter()
