@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 # Depth (store round trips in sequence) per route before issue 22's work, as BENCHMARKS.md
-# "Round trips per request" recorded it (column "before issue 22").
+# "Round trips and write units per request" recorded it (column "before issue 22").
 BEFORE = {
     ("GET /whoami", "warm"): 2,
     ("GET /partners (list)", "warm"): 3,

@@ -114,6 +114,33 @@ impl VerifyCache {
         }
     }
 
+    /// Installs the verdict a claimed re-read found, trusted from `read_at` (when the read was
+    /// sent, so the bound counts the read's own latency). Only over the entry the claim was made
+    /// on: if the entry went meanwhile (this container revoked the key, or it expired), the
+    /// re-read's older answer is dropped, and the next request reads the store.
+    pub fn complete_refresh(
+        &self,
+        key_hash: &KeyHash,
+        verdict: CachedVerdict,
+        read_at: UnixMillis,
+    ) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = known.get_mut(key_hash).filter(|entry| entry.refreshing) else {
+            return;
+        };
+        match verdict {
+            CachedVerdict::Known(_) => {
+                entry.verdict = verdict;
+                entry.expires_at = read_at.saturating_add(self.ttl_ms);
+                entry.refreshing = false;
+            }
+            // The key item is gone: forget it as known; the next request reads the store.
+            CachedVerdict::Unknown => {
+                known.remove(key_hash);
+            }
+        }
+    }
+
     pub fn insert(&self, key_hash: KeyHash, verdict: CachedVerdict, now: UnixMillis) {
         if !self.enabled() {
             return;
@@ -186,6 +213,38 @@ mod tests {
             fingerprint: hash(key_id).fingerprint(),
             revoked_at: None,
         })
+    }
+
+    #[test]
+    fn a_re_read_lands_only_on_the_entry_it_was_claimed_for() {
+        let cache = VerifyCache::new(5_000, 10);
+        let active = known("key_00000000000000000001");
+        cache.insert(hash("k"), active.clone(), 0);
+        assert_eq!(
+            cache.get_or_claim_refresh(&hash("k"), 1_000),
+            Some((active.clone(), false)),
+            "young: no re-read"
+        );
+        assert_eq!(
+            cache.get_or_claim_refresh(&hash("k"), 3_000),
+            Some((active.clone(), true))
+        );
+        assert_eq!(
+            cache.get_or_claim_refresh(&hash("k"), 3_001),
+            Some((active.clone(), false)),
+            "one claim at a time"
+        );
+        // Installed, trusted from when the read was sent.
+        cache.complete_refresh(&hash("k"), active.clone(), 3_000);
+        assert_eq!(cache.get(&hash("k"), 7_999), Some(active.clone()));
+        assert_eq!(cache.get(&hash("k"), 8_000), None);
+        // Claimed, then the entry removed (this container revoked the key): the re-read, sent
+        // before the revoke, must not bring the active verdict back.
+        cache.insert(hash("k"), active.clone(), 10_000);
+        assert!(cache.get_or_claim_refresh(&hash("k"), 13_000).unwrap().1);
+        cache.remove(&hash("k"));
+        cache.complete_refresh(&hash("k"), active, 13_000);
+        assert_eq!(cache.get(&hash("k"), 13_001), None);
     }
 
     #[test]

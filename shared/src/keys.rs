@@ -410,15 +410,18 @@ impl KeyService {
     }
 
     /// Authenticates a presented token and notes the key's use ([`Self::note_use`]). Malformed
-    /// tokens never reach the store; a cache miss costs exactly one strongly consistent read.
+    /// tokens never reach the store; a cache miss costs exactly one strongly consistent read, and
+    /// so does a cached verdict's re-read in the second half of its life.
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
         let principal = self.verify_key(token).await?;
         self.note_use(&principal, self.clock.now_ms()).await;
         Ok(principal)
     }
 
-    /// [`Self::verify`] without noting the key's use: for a caller that notes it beside its own
-    /// store calls (the edge guard), so the write costs the request no round trip of its own.
+    /// [`Self::verify`] without noting the key's use, for a caller that notes it itself. A cached
+    /// verdict due for its re-read ([`Self::verify_key_for_request`]) is re-read here, in front of
+    /// the answer: the edge guard calls `verify_key_for_request` instead, to re-read it beside the
+    /// request.
     pub async fn verify_key(&self, token: &str) -> Result<Principal, Rejection> {
         let (principal, refresh) = self.verify_key_for_request(token).await?;
         if let Some(refresh) = refresh {
@@ -479,9 +482,11 @@ impl KeyService {
     }
 
     /// Re-reads the key a [`VerdictRefresh`] names and caches what the store says now (revoked
-    /// included, so the next request is refused). A failed read leaves the entry to its TTL.
+    /// included, so the next request is refused), unless the entry went meanwhile (a revoke in
+    /// this container). A failed read leaves the entry to its TTL.
     pub async fn refresh(&self, refresh: VerdictRefresh) {
         let VerdictRefresh(key_hash) = refresh;
+        let read_at = self.clock.now_ms();
         let verdict = match self.store.find_key_by_hash(&key_hash).await {
             Ok(Some(lookup)) => CachedVerdict::Known(lookup),
             Ok(None) => CachedVerdict::Unknown,
@@ -491,9 +496,7 @@ impl KeyService {
                 return;
             }
         };
-        // An unknown hash (the key item gone) must not stay cached as known.
-        self.cache.remove(&key_hash);
-        self.cache.insert(key_hash, verdict, self.clock.now_ms());
+        self.cache.complete_refresh(&key_hash, verdict, read_at);
     }
 
     /// Writes `last_used_at` at most once per interval per key in this container. Its failure is

@@ -81,6 +81,7 @@ pub fn routes(
         source_limit_per_minute: Some(config.source_rate_limit_per_minute),
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
         read_only_routes: false,
+        records_in_writes: false,
     });
     let state = CaptureState {
         keys,

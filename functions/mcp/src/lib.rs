@@ -73,6 +73,7 @@ pub fn routes(
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
         // Every tool reads; the server writes nothing but its activity records and counters.
         read_only_routes: true,
+        records_in_writes: false,
     });
     let program = Program {
         keys,

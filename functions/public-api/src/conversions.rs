@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
+use trcker_shared::edge::auth::{Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::conversions::{
@@ -21,6 +21,7 @@ use trcker_shared::program::conversions::{
     record_conversion,
 };
 use trcker_shared::program::documents::ListBody;
+use trcker_shared::program::draft::ActivityDraft;
 
 #[utoipa::path(
     post,
@@ -41,9 +42,8 @@ pub async fn create(
     draft: ActivityDraft,
     JsonBody(input): JsonBody<CreateConversion>,
 ) -> Result<Response, ApiError> {
-    let record = draft.completed(StatusCode::CREATED);
-    let recorded =
-        record_conversion(&app, &caller.principal.brand_id, input, Some(&record)).await?;
+    let draft = draft.answering(StatusCode::CREATED.as_u16());
+    let recorded = record_conversion(&app, &caller.principal.brand_id, input, Some(&draft)).await?;
     // A repeated txn_id wrote nothing, so its record is the guard's to write.
     Ok(if recorded.duplicate {
         (StatusCode::OK, Json(recorded)).into_response()
@@ -96,10 +96,9 @@ pub async fn update(
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateConversion>,
 ) -> Result<RecordedInWrite<Json<Conversion>>, ApiError> {
-    let record = draft.completed(StatusCode::OK);
+    let draft = draft.answering(StatusCode::OK.as_u16());
     let brand_id = &caller.principal.brand_id;
-    let updated =
-        program::conversions::update_conversion(&app, brand_id, &id, input, Some(&record));
+    let updated = program::conversions::update_conversion(&app, brand_id, &id, input, Some(&draft));
     Ok(RecordedInWrite(Json(updated.await?)))
 }
 

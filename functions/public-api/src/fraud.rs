@@ -7,10 +7,11 @@ use crate::responses::{FraudSignalList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
+use trcker_shared::edge::auth::{Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
+use trcker_shared::program::draft::ActivityDraft;
 use trcker_shared::program::fraud::{FraudSignal, ReviewUpdate};
 
 #[utoipa::path(
@@ -87,8 +88,8 @@ pub async fn review(
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<ReviewUpdate>,
 ) -> Result<RecordedInWrite<Json<FraudSignal>>, ApiError> {
-    let record = draft.completed(StatusCode::OK);
+    let draft = draft.answering(StatusCode::OK.as_u16());
     let brand_id = &caller.principal.brand_id;
-    let reviewed = program::fraud::review_signal(&app, brand_id, &id, input, Some(&record));
+    let reviewed = program::fraud::review_signal(&app, brand_id, &id, input, Some(&draft));
     Ok(RecordedInWrite(Json(reviewed.await?)))
 }

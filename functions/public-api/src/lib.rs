@@ -60,6 +60,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         source_limit_per_minute: None,
         revoked_records_per_minute: limits.revoked_key_records_per_minute,
         read_only_routes: false,
+        records_in_writes: true,
     });
     let state = Program {
         keys,

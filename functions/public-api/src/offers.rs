@@ -7,10 +7,11 @@ use crate::responses::{OfferList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
+use trcker_shared::edge::auth::{Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
+use trcker_shared::program::draft::ActivityDraft;
 use trcker_shared::program::offers::{
     CreateOffer, LIST_PARAMETERS, Offer, UpdateOffer, create_offer, find,
 };
@@ -107,9 +108,9 @@ pub async fn update(
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateOffer>,
 ) -> Result<RecordedInWrite<Json<Offer>>, ApiError> {
-    let record = draft.completed(StatusCode::OK);
+    let draft = draft.answering(StatusCode::OK.as_u16());
     let brand_id = &caller.principal.brand_id;
-    let updated = program::offers::update_offer(&app, brand_id, &id, input, Some(&record));
+    let updated = program::offers::update_offer(&app, brand_id, &id, input, Some(&draft));
     Ok(RecordedInWrite(Json(updated.await?)))
 }
 

@@ -7,10 +7,11 @@ use crate::responses::{PartnerList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
+use trcker_shared::edge::auth::{Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
+use trcker_shared::program::draft::ActivityDraft;
 use trcker_shared::program::paging::Paging;
 use trcker_shared::program::partners::{
     CreatePartner, LIST_PARAMETERS, Partner, UpdatePartner, create_partner, find,
@@ -107,9 +108,9 @@ pub async fn update(
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdatePartner>,
 ) -> Result<RecordedInWrite<Json<Partner>>, ApiError> {
-    let record = draft.completed(StatusCode::OK);
+    let draft = draft.answering(StatusCode::OK.as_u16());
     let brand_id = &caller.principal.brand_id;
-    let updated = program::partners::update_partner(&app, brand_id, &id, input, Some(&record));
+    let updated = program::partners::update_partner(&app, brand_id, &id, input, Some(&draft));
     Ok(RecordedInWrite(Json(updated.await?)))
 }
 
@@ -133,7 +134,7 @@ pub async fn delete(
     draft: ActivityDraft,
     IdPath(id): IdPath,
 ) -> Result<RecordedInWrite<StatusCode>, ApiError> {
-    let record = draft.completed(StatusCode::NO_CONTENT);
-    program::partners::delete_partner(&app, &caller.principal.brand_id, &id, Some(&record)).await?;
+    let draft = draft.answering(StatusCode::NO_CONTENT.as_u16());
+    program::partners::delete_partner(&app, &caller.principal.brand_id, &id, Some(&draft)).await?;
     Ok(RecordedInWrite(StatusCode::NO_CONTENT))
 }

@@ -13,10 +13,11 @@ use crate::responses::{PricingRuleList, ReadErrors, WriteErrors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use trcker_shared::edge::auth::{ActivityDraft, Caller, RecordedInWrite};
+use trcker_shared::edge::auth::{Caller, RecordedInWrite};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::program;
 use trcker_shared::program::documents::ListBody;
+use trcker_shared::program::draft::ActivityDraft;
 use trcker_shared::program::paging::{optional_time, param};
 use trcker_shared::program::pricing::{
     CreateRule, LIST_PARAMETERS, PricingRule, ResolvedPayout, UpdateRule, create_rule,
@@ -121,9 +122,9 @@ pub async fn update(
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateRule>,
 ) -> Result<RecordedInWrite<Json<PricingRule>>, ApiError> {
-    let record = draft.completed(StatusCode::OK);
+    let draft = draft.answering(StatusCode::OK.as_u16());
     let brand_id = &caller.principal.brand_id;
-    let updated = program::pricing::update_rule(&app, brand_id, &id, input, Some(&record));
+    let updated = program::pricing::update_rule(&app, brand_id, &id, input, Some(&draft));
     Ok(RecordedInWrite(Json(updated.await?)))
 }
 
@@ -147,8 +148,8 @@ pub async fn delete(
     draft: ActivityDraft,
     IdPath(id): IdPath,
 ) -> Result<RecordedInWrite<StatusCode>, ApiError> {
-    let record = draft.completed(StatusCode::NO_CONTENT);
-    program::pricing::delete_rule(&app, &caller.principal.brand_id, &id, Some(&record)).await?;
+    let draft = draft.answering(StatusCode::NO_CONTENT.as_u16());
+    program::pricing::delete_rule(&app, &caller.principal.brand_id, &id, Some(&draft)).await?;
     Ok(RecordedInWrite(StatusCode::NO_CONTENT))
 }
 

@@ -450,6 +450,32 @@ async fn every_route_meets_its_depth_and_write_unit_targets() {
     if let Ok(path) = std::env::var("TRCKER_ROUND_TRIPS_OUT") {
         std::fs::write(path, &table).unwrap();
     }
+    // Write units a warm request spends, in hundredths (deterministic: the same items every run).
+    let warm_write_units: Vec<(&str, u64)> = rows
+        .iter()
+        .filter(|row| !row.cold)
+        .map(|row| (row.route, row.write_units * 100 / REQUESTS as u64))
+        .collect();
+    assert_eq!(
+        warm_write_units,
+        [
+            ("GET /whoami", 120),
+            ("GET /partners (list)", 120),
+            ("GET /partners/{id}", 120),
+            ("GET /clicks (list)", 120),
+            ("GET /activity (list)", 120),
+            ("POST /partners (create)", 520),
+            ("PATCH /partners/{id} (update)", 420),
+            ("POST /conversions (new txn_id)", 620),
+            ("POST /conversions (repeated txn_id)", 120),
+            ("MCP list_partners", 120),
+            ("MCP get_program_stats", 120),
+            ("capture (new click)", 210),
+            ("capture (duplicate click)", 310),
+            ("DELETE /partners/{id}", 620),
+        ],
+        "\n{table}"
+    );
     for row in &rows {
         assert!(
             row.mean_depth() <= row.target,

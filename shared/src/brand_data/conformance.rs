@@ -480,8 +480,8 @@ pub async fn counters_count_per_window(store: &dyn BrandDataStore) {
     );
 }
 
-/// A summary stands for many refused attempts: the largest count written wins, whichever
-/// container writes last, and it lists like any other record.
+/// A replacement takes the place of the record with its time and request id (the guard's rewrite
+/// of a read refused after its record was written), or stands as a new record.
 pub async fn a_replaced_activity_record_stands_in_place_of_the_first(store: &dyn BrandDataStore) {
     let brand = fresh_brand_id("replace");
     let first = sample_activity(&brand, 60_500, Surface::Mcp, "r1");
@@ -502,6 +502,8 @@ pub async fn a_replaced_activity_record_stands_in_place_of_the_first(store: &dyn
     assert_eq!(listed.items, vec![alone, refused]);
 }
 
+/// A summary stands for many refused attempts: the largest count written wins, whichever
+/// container writes last, and it lists like any other record.
 pub async fn activity_summaries_keep_the_largest_count(store: &dyn BrandDataStore) {
     let brand = fresh_brand_id("summary");
     let summary = |attempts: u64, source_ip: &str| ActivityRecord {

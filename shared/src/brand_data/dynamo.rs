@@ -191,7 +191,10 @@ impl DynamoBrandData {
             items.push(self.rollup_update(brand_id, increment)?);
         }
         check_transaction_size(items.len())?;
-        retry_on_contention(|| self.transact(items.clone(), event_failure.clone())).await
+        retry_on_contention(|| {
+            self.transact(items.clone(), event_failure.clone(), Idempotency::None)
+        })
+        .await
     }
 
     /// An activity record's item, as [`ActivityStore::append_activity`] writes it and as a
@@ -264,11 +267,17 @@ impl DynamoBrandData {
         &self,
         items: Vec<TransactWriteItem>,
         document_failure: StoreError,
+        idempotency: Idempotency,
     ) -> Result<(), StoreError> {
+        let token = match idempotency {
+            Idempotency::PerRequest => Some(idempotency_token(&items)),
+            Idempotency::None => None,
+        };
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .set_client_request_token(token)
             .send()
             .await;
         let Err(error) = result else { return Ok(()) };
@@ -362,6 +371,41 @@ fn document_from_item(
     })
 }
 
+/// Whether a transaction is sent with a client request token, so that the SDK's retry of one
+/// whose answer was lost after it committed is answered as the success it was, not cancelled on
+/// the conditions the first attempt met (a 409 for a write that stands).
+#[derive(Clone, Copy)]
+enum Idempotency {
+    /// The transaction carries its request's activity record, whose time and request id no other
+    /// request shares: its items are the request's alone, and a token made from them is too.
+    PerRequest,
+    /// Two requests may send the same items (no record in them): no token, or the second would
+    /// be answered as a replay of the first.
+    None,
+}
+
+impl Idempotency {
+    fn of(activity: Option<&ActivityRecord>) -> Self {
+        match activity {
+            Some(_) => Self::PerRequest,
+            None => Self::None,
+        }
+    }
+}
+
+/// A client request token (at most 36 characters) made from the transaction's items, so every
+/// retry of one call carries the same token and a call with other items (a conversion's next id)
+/// another.
+fn idempotency_token(items: &[TransactWriteItem]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{items:?}").as_bytes());
+    let mut token = String::with_capacity(36);
+    for byte in &digest[..18] {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    token
+}
+
 #[async_trait]
 impl DocumentStore for DynamoBrandData {
     async fn create_documents_counted(
@@ -400,7 +444,9 @@ impl DocumentStore for DynamoBrandData {
             }
             None => {
                 check_transaction_size(items.len())?;
-                self.transact(items, StoreError::AlreadyExists).await
+                let idempotency = Idempotency::of(activity);
+                self.transact(items, StoreError::AlreadyExists, idempotency)
+                    .await
             }
         }
     }
@@ -500,7 +546,11 @@ impl DocumentStore for DynamoBrandData {
             items.push(self.put_activity(record)?);
         }
         check_transaction_size(items.len())?;
-        match self.transact(items, StoreError::Contention).await {
+        let idempotency = Idempotency::of(activity);
+        match self
+            .transact(items, StoreError::Contention, idempotency)
+            .await
+        {
             Err(StoreError::Contention) => Err(self
                 .missing_or_contended(&document.brand_id, document.kind, &document.id)
                 .await),
@@ -535,7 +585,11 @@ impl DocumentStore for DynamoBrandData {
             items.push(self.put_activity(record)?);
         }
         check_transaction_size(items.len())?;
-        match self.transact(items, StoreError::Contention).await {
+        let idempotency = Idempotency::of(activity);
+        match self
+            .transact(items, StoreError::Contention, idempotency)
+            .await
+        {
             Err(StoreError::Contention) => Err(self.missing_or_contended(brand_id, kind, id).await),
             other => other,
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -20,6 +20,7 @@ use crate::brand_data::{ActivityRecord, Surface};
 use crate::credentials::{CredentialsError, presented_token};
 use crate::error::ErrorCode;
 use crate::keys::{KeyService, Principal, Rejection};
+use crate::program::draft::ActivityDraft;
 
 /// Query parameter names that look like someone put a credential in the URL.
 const CREDENTIAL_PARAMETERS: [&str; 6] = [
@@ -59,6 +60,9 @@ pub struct EdgeGuard {
     /// Every route behind this guard only reads program data (MCP), so its handler runs beside
     /// the key's rate check, as a `GET` or `HEAD` does everywhere; a refusal drops its answer.
     pub read_only_routes: bool,
+    /// Writes behind this guard may carry their own activity record ([`ActivityDraft`]): the
+    /// public API's updates, deletes and new conversions.
+    pub records_in_writes: bool,
 }
 
 /// A summary record is rewritten for each of the first [`EXACT_SUMMARY_ATTEMPTS`] attempts beyond
@@ -91,36 +95,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub struct AuditTarget(pub String);
 
 /// On a response: the handler's own write holds this request's activity record (a new capture's
-/// click item), so the guard writes none; the delivery log lists it from the click shards.
+/// click item, whose record the delivery log lists from the click shards, or a write's
+/// transaction: [`RecordedInWrite`]), so the guard writes none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivityInItem;
 
 /// In a request's extensions behind the guard: when the guard took the request, for a handler
-/// that writes the request's activity record itself ([`ActivityInItem`]).
+/// that builds the request's activity record itself (capture's click item).
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStarted(pub Instant);
 
-/// In a write's extensions behind the guard (any method but `GET` and `HEAD`, outside MCP): the
-/// request's activity record, all but its outcome. A handler whose write can carry it (in the write's own transaction, so the record is
-/// durable with the write and costs no round trip after it) completes it with
-/// [`ActivityDraft::completed`] and answers [`RecordedInWrite`].
-#[derive(Debug, Clone)]
-pub struct ActivityDraft {
-    record: ActivityRecord,
-    started: Instant,
-}
-
-impl ActivityDraft {
-    /// The record of this request answered with `status`, its latency measured up to now (the
-    /// write it goes in is the request's last round trip).
-    pub fn completed(&self, status: StatusCode) -> ActivityRecord {
-        let mut record = self.record.clone();
-        record.status = status.as_u16();
-        record.latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        record
-    }
-}
-
+// A write's extensions behind the guard (any method but `GET` and `HEAD`, on a guard whose
+// `records_in_writes` is set) hold the request's [`ActivityDraft`]: a handler whose write can
+// carry its record (in the write's own transaction, durable with the write and no round trip
+// after it) passes it to the operation and answers [`RecordedInWrite`].
 impl<S: Send + Sync> FromRequestParts<S> for ActivityDraft {
     type Rejection = ApiError;
 
@@ -137,7 +125,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ActivityDraft {
 }
 
 /// A response whose activity record went in the handler's own write (see [`ActivityDraft`]): the
-/// guard writes none for it.
+/// guard writes none for it (it carries the [`ActivityInItem`] mark).
 pub struct RecordedInWrite<T>(pub T);
 
 impl<T: IntoResponse> IntoResponse for RecordedInWrite<T> {
@@ -222,7 +210,7 @@ pub async fn authenticate(
     // The key's `last_used_at` is written beside the request's own store calls, never before
     // them (at most once per interval per key and container), and so is the re-read of a
     // cached verdict half-way through its life.
-    let note_use = async {
+    let key_upkeep = async {
         let refresh = async {
             if let Some(refresh) = refresh {
                 guard.keys.refresh(refresh).await;
@@ -236,7 +224,7 @@ pub async fn authenticate(
             super::rate_limit::source_of(&context.source_ip)
         );
         tokio::join!(
-            note_use,
+            key_upkeep,
             guard.record_summary(
                 &principal,
                 &context,
@@ -264,19 +252,17 @@ pub async fn authenticate(
     let audit_parts = AuditedRequest::of(&parts);
     let read_only = guard.read_only_routes || matches!(parts.method, Method::GET | Method::HEAD);
     // Only a write can carry its record, so only a write is given the draft of it.
-    if !read_only {
-        parts.extensions.insert(ActivityDraft {
-            record: guard.build_record(
-                &principal,
-                &context,
-                audit_parts.method.clone(),
-                audit_parts.path.clone(),
-                0,
-                started,
-                "ok",
-            ),
+    if guard.records_in_writes && !read_only {
+        let record = guard.build_record(
+            &principal,
+            &context,
+            audit_parts.method.clone(),
+            audit_parts.path.clone(),
+            0,
             started,
-        });
+            "ok",
+        );
+        parts.extensions.insert(ActivityDraft::new(record, started));
     }
     let request = Request::from_parts(parts, body);
     let audited = Audited {
@@ -290,12 +276,12 @@ pub async fn authenticate(
     // spent lease's successor is taken beside the request's own calls.
     match guard.limiter.count_key_locally(&key_budget, now) {
         Some(decision) if !decision.allowed => {
-            let (_, response) = tokio::join!(note_use, audited.refused(&decision));
+            let (_, response) = tokio::join!(key_upkeep, audited.refused(&decision));
             response
         }
         Some(decision) => {
             let (_, (), response) = tokio::join!(
-                note_use,
+                key_upkeep,
                 guard.limiter.renew_leases(&key_budget, now),
                 audited.answered(next.run(request), Some(decision))
             );
@@ -308,7 +294,7 @@ pub async fn authenticate(
         // at most beyond the limit (docs/ARCHITECTURE.md, "Rate budgets in leases").
         None if read_only => {
             let (_, decision, (response, record)) = tokio::join!(
-                note_use,
+                key_upkeep,
                 guard.limiter.count_key(&key_budget, now),
                 audited.answered_with_record(next.run(request))
             );
@@ -320,16 +306,18 @@ pub async fn authenticate(
                 return response;
             };
             let mut rewritten = audited.record(429, "rate_limited", None);
+            // In place of the record written beside the lease: its time, request id and target
+            // (an MCP tool's name) kept.
             if let Some(record) = record {
                 rewritten.at = record.at;
-                rewritten.latency_ms = record.latency_ms;
+                rewritten.target = record.target;
             }
             guard.audit.replace(&rewritten).await;
             rate_limited_response(&decision)
         }
         None => {
             let (_, decision, (mut response, _)) = tokio::join!(
-                note_use,
+                key_upkeep,
                 guard.limiter.count_key(&key_budget, now),
                 audited.answered_with_record(next.run(request))
             );

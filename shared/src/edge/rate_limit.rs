@@ -61,7 +61,7 @@ pub struct RateLimiter {
     /// Counter name prefix: separate budgets (API+MCP vs capture) use separate names.
     budget: &'static str,
     limit_per_minute: u32,
-    /// Set for a surface whose key budget is taken in leases (capture), not one count a request.
+    /// Set when key budgets are taken in leases ([`LeaseSettings`]), not one count a request.
     leases: Option<Arc<Leases>>,
     /// Budgets counted in this container alone ([`Self::count_local`]).
     local: Arc<std::sync::Mutex<LocalWindows>>,
@@ -127,6 +127,9 @@ struct Lease {
     shared_remaining: u32,
     /// Every shard was found spent: the window's budget is gone, refuse without asking again.
     exhausted: bool,
+    /// Units this container has admitted in the window: a container that spent a whole lease
+    /// is busy enough for its next window's lease to be taken ahead ([`Leases::due`]).
+    taken: u32,
 }
 
 impl Leases {
@@ -149,14 +152,18 @@ impl Leases {
             .find(|lease| lease.window_start == window_start)?;
         if lease.remaining > 0 {
             lease.remaining -= 1;
+            lease.taken = lease.taken.saturating_add(1);
             return Some((true, *lease));
         }
         lease.exhausted.then_some((false, *lease))
     }
 
     /// The windows whose lease is worth taking now: the current one if its lease is spent (and
-    /// the budget not), the next one near the current one's end if none is held for it yet.
+    /// the budget not), and the next one near the current one's end if none is held for it yet
+    /// and this container admitted a whole lease's worth in this window (a container that serves
+    /// a key now and then would only strand the units it leased ahead).
     fn due(&self, counter: &str, now: UnixMillis) -> Vec<UnixMillis> {
+        let lease_size = self.settings().lease;
         let current = window_start(now);
         let next = current + WINDOW_MS;
         let held = self.lock();
@@ -168,7 +175,8 @@ impl Leases {
         if held_for(current).is_some_and(|lease| lease.remaining == 0 && !lease.exhausted) {
             due.push(current);
         }
-        if next - now <= NEXT_WINDOW_LOOKAHEAD_MS && held_for(next).is_none() {
+        let busy = held_for(current).is_some_and(|lease| lease.taken >= lease_size);
+        if busy && next - now <= NEXT_WINDOW_LOOKAHEAD_MS && held_for(next).is_none() {
             due.push(next);
         }
         due
@@ -196,6 +204,7 @@ impl Leases {
                 kept.remaining = kept.remaining.saturating_add(lease.remaining);
                 kept.shared_remaining = kept.shared_remaining.min(lease.shared_remaining);
                 kept.exhausted |= lease.exhausted;
+                kept.taken = kept.taken.saturating_add(lease.taken);
             }
             None => leases.push(lease),
         }
@@ -270,7 +279,7 @@ impl RateLimiter {
             return;
         };
         let due = leases.due(&budget.counter, now);
-        // Most requests have nothing due: no future to build.
+        // Most requests have nothing due: nothing to join.
         if due.is_empty() {
             return;
         }
@@ -283,7 +292,7 @@ impl RateLimiter {
     }
 
     /// A leased count that found no lease: one is drawn from the budget's shards (see
-    /// [`Self::lease`]) and this request takes its first unit; what is due then is renewed.
+    /// [`Self::lease`]) and this request takes its first unit.
     async fn lease_and_count(
         &self,
         leases: &Leases,
@@ -295,8 +304,12 @@ impl RateLimiter {
             .lease(leases, budget, window_start, window_start, true)
             .await?;
         // A lease this request spent at once (a small budget's share) is renewed before the
-        // answer, so the next request finds a unit or a refusal, not another missing lease.
-        self.renew_leases(budget, now).await;
+        // answer, so the next request finds a unit or a refusal, not another missing lease. The
+        // next window's lease is left to a later request's renewal, beside its own calls.
+        if lease.remaining == 0 && !lease.exhausted {
+            self.lease(leases, budget, window_start, window_start, false)
+                .await;
+        }
         Some(leased_decision(
             budget,
             !lease.exhausted,
@@ -371,6 +384,7 @@ impl RateLimiter {
                 remaining: granted - u32::from(take_one),
                 shared_remaining,
                 exhausted: false,
+                taken: u32::from(take_one),
             };
             leases.keep(&budget.counter, lease, current_window);
             return Some(lease);
@@ -380,6 +394,7 @@ impl RateLimiter {
             remaining: 0,
             shared_remaining: 0,
             exhausted: true,
+            taken: 0,
         };
         leases.keep(&budget.counter, spent, current_window);
         Some(spent)
@@ -648,19 +663,19 @@ mod tests {
         let principal = principal();
         let budget = limiter.key_budget(&principal);
         let window_end = window_start(NOW) + WINDOW_MS;
-        assert!(
-            limiter
-                .count_key(&budget, window_end - 10_000)
-                .await
-                .is_some()
-        );
-        limiter.renew_leases(&budget, window_end - 10_000).await;
+        let early = window_end - 10_000;
+        assert!(limiter.count_key(&budget, early).await.is_some());
+        // A container that has not admitted a whole lease this window takes none ahead.
+        limiter.renew_leases(&budget, window_end - 4_000).await;
         assert_eq!(store.take_calls(), vec!["increment_counter"]);
-        // Within the lookahead, the next window's lease is taken once; the current one's units
-        // stay usable.
+        for _ in 0..4 {
+            assert!(limiter.count_key_locally(&budget, early).unwrap().allowed);
+        }
+        // A busy one, within the lookahead: its spent lease renewed and the next window's taken,
+        // once.
         limiter.renew_leases(&budget, window_end - 4_000).await;
         limiter.renew_leases(&budget, window_end - 3_000).await;
-        assert_eq!(store.take_calls(), vec!["increment_counter"]);
+        assert_eq!(store.take_calls(), vec!["increment_counter"; 2]);
         assert!(
             limiter
                 .count_key_locally(&budget, window_end - 2_000)

@@ -10,13 +10,14 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::clicks::{ClickRecord, is_valid_click_id};
-use crate::brand_data::{ActivityRecord, Document, DocumentKind, UniqueClaim};
+use crate::brand_data::{Document, DocumentKind, UniqueClaim};
 use crate::clock::{UnixMillis, format_rfc3339};
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
 use crate::program::documents::{
     Listed, Stored, encode, load, new_time_id, newest_first_page, save,
 };
+use crate::program::draft::ActivityDraft;
 use crate::program::fraud::{self, FraudSignal, ReviewState};
 use crate::program::offers::{Offer, PayoutType};
 use crate::program::paging::{Paging, optional_time, param};
@@ -234,7 +235,7 @@ pub async fn record_conversion(
     program: &Program,
     brand_id: &BrandId,
     input: CreateConversion,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<Recorded, ProgramError> {
     let (amount, currency, txn_id, event) = validated(&input)?;
     // The txn_id lookup and the attribution do not depend on each other: one round of reads.
@@ -392,7 +393,7 @@ async fn store_new(
     brand_id: &BrandId,
     conversion: &Conversion,
     signal: Option<&FraudSignal>,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<(), StoreError> {
     let encoded = |value: serde_json::Value, kind: DocumentKind, id: &str| Document {
         brand_id: brand_id.clone(),
@@ -417,7 +418,7 @@ async fn store_new(
     }
     program
         .data
-        .create_documents_counted(&batch, &[], activity)
+        .create_documents_counted(&batch, &[], activity.map(ActivityDraft::completed).as_ref())
         .await
 }
 
@@ -525,7 +526,7 @@ pub async fn update_conversion(
     brand_id: &BrandId,
     id: &str,
     input: UpdateConversion,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<Conversion, ProgramError> {
     let stored: Stored<Conversion> =
         load(program, brand_id, KIND, ID_PREFIX, id, "conversion").await?;

@@ -3,9 +3,10 @@
 
 use super::ProgramError;
 use crate::brand_data::merge::{MergePlan, merge_newest_first};
-use crate::brand_data::{ActivityRecord, Document, DocumentKind, UniqueClaim};
+use crate::brand_data::{Document, DocumentKind, UniqueClaim};
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
+use crate::program::draft::ActivityDraft;
 use crate::store::StoreError;
 use crate::token::random_u64;
 use serde::Serialize;
@@ -254,7 +255,7 @@ pub async fn save<T: Serialize>(
     value: &T,
     released: &[UniqueClaim],
     taken: &[UniqueClaim],
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_value(value)
         .map_err(|error| StoreError::Corrupt(format!("document does not encode: {error}")))?;
@@ -267,7 +268,12 @@ pub async fn save<T: Serialize>(
     };
     program
         .data
-        .update_document(&document, released, taken, activity)
+        .update_document(
+            &document,
+            released,
+            taken,
+            activity.map(ActivityDraft::completed).as_ref(),
+        )
         .await
 }
 

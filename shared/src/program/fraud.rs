@@ -3,10 +3,11 @@
 
 use super::Program;
 use super::ProgramError;
-use crate::brand_data::{ActivityRecord, DocumentKind};
+use crate::brand_data::DocumentKind;
 use crate::clock::format_rfc3339;
 use crate::ids::BrandId;
 use crate::program::documents::{ListBody, Stored, load, newest_first_page, save};
+use crate::program::draft::ActivityDraft;
 use crate::program::paging::{Paging, param};
 use serde::{Deserialize, Serialize};
 
@@ -139,7 +140,7 @@ pub async fn review_signal(
     brand_id: &BrandId,
     id: &str,
     input: ReviewUpdate,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<FraudSignal, ProgramError> {
     let stored: Stored<FraudSignal> =
         load(program, brand_id, KIND, ID_PREFIX, id, "fraud signal").await?;

@@ -17,6 +17,7 @@ pub mod clicks;
 pub mod conversions;
 pub mod derived;
 pub mod documents;
+pub mod draft;
 pub mod fraud;
 pub mod offers;
 pub mod paging;

@@ -4,13 +4,14 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::DocumentStoreExt;
-use crate::brand_data::{ActivityRecord, Document, DocumentKind};
+use crate::brand_data::{Document, DocumentKind};
 use crate::clock::format_rfc3339;
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
 use crate::program::documents::{
     self, Listed, Stored, encode, list_page, load, new_id, slug_change, slug_claim,
 };
+use crate::program::draft::ActivityDraft;
 use crate::program::paging::Paging;
 use crate::program::validate;
 use crate::store::StoreError;
@@ -236,7 +237,7 @@ async fn save(
     before: &Offer,
     mut after: Offer,
     version: u64,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<Offer, ProgramError> {
     after.updated_at = format_rfc3339(program.keys.now_ms());
     let (released, taken) = slug_change(&before.slug, &after.slug);
@@ -255,7 +256,7 @@ pub async fn update_offer(
     brand_id: &BrandId,
     id: &str,
     input: UpdateOffer,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<Offer, ProgramError> {
     let stored: Stored<Offer> = load(program, brand_id, KIND, ID_PREFIX, id, "offer").await?;
     let before = stored.value;

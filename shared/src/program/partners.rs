@@ -4,13 +4,14 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::DocumentStoreExt;
-use crate::brand_data::{ActivityRecord, Document, DocumentKind};
+use crate::brand_data::{Document, DocumentKind};
 use crate::clock::format_rfc3339;
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
 use crate::program::documents::{
     Listed, Stored, encode, list_page, load, new_id, save, slug_change, slug_claim,
 };
+use crate::program::draft::ActivityDraft;
 use crate::program::paging::Paging;
 use crate::program::validate;
 use crate::store::StoreError;
@@ -166,7 +167,7 @@ pub async fn update_partner(
     brand_id: &BrandId,
     id: &str,
     input: UpdatePartner,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<Partner, ProgramError> {
     let stored: Stored<Partner> = load(program, brand_id, KIND, ID_PREFIX, id, "partner").await?;
     let before = stored.value;
@@ -209,7 +210,7 @@ pub async fn delete_partner(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<(), ProgramError> {
     let stored: Stored<Partner> = load(program, brand_id, KIND, ID_PREFIX, id, "partner").await?;
     program
@@ -220,7 +221,7 @@ pub async fn delete_partner(
             id,
             stored.version,
             &[slug_claim(&stored.value.slug)],
-            activity,
+            activity.map(ActivityDraft::completed).as_ref(),
         )
         .await?;
     Ok(())

@@ -10,13 +10,14 @@
 use super::Program;
 use super::ProgramError;
 use crate::brand_data::DocumentStoreExt;
-use crate::brand_data::{ActivityRecord, Document, DocumentKind};
+use crate::brand_data::{Document, DocumentKind};
 use crate::clock::{UnixMillis, format_rfc3339};
 use crate::error::ErrorCode;
 use crate::ids::BrandId;
 use crate::program::documents::{
     Listed, Stored, decode, encode, list_page, list_page_with_prefix, load, save,
 };
+use crate::program::draft::ActivityDraft;
 use crate::program::offers::{Offer, Payout, validate_payout};
 use crate::program::paging::{Paging, param, parse_time};
 use crate::program::partners::Partner;
@@ -382,7 +383,7 @@ pub async fn update_rule(
     brand_id: &BrandId,
     id: &str,
     input: UpdateRule,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<PricingRule, ProgramError> {
     let stored = load_rule(program, brand_id, id).await?;
     let mut rule = stored.value;
@@ -416,12 +417,19 @@ pub async fn delete_rule(
     program: &Program,
     brand_id: &BrandId,
     id: &str,
-    activity: Option<&ActivityRecord>,
+    activity: Option<&ActivityDraft>,
 ) -> Result<(), ProgramError> {
     let stored = load_rule(program, brand_id, id).await?;
     program
         .data
-        .delete_document(brand_id, KIND, id, stored.version, &[], activity)
+        .delete_document(
+            brand_id,
+            KIND,
+            id,
+            stored.version,
+            &[],
+            activity.map(ActivityDraft::completed).as_ref(),
+        )
         .await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ trcker_shared::backend_tests! {
     whoami_and_audit,
     revoked_keys_are_refused_and_audited,
     activity_filters,
+    writes_carry_their_own_record,
 }
 
 /// Three requests a minute.
@@ -194,12 +195,82 @@ async fn a_container_without_a_lease_refuses_reads_over_the_budget(api_limited: 
         .await;
     assert_eq!(written.status, StatusCode::CREATED, "{}", written.text());
     assert_eq!(written.headers["ratelimit-remaining"], "0");
+    // It stands, and so does its record.
+    let created: Vec<_> = api_records(api_limited, &brand_id)
+        .await
+        .into_iter()
+        .filter(|record| record.method == "POST")
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].status, 201);
     let then_refused = third
         .post("/api/public/partners")
         .bearer(&key)
         .json(crate::partner_body("after-the-lease"))
         .await;
     assert_eq!(then_refused.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// An update and a delete put their record in their own transaction: exactly one record each,
+/// with the status the caller got; a write that fails stores none of it, and the guard records
+/// the failure as for any request.
+async fn writes_carry_their_own_record(api: &TestApp) {
+    let key = api.brand("acme").await;
+    let id = crate::create_partner(api, &key, "carried").await;
+    let path = format!("/api/public/partners/{id}");
+    let updated = api
+        .patch(&path)
+        .bearer(&key)
+        .json(serde_json::json!({"name": "Carried"}))
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text());
+    let refused = api
+        .patch(&path)
+        .bearer(&key)
+        .json(serde_json::json!({"slug": "Not A Slug"}))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    let deleted = api.delete(&path).bearer(&key).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let brand_id = BrandId::parse("acme").unwrap();
+    let records = api_records(api, &brand_id).await;
+    let mut of_partner: Vec<(&str, u16, &str)> = records
+        .iter()
+        .filter(|record| record.target == path)
+        .map(|record| {
+            (
+                record.method.as_str(),
+                record.status,
+                record.outcome.as_str(),
+            )
+        })
+        .collect();
+    // Records within one millisecond order by request id: compare them as a set.
+    of_partner.sort_unstable();
+    assert_eq!(
+        of_partner,
+        [
+            ("DELETE", 204, "ok"),
+            ("PATCH", 200, "ok"),
+            ("PATCH", 400, "ok")
+        ]
+    );
+}
+
+async fn api_records(
+    api: &TestApp,
+    brand_id: &BrandId,
+) -> Vec<trcker_shared::brand_data::ActivityRecord> {
+    api.data
+        .list_activity(brand_id, Default::default(), 100, None)
+        .await
+        .unwrap()
+        .items
 }
 
 async fn activity_filters(api: &TestApp) {

@@ -86,12 +86,16 @@ async fn mcp_and_rest_share_the_key_rate_limit() {
     edge.keys.create_brand(&brand_id, "acme").await.unwrap();
     let key = edge.keys.generate(&brand_id, None).await.unwrap();
     let key = key.key.expose_secret();
-    // The public API's container leases the whole budget (3 is under one lease), spends it,
-    // and MCP, sharing the budget, finds it spent.
-    for _ in 0..3 {
-        edge.rest(key, Method::GET, "/api/public/whoami", None)
-            .await;
-    }
+    // Each surface's container leases from the one budget: MCP's takes all of it (3 is under one
+    // lease) with its first call, so the public API's finds nothing left; MCP spends the rest.
+    edge.tool(key, "whoami", json!({})).await;
+    let refused = edge
+        .request(Method::GET, "/api/public/whoami")
+        .bearer(key)
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    edge.tool(key, "whoami", json!({})).await;
+    edge.tool(key, "whoami", json!({})).await;
     let response = edge
         .rpc(
             Some(key),
