@@ -118,7 +118,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ActivityDraft {
             .get::<ActivityDraft>()
             .cloned()
             .ok_or_else(|| {
-                tracing::error!("a guarded route ran without the guard");
+                tracing::error!(
+                    "a handler asked for an activity draft the request was not given (a read, a \
+                     guard without records_in_writes, or no guard)"
+                );
                 ApiError::new(ErrorCode::Internal, "internal error")
             })
     }
@@ -290,8 +293,9 @@ pub async fn authenticate(
         // No unit held (a key new to this container, or a window's first request): the budget
         // needs a round trip, and the request goes beside it, its audit record too. Should the
         // budget refuse, a read is answered 429 after all (its record rewritten as the 429 it
-        // became); a write has been made, so it stands: one request per container and window
-        // at most beyond the limit (docs/ARCHITECTURE.md, "Rate budgets in leases").
+        // became); a write has been made, so it stands: one write beyond the limit per container
+        // (and request in flight) that starts a window without a unit (docs/ARCHITECTURE.md,
+        // "The HTTP edge", step 5).
         None if read_only => {
             let (_, decision, (response, record)) = tokio::join!(
                 key_upkeep,
