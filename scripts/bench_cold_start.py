@@ -1185,12 +1185,7 @@ def chart(targets: list[Target], path: Path, subtitle: str) -> None:
     for index, (label, _, colour) in enumerate(series):
         x = left + index * 210
         parts.append(f'<rect x="{x}" y="46" width="10" height="10" fill="{colour}"/><text x="{x + 14}" y="55">{escape(label)}</text>')
-    tick = 0.0
-    while tick <= axis_max + 1e-9:
-        x = left + tick * scale
-        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 34}" stroke="#ddd"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle" fill="#555">{tick:g}</text>')
-        tick += step
+    parts.extend(axis_ticks(axis_max, step, left, scale, top, height))
     parts.append(f'<text x="{left + width / 2}" y="{height - 5}" text-anchor="middle" fill="#555">milliseconds</text>')
     for row, target in enumerate(targets):
         y0 = top + row * group
@@ -1206,6 +1201,18 @@ def chart(targets: list[Target], path: Path, subtitle: str) -> None:
     parts.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n")
+
+
+def axis_ticks(axis_max: float, step: float, left: float, scale: float, top: float, height: float) -> list[str]:
+    """The vertical grid lines and their labels of a horizontal bar chart, every `step` up to `axis_max`."""
+    parts = []
+    tick = 0.0
+    while tick <= axis_max + 1e-9:
+        x = left + tick * scale
+        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 34}" stroke="#ddd"/>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle" fill="#555">{tick:g}</text>')
+        tick += step
+    return parts
 
 
 def cost_chart(targets: list[Target], shares: list[int], path: Path, subtitle: str) -> None:
@@ -1233,12 +1240,7 @@ def cost_chart(targets: list[Target], shares: list[int], path: Path, subtitle: s
     for index, memory_mb in enumerate(shares):
         x = 10 + index * spacing
         parts.append(f'<rect x="{x}" y="46" width="10" height="10" fill="{colours[index % len(colours)]}"/><text x="{x + 14}" y="55">{escape(share_header(memory_mb))}</text>')
-    tick = 0.0
-    while tick <= axis_max + 1e-9:
-        x = left + tick * scale
-        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 34}" stroke="#ddd"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle" fill="#555">{tick:g}</text>')
-        tick += step
+    parts.extend(axis_ticks(axis_max, step, left, scale, top, height))
     floor = left + PRICE_PER_MILLION_REQUESTS * scale
     parts.append(f'<line x1="{floor:.1f}" y1="{top - 4}" x2="{floor:.1f}" y2="{height - 34}" stroke="#999" stroke-dasharray="4 3"/>')
     parts.append(f'<text x="{floor + 3:.1f}" y="{height - 36}" font-size="10" fill="#777">requests alone</text>')

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use trcker_shared::brand_data::clicks::{CaptureAudit, ClickRecord, is_valid_click_id};
 use trcker_shared::brand_data::{ClickStoreExt, DocumentKind};
 use trcker_shared::caller_text;
-use trcker_shared::edge::auth::{ActivityInItem, Caller, RequestStarted};
+use trcker_shared::edge::auth::{Caller, RecordedInWrite, RequestStarted};
 use trcker_shared::edge::error::ApiError;
 use trcker_shared::error::ErrorCode;
 use trcker_shared::ids::BrandId;
@@ -131,11 +131,10 @@ pub async fn capture(
         }),
     };
     match state.data.insert_click(&click).await {
-        Ok(()) => {
-            let mut response = answer(StatusCode::CREATED, "recorded", request.click_id);
-            response.extensions_mut().insert(ActivityInItem);
-            Ok(response)
-        }
+        Ok(()) => Ok(
+            RecordedInWrite(answer(StatusCode::CREATED, "recorded", request.click_id))
+                .into_response(),
+        ),
         // The first capture won; the guard records this one as a duplicate.
         Err(StoreError::AlreadyExists) => Ok(answer(StatusCode::OK, "duplicate", request.click_id)),
         Err(error) => Err(not_recorded(error)),

@@ -197,6 +197,28 @@ impl DynamoBrandData {
         .await
     }
 
+    /// A version-checked write of one document (its item first, then its claims' items), with the
+    /// request's record last if given: a failed version condition is told apart as the document
+    /// gone (`NotFound`) or changed (`Contention`).
+    async fn transact_versioned(
+        &self,
+        mut items: Vec<TransactWriteItem>,
+        activity: Option<&ActivityRecord>,
+        (brand_id, kind, id): (&BrandId, DocumentKind, &str),
+    ) -> Result<(), StoreError> {
+        if let Some(record) = activity {
+            items.push(self.put_activity(record)?);
+        }
+        check_transaction_size(items.len())?;
+        match self
+            .transact(items, StoreError::Contention, Idempotency::of(activity))
+            .await
+        {
+            Err(StoreError::Contention) => Err(self.missing_or_contended(brand_id, kind, id).await),
+            other => other,
+        }
+    }
+
     /// An activity record's item, as [`ActivityStore::append_activity`] writes it and as a
     /// document write that carries the record puts it in its transaction.
     fn activity_item(record: &ActivityRecord) -> Result<Item, StoreError> {
@@ -542,20 +564,12 @@ impl DocumentStore for DynamoBrandData {
         for claim in new_claims {
             items.push(self.put_claim(document, claim)?);
         }
-        if let Some(record) = activity {
-            items.push(self.put_activity(record)?);
-        }
-        check_transaction_size(items.len())?;
-        let idempotency = Idempotency::of(activity);
-        match self
-            .transact(items, StoreError::Contention, idempotency)
-            .await
-        {
-            Err(StoreError::Contention) => Err(self
-                .missing_or_contended(&document.brand_id, document.kind, &document.id)
-                .await),
-            other => other,
-        }
+        self.transact_versioned(
+            items,
+            activity,
+            (&document.brand_id, document.kind, &document.id),
+        )
+        .await
     }
 
     async fn delete_document(
@@ -581,18 +595,8 @@ impl DocumentStore for DynamoBrandData {
         for claim in claims {
             items.push(self.delete_claim(brand_id, kind, claim)?);
         }
-        if let Some(record) = activity {
-            items.push(self.put_activity(record)?);
-        }
-        check_transaction_size(items.len())?;
-        let idempotency = Idempotency::of(activity);
-        match self
-            .transact(items, StoreError::Contention, idempotency)
+        self.transact_versioned(items, activity, (brand_id, kind, id))
             .await
-        {
-            Err(StoreError::Contention) => Err(self.missing_or_contended(brand_id, kind, id).await),
-            other => other,
-        }
     }
 
     async fn list_documents_by_prefix(

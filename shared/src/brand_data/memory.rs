@@ -540,9 +540,25 @@ impl DocumentStore for MemoryBrandData {
 #[async_trait]
 impl ActivityStore for MemoryBrandData {
     async fn append_activity(&self, record: &ActivityRecord) -> Result<(), StoreError> {
+        // One search of the partition (the entry), not a check and then an insert: every
+        // request's record comes through here.
         let mut state = self.lock();
-        state.check_activity_slot(record)?;
-        state.store_activity(record, self.activity_cap);
+        let records = state
+            .activity
+            .entry((record.brand_id.clone(), record.surface))
+            .or_default();
+        match records.entry(activity_sort_key(record)) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                return Err(StoreError::AlreadyExists);
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(record.clone());
+            }
+        }
+        while records.len() > self.activity_cap {
+            records.pop_first();
+        }
+        state.activity_appended[surface_index(record.surface)] += 1;
         Ok(())
     }
 
