@@ -15,6 +15,11 @@ use trcker_shared::program::Program;
 use trcker_shared::program::offers::{CreateOffer, create_offer};
 use trcker_shared::testing::in_memory_edge;
 
+/// The allocator the function binaries use (their `main.rs`), so the figures are what a deployed
+/// function spends.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_offers","arguments":{"limit":10}}}"#;
 
 fn mcp_benches(c: &mut Criterion) {
@@ -79,10 +84,10 @@ fn mcp_benches(c: &mut Criterion) {
         b.iter(|| {
             let (mut parts, body) = request(false).into_parts();
             let context = ClientContext::from_parts(&parts);
-            parts.extensions.insert(Caller {
+            parts.extensions.insert(std::sync::Arc::new(Caller {
                 principal: principal.clone(),
                 context,
-            });
+            }));
             runtime.block_on(service.clone().oneshot(Request::from_parts(parts, body)))
         })
     });

@@ -352,7 +352,7 @@ fn limit_or(limit: Option<u32>, default: u32) -> Result<usize, String> {
 
 /// The caller of the request, as the guard verified it.
 fn caller(parts: &Parts) -> Result<&Caller, String> {
-    parts.extensions.get::<Caller>().ok_or_else(|| {
+    Caller::of(&parts.extensions).ok_or_else(|| {
         tracing::error!("an MCP tool ran without the guard");
         "internal: the request was not authenticated".to_owned()
     })

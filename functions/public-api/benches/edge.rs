@@ -19,6 +19,11 @@ use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::testing::in_memory_edge;
 
+/// The allocator the function binaries use (their `main.rs`), so the figures are what a deployed
+/// function spends.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn edge_benches(c: &mut Criterion) {
     let (runtime, keys, data, limits) = in_memory_edge();
     let router = trcker_public_api::router(keys.clone(), data.clone(), limits);

@@ -2,14 +2,13 @@
 //! API key. Every route runs behind the shared guard (bearer auth, rate limit, audit) and only
 //! ever sees the caller's own brand.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +67,6 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
         min_click_to_conversion_ms: limits.min_click_to_conversion_ms,
         activity_retention_days: limits.activity_retention_days,
     };
-    let document = prepare();
     let guarded = Router::new()
         .route("/api/public/whoami", get(whoami))
         .route(
@@ -115,10 +113,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
             get(fraud::get).patch(fraud::review),
         )
         // After routing (so the matched path is known) and after the guard.
-        .route_layer(from_fn_with_state(
-            document.takes_no_query.clone(),
-            refuse_undeclared_query,
-        ))
+        .route_layer(from_fn(refuse_undeclared_query))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // `layer`, not `route_layer`: unknown paths and wrong methods are authenticated and
@@ -132,7 +127,7 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
             get(|| async {
                 (
                     [(header::CONTENT_TYPE, "application/json")],
-                    prepare().json.clone(),
+                    document_json(),
                 )
             }),
         )
@@ -170,73 +165,61 @@ pub async fn whoami(caller: Caller) -> Json<Whoami> {
     Json(Whoami::from(&caller.principal))
 }
 
-/// The OpenAPI document as served, and what the router reads from it: the same for every router
-/// in the process, so built once ([`prepare`]).
-struct PreparedDocument {
-    /// The document, serialized once.
-    json: Bytes,
-    takes_no_query: Arc<TakesNoQuery>,
+/// The OpenAPI document as served, serialized on its first request, not at init: building it
+/// costs milliseconds of a cold start (BENCHMARKS.md, "Memory and CPU share, and init against a
+/// networked baseline"), and
+/// most containers never serve it.
+static DOCUMENT_JSON: OnceLock<Bytes> = OnceLock::new();
+
+fn document_json() -> Bytes {
+    DOCUMENT_JSON
+        .get_or_init(|| Bytes::from(serde_json::to_vec(&openapi::document()).unwrap_or_default()))
+        .clone()
 }
 
-static PREPARED_DOCUMENT: OnceLock<PreparedDocument> = OnceLock::new();
+/// The operations that declare no query parameter (every one but the lists and the payout
+/// resolver), by the path template the router matches: written out rather than read from the
+/// document at init, for the same cold-start reason, and held to the document by a test
+/// (`tests::the_operations_without_a_query_are_those_the_document_declares`).
+const TAKES_NO_QUERY: [(&str, Method); 20] = [
+    ("/api/public/whoami", Method::GET),
+    ("/api/public/partners", Method::POST),
+    ("/api/public/partners/{id}", Method::GET),
+    ("/api/public/partners/{id}", Method::PATCH),
+    ("/api/public/partners/{id}", Method::DELETE),
+    ("/api/public/offers", Method::POST),
+    ("/api/public/offers/{id}", Method::GET),
+    ("/api/public/offers/{id}", Method::PATCH),
+    ("/api/public/offers/{id}/archive", Method::POST),
+    ("/api/public/pricing-rules", Method::POST),
+    ("/api/public/pricing-rules/{id}", Method::GET),
+    ("/api/public/pricing-rules/{id}", Method::PATCH),
+    ("/api/public/pricing-rules/{id}", Method::DELETE),
+    ("/api/public/clicks/{id}", Method::GET),
+    ("/api/public/conversions", Method::POST),
+    ("/api/public/conversions/{id}", Method::GET),
+    ("/api/public/conversions/{id}", Method::PATCH),
+    ("/api/public/fraud-signals/{id}", Method::GET),
+    ("/api/public/fraud-signals/{id}", Method::PATCH),
+    ("/api/public/health", Method::GET),
+];
 
-/// Builds the OpenAPI document and what the router derives from it, once per process: every
-/// router shares them, and `/openapi.json` answers with the bytes serialized here.
-fn prepare() -> &'static PreparedDocument {
-    PREPARED_DOCUMENT.get_or_init(|| {
-        let document = openapi::document();
-        PreparedDocument {
-            // Serialized from the document itself, so its fields keep their order (`openapi`
-            // first); the query check reads the same document as a JSON value.
-            json: Bytes::from(serde_json::to_vec(&document).unwrap_or_default()),
-            takes_no_query: Arc::new(TakesNoQuery::declared_in(
-                &serde_json::to_value(&document).unwrap_or_default(),
-            )),
-        }
-    })
-}
-
-/// The operations of the OpenAPI document that declare no query parameter: per path template
-/// (`/api/public/partners/{id}`, as the router matches it), their methods.
-struct TakesNoQuery(HashMap<String, Vec<Method>>);
-
-impl TakesNoQuery {
-    fn declared_in(document: &serde_json::Value) -> Self {
-        let mut operations: HashMap<String, Vec<Method>> = HashMap::new();
-        for (path, item) in document["paths"].as_object().into_iter().flatten() {
-            for (method, operation) in item.as_object().into_iter().flatten() {
-                let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
-                    continue;
-                };
-                let declares_query = operation["parameters"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|parameter| parameter["in"] == "query");
-                if !declares_query {
-                    operations.entry(path.clone()).or_default().push(method);
-                }
-            }
-        }
-        Self(operations)
-    }
+fn takes_no_query(path: &str, method: &Method) -> bool {
+    TAKES_NO_QUERY
+        .iter()
+        .any(|(template, declared)| *template == path && declared == method)
 }
 
 /// Unknown query parameters are refused on every route, like unknown body fields: the lists and
 /// the payout resolver check their own; this refuses any query parameter on an operation that
 /// declares none (a typo such as `?dry_run=1` on a write must not be silently ignored).
-async fn refuse_undeclared_query(
-    State(takes_no_query): State<Arc<TakesNoQuery>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn refuse_undeclared_query(request: Request, next: Next) -> Response {
     let has_query = request.uri().query().is_some_and(|query| !query.is_empty());
     let takes_none = has_query
         && request
             .extensions()
             .get::<MatchedPath>()
-            .and_then(|path| takes_no_query.0.get(path.as_str()))
-            .is_some_and(|methods| methods.contains(request.method()));
+            .is_some_and(|path| takes_no_query(path.as_str(), request.method()));
     if takes_none {
         return ApiError::invalid("this route takes no query parameters").into_response();
     }
@@ -252,4 +235,40 @@ async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "this route does not support that method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_operations_without_a_query_are_those_the_document_declares() {
+        let document = serde_json::to_value(openapi::document()).unwrap();
+        let mut declared = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let declares_query = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|parameter| parameter["in"] == "query");
+                if !declares_query {
+                    declared.insert((path.clone(), method.to_ascii_uppercase()));
+                }
+            }
+        }
+        let written: BTreeSet<_> = TAKES_NO_QUERY
+            .iter()
+            .map(|(path, method)| (path.to_string(), method.to_string()))
+            .collect();
+        assert_eq!(written, declared);
+    }
+
+    #[test]
+    fn the_served_document_is_the_document() {
+        let served: serde_json::Value = serde_json::from_slice(&document_json()).unwrap();
+        assert_eq!(served, serde_json::to_value(openapi::document()).unwrap());
+    }
 }

@@ -12,6 +12,11 @@ use trcker_shared::edge::context::api_gateway_context;
 use trcker_shared::ids::BrandId;
 use trcker_shared::testing::{create_capture_references, in_memory_edge};
 
+/// The allocator the function binaries use (their `main.rs`), so the figures are what a deployed
+/// function spends.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A request as the local gateway hands it on: API Gateway's context with a fresh request id.
 fn gateway_request(
     method: Method,
@@ -47,6 +52,8 @@ fn capture_benches(c: &mut Criterion) {
     // Budgets out of the way and one trusted proxy hop, as scripts/bench-load runs the gateway.
     let config = CaptureConfig {
         rate_limit_per_minute: 1_000_000_000,
+        // The duplicate case sends from one address again and again.
+        source_rate_limit_per_minute: 1_000_000_000,
         trusted_proxy_hops: 1,
         ..CaptureConfig::default()
     };

@@ -42,7 +42,8 @@ fn surface_index(surface: Surface) -> usize {
 struct State {
     documents: HashMap<(BrandId, DocumentKind), BTreeMap<String, Document>>,
     claims: HashMap<ClaimKey, String>,
-    activity: HashMap<(BrandId, Surface), BTreeMap<String, ActivityRecord>>,
+    /// Boxed, so the eviction of a partition's oldest record moves pointers, not records.
+    activity: HashMap<(BrandId, Surface), BTreeMap<String, Box<ActivityRecord>>>,
     /// Activity records stored since start, per surface (api, mcp, capture), including those the
     /// cap has since dropped and new captures' records, which their click items hold.
     activity_appended: [u64; 3],
@@ -102,7 +103,7 @@ impl State {
             .activity
             .entry((record.brand_id.clone(), record.surface))
             .or_default();
-        records.insert(activity_sort_key(record), record.clone());
+        records.insert(activity_sort_key(record), Box::new(record.clone()));
         while records.len() > cap {
             records.pop_first();
         }
@@ -552,7 +553,7 @@ impl ActivityStore for MemoryBrandData {
                 return Err(StoreError::AlreadyExists);
             }
             std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(record.clone());
+                slot.insert(Box::new(record.clone()));
             }
         }
         while records.len() > self.activity_cap {
@@ -570,7 +571,7 @@ impl ActivityStore for MemoryBrandData {
             .activity
             .get_mut(&(record.brand_id.clone(), record.surface))
         {
-            records.insert(activity_sort_key(record), record.clone());
+            records.insert(activity_sort_key(record), Box::new(record.clone()));
         }
         Ok(())
     }
@@ -584,11 +585,11 @@ impl ActivityStore for MemoryBrandData {
         match records.entry(sort_key) {
             std::collections::btree_map::Entry::Occupied(mut slot) => {
                 if slot.get().attempts < record.attempts {
-                    slot.insert(record.clone());
+                    slot.insert(Box::new(record.clone()));
                 }
             }
             std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(record.clone());
+                slot.insert(Box::new(record.clone()));
             }
         }
         while records.len() > self.activity_cap {
@@ -621,7 +622,7 @@ impl ActivityStore for MemoryBrandData {
             .rev()
             .filter(|(_, record)| surface.activity_shard(&record.request_id) == shard)
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|(_, record)| record.clone())
+            .map(|(_, record)| ActivityRecord::clone(record))
             .collect())
     }
 

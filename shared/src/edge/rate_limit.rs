@@ -44,6 +44,8 @@ impl RateDecision {
         const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
         const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
         const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+        // Room for all six at once: growing the map one insert at a time showed up too.
+        headers.reserve(6);
         let limit = HeaderValue::from(self.limit);
         let remaining = HeaderValue::from(self.remaining);
         headers.insert(LIMIT, limit.clone());
