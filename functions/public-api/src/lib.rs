@@ -167,8 +167,7 @@ pub async fn whoami(caller: Caller) -> Json<Whoami> {
 
 /// The OpenAPI document as served, serialized on its first request, not at init: building it
 /// costs milliseconds of a cold start (BENCHMARKS.md, "Memory and CPU share, and init against a
-/// networked baseline"), and
-/// most containers never serve it.
+/// networked baseline"), and most containers never serve it.
 static DOCUMENT_JSON: OnceLock<Bytes> = OnceLock::new();
 
 fn document_json() -> Bytes {
