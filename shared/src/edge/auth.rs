@@ -231,7 +231,7 @@ pub async fn authenticate(
                 guard.keys.refresh(refresh).await;
             }
         };
-        tokio::join!(guard.keys.note_use(&principal, now), refresh);
+        tokio::join!(guard.keys.note_use(principal, now), refresh);
     };
     if let Some(source) = source_refusal {
         let summary_id = format!(
@@ -241,8 +241,8 @@ pub async fn authenticate(
         tokio::join!(
             key_upkeep,
             guard.record_summary(
-                &principal,
-                &context,
+                principal,
+                context,
                 &parts,
                 started,
                 &summary_id,
@@ -266,8 +266,8 @@ pub async fn authenticate(
     // Only a write can carry its record, so only a write is given the draft of it.
     if guard.records_in_writes && !read_only {
         let record = guard.build_record(
-            &principal,
-            &context,
+            principal,
+            context,
             audit_parts.method.clone(),
             audit_parts.path.clone(),
             0,
@@ -279,8 +279,8 @@ pub async fn authenticate(
     let request = Request::from_parts(parts, body);
     let audited = Audited {
         guard: &guard,
-        principal: &principal,
-        context: &context,
+        principal,
+        context,
         request: &audit_parts,
         started,
     };
