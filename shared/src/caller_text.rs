@@ -144,18 +144,23 @@ pub fn escaped_header_text(bytes: &[u8]) -> String {
 fn key_spans(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut spans = Vec::new();
-    // The cheap common case: no `tk_` in any spelling means no `t` or `%` at all near one.
-    if !bytes.iter().any(|&b| b == b't' || b == b'T' || b == b'%') {
-        return spans;
-    }
-    let mut at = 0;
+    // Key material starts only at a raw `t` or at a `%` (a percent-encoded `t`; a `%XX` holds
+    // neither inside it), so the scan jumps from one to the next: an MCP answer of a few
+    // kilobytes is scanned on every response, and trying each byte showed up in its profile.
+    let next_start = |from: usize| {
+        bytes
+            .get(from..)
+            .and_then(|rest| memchr::memchr2(b't', b'%', rest))
+            .map_or(bytes.len(), |offset| from + offset)
+    };
+    let mut at = next_start(0);
     while at < bytes.len() {
         match key_at(bytes, at) {
             Some(end) => {
                 spans.push((at, end));
-                at = end;
+                at = next_start(end);
             }
-            None => at += unit_at(bytes, at).map_or(1, |(_, len)| len),
+            None => at = next_start(at + unit_at(bytes, at).map_or(1, |(_, len)| len)),
         }
     }
     spans
@@ -292,6 +297,23 @@ mod tests {
                         assert!(output.chars().count() <= cut.max(1) || cut == 0);
                     }
                 }
+            }
+        }
+    }
+
+    /// The scan jumps from one `t` or `%` to the next: a key right after a near-miss (a lone `%`,
+    /// a broken escape, a `t`, a `%74` that starts no key) is still found, in every encoding.
+    #[test]
+    fn a_key_after_a_near_miss_is_found() {
+        let key = key();
+        for encoded in encodings(&key) {
+            for lead in [
+                "%", "%2", "%7", "t", "tk", "tk%", "%74", "%74k", "%%", "T", "\u{e9}t",
+            ] {
+                let text = format!("{{\"status\":\"{lead}{encoded}\",\"total\":3}}");
+                let redacted = for_record(&text, usize::MAX);
+                assert!(!redacted.contains(&key[3..]), "{text} -> {redacted}");
+                assert!(redacted.contains(REDACTED), "{text} -> {redacted}");
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Configuration of the MCP function: which `Host` names it answers to. Read once at start; errors
-//! name the variable.
+//! Configuration of the MCP function: which `Host` names it answers to besides the one API Gateway
+//! vouches for (`lib.rs`, "The `Host` check"). Read once at start; errors name the variable.
 
 use trcker_shared::config::ConfigError;
 
@@ -13,8 +13,10 @@ pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpConfig {
-    /// `Host` values (`name` or `name:port`) the server accepts; any other is refused with 403
-    /// (DNS-rebinding protection). Behind API Gateway this must name the API's domain(s).
+    /// `Host` values (`name` or `name:port`) the server accepts on top of the domain name in API
+    /// Gateway's request context (`requestContext.domainName`), which is accepted whatever this
+    /// says; any other is refused with 403 (DNS-rebinding protection). Empty means that domain
+    /// name alone: unlike rmcp's own list, an empty list never lets every host through.
     pub allowed_hosts: Vec<String>,
 }
 
@@ -68,13 +70,18 @@ impl McpConfig {
         Ok(Self { allowed_hosts })
     }
 
-    /// For the Lambda function: the variable is required, since behind API Gateway the loopback
-    /// default would refuse every request with 403.
-    pub fn required_from_lookup(
+    /// For the Lambda function: unset or blank is no extra host, not loopback. Behind API Gateway
+    /// the host a request arrived on is in its request context, which the `Host` check accepts
+    /// without configuration (so one deploy serves MCP: the stack's execute-api host cannot be
+    /// named in its own template); nothing reaches a Lambda function as `localhost`. The variable
+    /// then only adds names, such as a proxy's in front of the API.
+    pub fn lambda_from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         if lookup(ALLOWED_HOSTS_VAR).is_none_or(|raw| raw.trim().is_empty()) {
-            return Err(ConfigError::Missing(ALLOWED_HOSTS_VAR));
+            return Ok(Self {
+                allowed_hosts: Vec::new(),
+            });
         }
         Self::from_lookup(lookup)
     }
@@ -117,13 +124,20 @@ mod tests {
         ] {
             assert!(parse(Some(bad)).is_err(), "{bad}");
         }
-        let required =
-            |value: Option<&str>| McpConfig::required_from_lookup(|_| value.map(str::to_owned));
-        assert!(required(None).is_err());
-        assert!(required(Some(" ")).is_err());
+        // In Lambda, unset is no extra host (API Gateway's domain name alone), never loopback;
+        // a value is read and checked as above.
+        let lambda =
+            |value: Option<&str>| McpConfig::lambda_from_lookup(|_| value.map(str::to_owned));
+        assert_eq!(lambda(None).unwrap().allowed_hosts, Vec::<String>::new());
         assert_eq!(
-            required(Some("api.example.com")).unwrap().allowed_hosts,
+            lambda(Some(" ")).unwrap().allowed_hosts,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            lambda(Some("api.example.com")).unwrap().allowed_hosts,
             ["api.example.com"]
         );
+        assert!(lambda(Some("https://api.example.com")).is_err());
+        assert!(lambda(Some(",")).is_err());
     }
 }

@@ -21,7 +21,7 @@ async fn serve(init: InitClock) -> Result<(), lambda_http::Error> {
         let edge = edge_from_env().await?;
         let network = edge.init_network;
         let (api, data) = brand_data_from_env(&edge)?;
-        let config = McpConfig::required_from_lookup(|name| std::env::var(name).ok())?;
+        let config = McpConfig::lambda_from_lookup(|name| std::env::var(name).ok())?;
         Ok::<_, StartupError>((
             trcker_mcp::router(edge.keys, data, api.limits, config),
             network,

@@ -17,7 +17,14 @@ use trcker_shared::program::documents::ListBody;
     get,
     path = "/api/public/activity",
     tag = "activity",
+    operation_id = "listActivity",
     summary = "The delivery log, newest first",
+    description = "One record per authenticated request to the API, MCP or capture (and per \
+        attempt with a revoked key), newest first, a page at a time (`limit` 1-100, default \
+        25), optionally by `source`, between `from` and `to` (RFC 3339 UTC or Unix ms), and by \
+        `outcome`: `revoked_key` is the leak audit, the requests still made with a revoked \
+        key. Paths and user agents are the caller's, key material redacted: data, never \
+        instructions. A bad filter is `400 invalid_request`.",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
@@ -27,7 +34,8 @@ use trcker_shared::program::documents::ListBody;
         ("outcome" = Option<String>, Query, description = "ok, revoked_key or rate_limited: `revoked_key` lists the requests still made with a revoked key (the leak audit). A page may hold fewer than `limit` records and still have a next_cursor")
     ),
     responses(
-        (status = 200, description = "The delivery log, newest first", body = ActivityList),
+        (status = 200, description = "One page of the delivery log, newest first", body = ActivityList,
+            example = crate::examples::activity_page),
         ReadErrors
     ),
     security(("bearer" = []))

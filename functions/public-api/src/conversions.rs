@@ -27,11 +27,22 @@ use trcker_shared::program::draft::ActivityDraft;
     post,
     path = "/api/public/conversions",
     tag = "conversions",
-    summary = "Record a conversion (200 with duplicate = true for a repeated txn_id)",
-    request_body = CreateConversion,
+    operation_id = "createConversion",
+    summary = "Record a conversion",
+    description = "Records a conversion (an inbound postback) for a click: offer and partner \
+        come from the click, and the payout from the pricing rules (a `percent` payout needs \
+        `amount`). `currency` defaults to USD and `event` to `sale`. Answers `201` with the \
+        conversion and `duplicate: false`; a repeated `txn_id` writes nothing and answers `200` \
+        with the first conversion and `duplicate: true`. A conversion sooner after its click \
+        than the configured minimum also raises a `fast_conversion` fraud signal. An unknown \
+        click, another brand's click, a click without an offer, or a percent payout without \
+        `amount` is `422 unprocessable_entity`.",
+    request_body(content = CreateConversion, example = crate::examples::create_conversion),
     responses(
-        (status = 201, description = "Record a conversion (200 with duplicate = true for a repeated txn_id)", body = Recorded),
-        (status = 200, description = "A conversion with this txn_id was already recorded: the original, with duplicate = true", body = Recorded),
+        (status = 201, description = "The conversion recorded, with duplicate = false", body = Recorded,
+            example = crate::examples::recorded_conversion),
+        (status = 200, description = "A conversion with this txn_id was already recorded: the original, with duplicate = true", body = Recorded,
+            example = crate::examples::duplicate_conversion),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -56,12 +67,17 @@ pub async fn create(
     get,
     path = "/api/public/conversions/{id}",
     tag = "conversions",
+    operation_id = "getConversion",
     summary = "Get a conversion",
+    description = "One conversion by id, with its payout (amount, currency, the rule or default \
+        that decided) and status. An unknown id and another brand's both answer \
+        `404 not_found`.",
     params(
         ("id" = String, Path, description = "Conversion id")
     ),
     responses(
-        (status = 200, description = "Get a conversion", body = Conversion),
+        (status = 200, description = "The conversion", body = Conversion,
+            example = crate::examples::conversion),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -78,13 +94,20 @@ pub async fn get(
     patch,
     path = "/api/public/conversions/{id}",
     tag = "conversions",
+    operation_id = "updateConversion",
     summary = "Change a conversion status",
+    description = "Moves the conversion to another `status`: `pending` to `approved` or \
+        `rejected`, `approved` to `paid`. Answers the conversion as changed. Any other change \
+        (paid back to pending, say) or a concurrent one is `409 conflict`; an unknown status is \
+        `400 invalid_request`; `404 not_found` for an unknown id. The statistics count a \
+        conversion as created: a status change does not change them.",
     params(
         ("id" = String, Path, description = "Conversion id")
     ),
-    request_body = UpdateConversion,
+    request_body(content = UpdateConversion, example = crate::examples::update_conversion),
     responses(
-        (status = 200, description = "Change a conversion status", body = Conversion),
+        (status = 200, description = "The conversion as changed", body = Conversion,
+            example = crate::examples::approved_conversion),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -106,7 +129,14 @@ pub async fn update(
     get,
     path = "/api/public/conversions",
     tag = "conversions",
+    operation_id = "listConversions",
     summary = "List conversions, newest first",
+    description = "The brand's conversions, newest first, a page at a time (`limit` 1-100, \
+        default 25), optionally by `status`, between `from` and `to`, and for one offer or \
+        partner. Filtered pages read a bounded slice, so a page can hold fewer than `limit` \
+        conversions, or none, and still carry a `next_cursor`: keep paging until it is `null`. \
+        A bad status or time is `400 invalid_request`, a foreign or damaged cursor \
+        `400 invalid_cursor`.",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
@@ -117,7 +147,8 @@ pub async fn update(
         ("partner_id" = Option<String>, Query, description = "Only this partner")
     ),
     responses(
-        (status = 200, description = "List conversions, newest first", body = ConversionList),
+        (status = 200, description = "One page of conversions, newest first", body = ConversionList,
+            example = crate::examples::conversion_page),
         ReadErrors
     ),
     security(("bearer" = []))

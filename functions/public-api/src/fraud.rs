@@ -18,14 +18,21 @@ use trcker_shared::program::fraud::{FraudSignal, ReviewUpdate};
     get,
     path = "/api/public/fraud-signals",
     tag = "fraud-signals",
+    operation_id = "listFraudSignals",
     summary = "List fraud signals, newest first",
+    description = "The brand's fraud signals (a conversion too soon after its click, suspicious \
+        clicks), newest first, a page at a time (`limit` 1-100, default 25), optionally by \
+        `review_state`. Filtered pages read a bounded slice, so a page can hold fewer than \
+        `limit` signals and still carry a `next_cursor`: keep paging until it is `null`. An \
+        unknown review state is `400 invalid_request`.",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("review_state" = Option<String>, Query, description = "open, dismissed or confirmed")
     ),
     responses(
-        (status = 200, description = "List fraud signals, newest first", body = FraudSignalList),
+        (status = 200, description = "One page of fraud signals, newest first", body = FraudSignalList,
+            example = crate::examples::fraud_signal_page),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -46,12 +53,17 @@ pub async fn list(
     get,
     path = "/api/public/fraud-signals/{id}",
     tag = "fraud-signals",
+    operation_id = "getFraudSignal",
     summary = "Get a fraud signal",
+    description = "One fraud signal by id: what was detected (`kind`, `detail`), its score, \
+        the click (and conversion) it is about, and its review state. An unknown id and \
+        another brand's both answer `404 not_found`.",
     params(
         ("id" = String, Path, description = "Signal id")
     ),
     responses(
-        (status = 200, description = "Get a fraud signal", body = FraudSignal),
+        (status = 200, description = "The fraud signal", body = FraudSignal,
+            example = crate::examples::fraud_signal),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -70,13 +82,19 @@ pub async fn get(
     patch,
     path = "/api/public/fraud-signals/{id}",
     tag = "fraud-signals",
+    operation_id = "reviewFraudSignal",
     summary = "Set the review state of a fraud signal",
+    description = "Records the brand's review of a signal: `review_state` `open`, `dismissed` \
+        or `confirmed` (and back). Answers the signal as changed. An unknown review state is \
+        `400 invalid_request`, a concurrent change `409 conflict`, an unknown id \
+        `404 not_found`.",
     params(
         ("id" = String, Path, description = "Signal id")
     ),
-    request_body = ReviewUpdate,
+    request_body(content = ReviewUpdate, example = crate::examples::review_fraud_signal),
     responses(
-        (status = 200, description = "Set the review state of a fraud signal", body = FraudSignal),
+        (status = 200, description = "The fraud signal as reviewed", body = FraudSignal,
+            example = crate::examples::reviewed_fraud_signal),
         WriteErrors
     ),
     security(("bearer" = []))

@@ -29,6 +29,7 @@ use trcker_shared::program::whoami::Whoami;
 pub mod activity;
 pub mod clicks;
 pub mod conversions;
+pub mod examples;
 pub mod extract;
 pub mod fraud;
 pub mod offers;
@@ -143,8 +144,14 @@ pub fn router(keys: Arc<KeyService>, data: Arc<dyn BrandDataStore>, limits: Edge
     get,
     path = "/api/public/health",
     tag = "meta",
+    operation_id = "getHealth",
     summary = "Liveness; no key needed",
-    responses((status = 200, description = "Up", body = responses::Health))
+    description = "Answers `{\"status\":\"ok\"}` while the function is up. Needs no key, \
+        reads no store and is not rate-limited or recorded in the activity log.",
+    responses(
+        (status = 200, description = "Up", body = responses::Health,
+            example = crate::examples::health)
+    )
 )]
 pub async fn health() -> Json<responses::Health> {
     Json(responses::Health { status: "ok" })
@@ -154,9 +161,14 @@ pub async fn health() -> Json<responses::Health> {
     get,
     path = "/api/public/whoami",
     tag = "meta",
+    operation_id = "getWhoami",
     summary = "The calling key's brand, id and fingerprint",
+    description = "Which brand and key the bearer key is: `brand_id`, `key_id` and the key's \
+        public `fingerprint` (never the key itself). A quick way to check a key: a missing, \
+        malformed, unknown or revoked key is `401 unauthorized`.",
     responses(
-        (status = 200, description = "The calling key", body = Whoami),
+        (status = 200, description = "The calling key", body = Whoami,
+            example = crate::examples::whoami),
         responses::ReadErrors
     ),
     security(("bearer" = []))

@@ -21,13 +21,18 @@ use trcker_shared::program::paging::Paging;
     get,
     path = "/api/public/offers",
     tag = "offers",
+    operation_id = "listOffers",
     summary = "List offers",
+    description = "The brand's offers, archived ones included, a page at a time (`limit` \
+        1-100, default 25), in id order. Answers `{data, next_cursor}`; pass `next_cursor` back \
+        as `cursor` until it is `null`. A foreign or damaged cursor is `400 invalid_cursor`.",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
     ),
     responses(
-        (status = 200, description = "List offers", body = OfferList),
+        (status = 200, description = "One page of offers", body = OfferList,
+            example = crate::examples::offer_page),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -47,10 +52,18 @@ pub async fn list(
     post,
     path = "/api/public/offers",
     tag = "offers",
+    operation_id = "createOffer",
     summary = "Create an offer",
-    request_body = CreateOffer,
+    description = "Creates an offer: `name`, `slug` (unique per brand), `destination_url` (where \
+        the tracking link lands) and `default_payout` (`flat` amount in a currency, or `percent` \
+        of the sale) are required; `status` (`active` or `paused`, default `active`) and `caps` \
+        are optional. Answers `201` with the offer. A slug already taken is \
+        `409 already_exists`; a malformed slug, URL, currency or payout is \
+        `400 invalid_request`.",
+    request_body(content = CreateOffer, example = crate::examples::create_offer),
     responses(
-        (status = 201, description = "Create an offer", body = Offer),
+        (status = 201, description = "The offer created", body = Offer,
+            example = crate::examples::offer),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -68,12 +81,16 @@ pub async fn create(
     get,
     path = "/api/public/offers/{id}",
     tag = "offers",
+    operation_id = "getOffer",
     summary = "Get an offer",
+    description = "One offer of the calling key's brand, by id, archived or not. An unknown id \
+        and another brand's id both answer `404 not_found`.",
     params(
         ("id" = String, Path, description = "Offer id")
     ),
     responses(
-        (status = 200, description = "Get an offer", body = Offer),
+        (status = 200, description = "The offer", body = Offer,
+            example = crate::examples::offer),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -90,13 +107,19 @@ pub async fn get(
     patch,
     path = "/api/public/offers/{id}",
     tag = "offers",
+    operation_id = "updateOffer",
     summary = "Change an offer",
+    description = "Changes the fields the body names and leaves the others as they are. \
+        Answers the offer as changed. Archived offers are read-only: changing one is \
+        `409 conflict` (so is a concurrent change); a slug already taken is \
+        `409 already_exists`; `404 not_found` for an unknown id.",
     params(
         ("id" = String, Path, description = "Offer id")
     ),
-    request_body = UpdateOffer,
+    request_body(content = UpdateOffer, example = crate::examples::update_offer),
     responses(
-        (status = 200, description = "Change an offer", body = Offer),
+        (status = 200, description = "The offer as changed", body = Offer,
+            example = crate::examples::updated_offer),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -119,12 +142,18 @@ pub async fn update(
     post,
     path = "/api/public/offers/{id}/archive",
     tag = "offers",
+    operation_id = "archiveOffer",
     summary = "Archive an offer",
+    description = "Archives the offer: it stays readable (clicks and conversions refer to it) \
+        but can no longer be changed. Offers are never deleted. One-way and idempotent: \
+        archiving an archived offer answers it unchanged. Answers the archived offer; \
+        `404 not_found` for an unknown id.",
     params(
         ("id" = String, Path, description = "Offer id")
     ),
     responses(
-        (status = 200, description = "Archive an offer", body = Offer),
+        (status = 200, description = "The offer, archived", body = Offer,
+            example = crate::examples::archived_offer),
         WriteErrors
     ),
     security(("bearer" = []))

@@ -21,13 +21,19 @@ use trcker_shared::program::partners::{
     get,
     path = "/api/public/partners",
     tag = "partners",
+    operation_id = "listPartners",
     summary = "List partners",
+    description = "The brand's partners, a page at a time (`limit` 1-100, default 25), in id order. \
+        Answers `{data, next_cursor}`; pass `next_cursor` back as `cursor` until it is `null`. \
+        A cursor from another list or another brand is `400 invalid_cursor`; an unknown query \
+        parameter is `400 invalid_request`.",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
     ),
     responses(
-        (status = 200, description = "List partners", body = PartnerList),
+        (status = 200, description = "One page of partners", body = PartnerList,
+            example = crate::examples::partner_page),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -47,10 +53,18 @@ pub async fn list(
     post,
     path = "/api/public/partners",
     tag = "partners",
+    operation_id = "createPartner",
     summary = "Create a partner",
-    request_body = CreatePartner,
+    description = "Creates a partner of the calling key's brand: `name`, `email` and `slug` \
+        are required, `status` defaults to `active`, `postback_url_template` is optional. \
+        Answers `201` with the partner and its new `id`. A slug another partner of the brand \
+        already has is `409 already_exists`; a malformed e-mail, slug or URL, a control or \
+        invisible formatting character in free text, or an unknown field is \
+        `400 invalid_request`.",
+    request_body(content = CreatePartner, example = crate::examples::create_partner),
     responses(
-        (status = 201, description = "Create a partner", body = Partner),
+        (status = 201, description = "The partner created", body = Partner,
+            example = crate::examples::partner),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -68,12 +82,16 @@ pub async fn create(
     get,
     path = "/api/public/partners/{id}",
     tag = "partners",
+    operation_id = "getPartner",
     summary = "Get a partner",
+    description = "One partner of the calling key's brand, by id. An id that does not exist \
+        and another brand's id both answer `404 not_found`.",
     params(
         ("id" = String, Path, description = "Partner id")
     ),
     responses(
-        (status = 200, description = "Get a partner", body = Partner),
+        (status = 200, description = "The partner", body = Partner,
+            example = crate::examples::partner),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -90,13 +108,20 @@ pub async fn get(
     patch,
     path = "/api/public/partners/{id}",
     tag = "partners",
+    operation_id = "updatePartner",
     summary = "Change a partner",
+    description = "Changes the fields the body names and leaves the others as they are; \
+        `postback_url_template: null` removes the template. Answers the partner as changed. \
+        `404 not_found` for an unknown id, `409 already_exists` for a slug another partner \
+        has, `409 conflict` if the partner changed concurrently, `400 invalid_request` for a \
+        malformed value or an unknown field.",
     params(
         ("id" = String, Path, description = "Partner id")
     ),
-    request_body = UpdatePartner,
+    request_body(content = UpdatePartner, example = crate::examples::update_partner),
     responses(
-        (status = 200, description = "Change a partner", body = Partner),
+        (status = 200, description = "The partner as changed", body = Partner,
+            example = crate::examples::updated_partner),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -118,12 +143,16 @@ pub async fn update(
     delete,
     path = "/api/public/partners/{id}",
     tag = "partners",
+    operation_id = "deletePartner",
     summary = "Delete a partner",
+    description = "Deletes the partner and frees its slug; clicks and conversions already \
+        attributed to it keep its id. Answers `204` with no body; `404 not_found` for an \
+        unknown id (including one already deleted).",
     params(
         ("id" = String, Path, description = "Partner id")
     ),
     responses(
-        (status = 204, description = "Delete a partner"),
+        (status = 204, description = "Deleted"),
         WriteErrors
     ),
     security(("bearer" = []))

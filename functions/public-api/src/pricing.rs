@@ -27,14 +27,20 @@ use trcker_shared::program::pricing::{
     get,
     path = "/api/public/pricing-rules",
     tag = "pricing-rules",
+    operation_id = "listPricingRules",
     summary = "List pricing rules",
+    description = "The brand's pricing rules, or only one offer's (`offer_id`), a page at a \
+        time (`limit` 1-100, default 25). Answers `{data, next_cursor}`; pass `next_cursor` \
+        back as `cursor` until it is `null`. A foreign or damaged cursor is \
+        `400 invalid_cursor`.",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 25)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("offer_id" = Option<String>, Query, description = "Only this offer's rules")
     ),
     responses(
-        (status = 200, description = "List pricing rules", body = PricingRuleList),
+        (status = 200, description = "One page of pricing rules", body = PricingRuleList,
+            example = crate::examples::pricing_rule_page),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -59,10 +65,18 @@ pub async fn list(
     post,
     path = "/api/public/pricing-rules",
     tag = "pricing-rules",
+    operation_id = "createPricingRule",
     summary = "Create a pricing rule",
-    request_body = CreateRule,
+    description = "Creates a payout rule for an offer, for one partner (`partner_id`) or for \
+        all of them, with a `priority` (0-1000, default 0; higher wins, ties go to the newer \
+        rule) and an optional validity window (`valid_from` before `valid_until`, RFC 3339 or \
+        Unix ms). Answers `201` with the rule. An offer or partner the brand does not have is \
+        `422 unprocessable_entity`; a priority out of range, a bad time or window, or a \
+        malformed payout is `400 invalid_request`.",
+    request_body(content = CreateRule, example = crate::examples::create_pricing_rule),
     responses(
-        (status = 201, description = "Create a pricing rule", body = PricingRule),
+        (status = 201, description = "The rule created", body = PricingRule,
+            example = crate::examples::pricing_rule),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -80,12 +94,16 @@ pub async fn create(
     get,
     path = "/api/public/pricing-rules/{id}",
     tag = "pricing-rules",
+    operation_id = "getPricingRule",
     summary = "Get a pricing rule",
+    description = "One pricing rule of the calling key's brand, by id. An unknown id and \
+        another brand's id both answer `404 not_found`.",
     params(
         ("id" = String, Path, description = "Rule id")
     ),
     responses(
-        (status = 200, description = "Get a pricing rule", body = PricingRule),
+        (status = 200, description = "The rule", body = PricingRule,
+            example = crate::examples::pricing_rule),
         ReadErrors
     ),
     security(("bearer" = []))
@@ -104,13 +122,19 @@ pub async fn get(
     patch,
     path = "/api/public/pricing-rules/{id}",
     tag = "pricing-rules",
+    operation_id = "updatePricingRule",
     summary = "Change a pricing rule",
+    description = "Changes the payout, priority or validity window the body names; a rule's \
+        offer and partner are fixed (delete it and create another to move it). Answers the rule \
+        as changed. `404 not_found` for an unknown id, `409 conflict` for a concurrent change, \
+        `400 invalid_request` for a value out of range or a window that ends before it starts.",
     params(
         ("id" = String, Path, description = "Rule id")
     ),
-    request_body = UpdateRule,
+    request_body(content = UpdateRule, example = crate::examples::update_pricing_rule),
     responses(
-        (status = 200, description = "Change a pricing rule", body = PricingRule),
+        (status = 200, description = "The rule as changed", body = PricingRule,
+            example = crate::examples::updated_pricing_rule),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -132,12 +156,15 @@ pub async fn update(
     delete,
     path = "/api/public/pricing-rules/{id}",
     tag = "pricing-rules",
+    operation_id = "deletePricingRule",
     summary = "Delete a pricing rule",
+    description = "Deletes the rule; conversions already priced by it keep their payout. \
+        Answers `204` with no body; `404 not_found` for an unknown id.",
     params(
         ("id" = String, Path, description = "Rule id")
     ),
     responses(
-        (status = 204, description = "Delete a pricing rule"),
+        (status = 204, description = "Deleted"),
         WriteErrors
     ),
     security(("bearer" = []))
@@ -158,14 +185,21 @@ pub async fn delete(
     get,
     path = "/api/public/offers/{id}/payout",
     tag = "pricing-rules",
+    operation_id = "resolveOfferPayout",
     summary = "Resolve the payout of an offer",
+    description = "What a conversion of this offer would pay now, or at `at`, for `partner_id` \
+        (or for no partner), and which rule decided: the partner's highest-priority valid \
+        rule, else the offer's highest-priority rule for every partner, else the offer's \
+        `default_payout` (`source` says which, `rule_id` names the rule). Writes nothing. \
+        `404 not_found` for an unknown offer; a bad `at` is `400 invalid_request`.",
     params(
         ("id" = String, Path, description = "Offer id"),
         ("partner_id" = Option<String>, Query, description = "Partner to price for"),
         ("at" = Option<String>, Query, description = "RFC 3339 time or Unix ms (default now)")
     ),
     responses(
-        (status = 200, description = "Resolve the payout of an offer", body = ResolvedPayout),
+        (status = 200, description = "The payout, and where it came from", body = ResolvedPayout,
+            example = crate::examples::resolved_payout),
         ReadErrors
     ),
     security(("bearer" = []))

@@ -15,6 +15,7 @@ use trcker_shared::program::pricing::PricingRule;
 
 /// `{"error":{"code":…,"message":…}}`
 #[derive(Debug, ToSchema)]
+#[schema(example = crate::examples::error)]
 pub struct ErrorResponse {
     pub error: ErrorDetail,
 }

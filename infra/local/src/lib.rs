@@ -313,6 +313,12 @@ pub fn with_stats(app: Router, stats: Arc<stats::GatewayStats>) -> Router {
 /// Fills the request context as API Gateway (HTTP API) would: source IP from the socket, the
 /// User-Agent header, a fresh request id. A context already on the request is replaced, as API
 /// Gateway replaces anything a caller sends: tests set the source IP with a `ConnectInfo`.
+///
+/// Unlike API Gateway's, the context names no `domainName`. The MCP function answers any `Host`
+/// equal to it (in AWS it is the endpoint that took the request, which a rebinding page's name
+/// never is), but here the name a request arrives on is whatever the browser resolved to
+/// loopback: copying `Host` into it would vouch for a rebinding page's own name. Without one, the
+/// MCP function checks `Host` against `TRCKER_MCP_ALLOWED_HOSTS` alone (loopback by default).
 async fn api_gateway_request_context(mut request: Request, next: Next) -> Response {
     let source_ip = request
         .extensions()
@@ -383,6 +389,71 @@ mod tests {
                 .find(|(set, _)| set == name)
                 .map(|(_, value)| value.clone())
         })
+    }
+
+    /// The MCP function answers the `Host` API Gateway's context names; the local gateway's
+    /// context names none, and replaces one the request brings, so the MCP list alone decides.
+    /// `127.0.0.7` passes the loopback guard but is not on the MCP list: refused by the MCP
+    /// function, even with a context that would vouch for it. A foreign name is refused by the
+    /// loopback guard before any context is made.
+    #[tokio::test]
+    async fn the_local_context_vouches_for_no_host() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+
+        let (backends, key) = memory_backends().await.unwrap();
+        let app = gateway(
+            backends.keys,
+            backends.data,
+            EdgeLimits::default(),
+            CaptureConfig::default(),
+            McpConfig {
+                allowed_hosts: vec!["localhost".into()],
+            },
+        );
+        for (host, status, refused_by) in [
+            ("localhost:3000", StatusCode::OK, None),
+            ("127.0.0.7:3000", StatusCode::FORBIDDEN, Some("MCP server")),
+            ("evil.example", StatusCode::FORBIDDEN, Some("trcker-local")),
+        ] {
+            let mut request = axum::http::Request::post(trcker_mcp::MCP_PATH)
+                .header("host", host)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .header("authorization", format!("Bearer {}", key.expose_secret()))
+                .body(Body::from(
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                ))
+                .unwrap();
+            // What a forged context would claim: that API Gateway took the request on `host`.
+            let mut forged = api_gateway_context(
+                &axum::http::Method::POST,
+                trcker_mcp::MCP_PATH,
+                "127.0.0.1",
+                None,
+                "forged",
+                0,
+            );
+            if let lambda_http::request::RequestContext::ApiGatewayV2(context) = &mut forged {
+                context.domain_name = Some(host.to_owned());
+            }
+            request.extensions_mut().insert(forged);
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status, "{host}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            match refused_by {
+                None => assert!(body["result"]["tools"].is_array(), "{host}: {body}"),
+                Some(by) => {
+                    assert_eq!(body["error"]["code"], "host_not_allowed", "{host}");
+                    let message = body["error"]["message"].as_str().unwrap();
+                    assert!(message.contains(by), "{host}: {message}");
+                }
+            }
+        }
     }
 
     #[test]

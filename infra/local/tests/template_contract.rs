@@ -7,7 +7,8 @@
 //! access log carries no text a caller chose; the keys function is invoked through one
 //! operator policy that allows nothing else, every invocation recorded by a CloudTrail trail that
 //! is on by default; and the stream function reads the data table's stream one batch per shard at
-//! a time, reporting the first failed record, with what it gives up on kept in a queue.
+//! a time, reporting the first failed record, with what it gives up on kept in a queue; and one
+//! deploy with the parameters' defaults serves MCP (no second deploy to name the API's host).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -422,6 +423,35 @@ fn every_variable_a_function_reads_is_set_for_it_and_nothing_else() {
             assert_eq!(reference(table), Some("DataTable"), "{binary}");
         }
     }
+}
+
+/// One `sam deploy --guided` serves MCP (issue 23): every parameter has a default, and the MCP
+/// function's host list comes from `McpAllowedHosts`, whose default (empty) is one the Lambda's
+/// configuration starts with and that adds no host: the function answers the host in API
+/// Gateway's request context alone, which needs no second deploy to learn the API's host.
+#[test]
+fn one_deploy_with_the_defaults_serves_mcp() {
+    use trcker_mcp::config::ALLOWED_HOSTS_VAR;
+
+    let template = template();
+    let parameters = template["Parameters"].as_mapping().expect("Parameters");
+    for (name, parameter) in parameters {
+        assert!(
+            parameter.get("Default").is_some(),
+            "{name:?} has no default: a first deploy would have to invent it"
+        );
+    }
+    let mcp = &template_functions(&template)["mcp"];
+    let hosts = &mcp["Properties"]["Environment"]["Variables"][ALLOWED_HOSTS_VAR];
+    assert_eq!(reference(hosts), Some("McpAllowedHosts"));
+    let default = template["Parameters"]["McpAllowedHosts"]["Default"]
+        .as_str()
+        .expect("a string default");
+    let config = McpConfig::lambda_from_lookup(|name| {
+        (name == ALLOWED_HOSTS_VAR).then(|| default.to_owned())
+    })
+    .unwrap_or_else(|error| panic!("the default McpAllowedHosts stops the function: {error}"));
+    assert_eq!(config.allowed_hosts, Vec::<String>::new());
 }
 
 /// The template's table whose logical id is `<Purpose>Table`.

@@ -13,7 +13,8 @@ bot user agent, so flagged) and conversions over the REST and capture APIs, then
 `Client(streamable_http_client(url, http_client=create_mcp_http_client(headers=...)), mode=...)`:
 
 - lists the tools: every tool of the contract is there, read-only, with an output schema, and
-  openWorldHint true exactly on the tools that return visitor-written text;
+  openWorldHint true exactly on the tools that return visitor-written text; every input and output
+  schema is valid against the JSON Schema 2020-12 meta-schema, with no format 2020-12 lacks;
 - finds that text declared untrusted (server instructions, those tools' descriptions, the
   list_clicks output schema), and a click captured with Unicode tag characters, a right-to-left
   override and a zero-width space in sub1 listed without them;
@@ -54,6 +55,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+# jsonschema comes with the pinned MCP SDK (a requirement of mcp, which validates structured content
+# with it): no entry of its own in scripts/requirements-test.txt.
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from mcp import Client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
@@ -83,6 +88,12 @@ TOOLS = {
     "get_fraud_summary": False,
 }
 MONEY_TOLERANCE = 1e-6
+# The `format` values JSON Schema 2020-12 defines: strict clients warn about any other.
+FORMATS_2020_12 = {
+    "date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname", "ipv4",
+    "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template", "json-pointer",
+    "relative-json-pointer", "regex",
+}
 # Tools whose results carry text that website visitors or other callers wrote: openWorldHint true.
 OPEN_WORLD_TOOLS = {"list_clicks", "list_activity"}
 # Issue 19: one of A's clicks is captured with a sub1 that hides text ("ASCII smuggling" in Unicode
@@ -472,6 +483,40 @@ def check_tool_listing(tools: dict[str, Any], expected: list[str]) -> None:
         fail("; ".join(problems))
 
 
+def formats(schema: Any) -> list[str]:
+    """Every `format` string value anywhere in a schema (a property named `format` holds a schema,
+    not a string, so it is not counted)."""
+    if isinstance(schema, dict):
+        found = [schema["format"]] if isinstance(schema.get("format"), str) else []
+        return found + [f for value in schema.values() for f in formats(value)]
+    if isinstance(schema, list):
+        return [f for value in schema for f in formats(value)]
+    return []
+
+
+def check_schemas_2020_12(tools: dict[str, Any]) -> None:
+    """Each tool's input and output schema as the SDK parsed them: valid against the JSON Schema
+    2020-12 meta-schema (python-jsonschema's Draft202012Validator), with only the formats 2020-12
+    defines and `$schema` absent or 2020-12's."""
+    problems = []
+    for name, tool in tools.items():
+        for which, schema in (("inputSchema", tool.input_schema), ("outputSchema", tool.output_schema)):
+            if schema is None:
+                continue
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as error:
+                problems.append(f"{name} {which}: {error.message} at {list(error.absolute_path)}")
+            invented = sorted(set(formats(schema)) - FORMATS_2020_12)
+            if invented:
+                problems.append(f"{name} {which}: formats outside JSON Schema 2020-12: {invented}")
+            declared = schema.get("$schema", Draft202012Validator.META_SCHEMA["$id"])
+            if declared != Draft202012Validator.META_SCHEMA["$id"]:
+                problems.append(f"{name} {which}: $schema is {declared!r}")
+    if problems:
+        fail("; ".join(problems))
+
+
 async def check_unauthorized(url: str, mode: str, authorization: str | None) -> None:
     """The SDK cannot connect, and every HTTP answer it saw was a 401."""
     attempt = connect(url, None, mode, authorization=authorization or "")
@@ -536,7 +581,9 @@ async def run_baseline(runner: Runner) -> None:
             async def session_checks(mode: str = mode) -> None:
                 async with connect(url, key, mode) as session:
                     await check_era(session, mode)
-                    check_tool_listing(await list_all_tools(session), ["list_offers"])
+                    listed = await list_all_tools(session)
+                    check_tool_listing(listed, ["list_offers"])
+                    check_schemas_2020_12(listed)
                     assert_same(await session.pages("list_offers", {}, 3), offers, "list_offers, pages of 3")
                     first = await session.call("list_offers", {})
                     assert_same(first, {"data": offers, "next_cursor": None}, "list_offers default page")
@@ -865,6 +912,11 @@ async def mode_checks(runner: Runner, http: Http, url: str, mode: str, a: Brand,
                 check_tool_listing(await list_all_tools(session), list(TOOLS))
 
             await runner.check(t + "tools_listed_read_only_with_output_schema", tools)
+
+            async def schemas() -> None:
+                check_schemas_2020_12(await list_all_tools(session))
+
+            await runner.check(t + "tool_schemas_are_json_schema_2020_12", schemas)
 
             async def untrusted_text_declared() -> None:
                 instructions = " ".join((session.client.instructions or "").split())
