@@ -17,8 +17,10 @@ pub enum ErrorCode {
     ConflictingCredentials,
     /// A browser origin that capture's CORS configuration does not allow.
     OriginNotAllowed,
-    /// A request to the local gateway (`trcker-local`) whose `Host` is not a loopback name or
-    /// address: what a DNS-rebinding web page sends.
+    /// A request whose `Host` the edge does not trust, which is what a DNS-rebinding web page sends:
+    /// to the local gateway (`trcker-local`), one that is not a loopback name or address; to the
+    /// MCP function, one that is neither the host API Gateway received the request on nor one of
+    /// `TRCKER_MCP_ALLOWED_HOSTS`.
     HostNotAllowed,
     /// A browser's request (`Origin`, `Sec-Fetch-Site`) to the local gateway's Lambda Invoke
     /// path, which only the AWS CLI and SDKs call.
